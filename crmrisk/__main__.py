@@ -1,0 +1,3 @@
+from crmrisk.cli import main
+
+main()

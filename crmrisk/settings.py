@@ -1,0 +1,221 @@
+"""All configuration in one frozen object, read from the environment at the entry points only.
+
+Environment variables use the prefix ``RISK_`` and ``__`` between section and field, e.g.
+``RISK_REDIS__URL`` or ``RISK_KAFKA__BOOTSTRAP_SERVERS``. The two endpoints most people set also
+answer to their conventional names, ``KAFKA_BOOTSTRAP_SERVERS`` and ``REDIS_URL`` (the prefixed
+form wins when both are set). Defaults match ``docker-compose.yml`` and the local launcher.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
+
+__all__ = [
+    "KafkaSettings",
+    "ModelSettings",
+    "RedisSettings",
+    "ScoringSettings",
+    "ServicesSettings",
+    "Settings",
+    "TopicSettings",
+    "TrainingSettings",
+]
+
+_FROZEN = ConfigDict(frozen=True, extra="forbid")
+
+
+class TopicSettings(BaseModel):
+    model_config = _FROZEN
+
+    events: str = Field("crm.events", description="Inbound customer events, keyed by customer id.")
+    dead_letters: str = Field("crm.events.dlq", description="Rejected input with a reason.")
+    outcomes: str = Field("crm.outcomes", description="Labelled outcomes for the trainer.")
+    scores: str = Field("risk.scores", description="One RiskScore per scored event.")
+    alerts: str = Field("risk.alerts", description="RiskAlerts fired by the alert policy.")
+    model_updates: str = Field("risk.model-updates", description="Model version changes.")
+    partitions: int = Field(4, ge=1, description="Partitions for topics the project creates.")
+    replication: int = Field(1, ge=1, description="Replication factor for created topics.")
+
+
+class KafkaSettings(BaseModel):
+    model_config = _FROZEN
+
+    bootstrap_servers: str = Field(
+        "127.0.0.1:9092", description="Comma-separated host:port list of Kafka brokers."
+    )
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
+        "PLAINTEXT", description="Kafka security protocol."
+    )
+    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = Field(
+        None, description="SASL mechanism when security_protocol uses SASL."
+    )
+    sasl_username: str | None = Field(None, description="SASL user name.")
+    sasl_password: SecretStr | None = Field(None, description="SASL password.")
+    ssl_cafile: Path | None = Field(None, description="CA bundle used to verify the brokers.")
+    ssl_certfile: Path | None = Field(None, description="Client certificate (mutual TLS).")
+    ssl_keyfile: Path | None = Field(None, description="Client private key (mutual TLS).")
+    client_id: str = Field("crmrisk", description="Client id prefix reported to the brokers.")
+    group_id: str = Field("crmrisk", description="Consumer group prefix for the workers.")
+    max_message_bytes: int = Field(
+        64 * 1024, ge=1024, description="Inbound events larger than this go to the DLQ."
+    )
+    topics: TopicSettings = Field(default_factory=TopicSettings)
+
+    def client_config(self) -> dict[str, Any]:
+        """Connection options shared by kafka-python and aiokafka clients."""
+        config: dict[str, Any] = {
+            "bootstrap_servers": self.bootstrap_servers.split(","),
+            "security_protocol": self.security_protocol,
+        }
+        if self.sasl_mechanism:
+            config["sasl_mechanism"] = self.sasl_mechanism
+            config["sasl_plain_username"] = self.sasl_username
+            config["sasl_plain_password"] = (
+                self.sasl_password.get_secret_value() if self.sasl_password else None
+            )
+        if self.ssl_cafile:
+            config["ssl_cafile"] = str(self.ssl_cafile)
+        if self.ssl_certfile:
+            config["ssl_certfile"] = str(self.ssl_certfile)
+        if self.ssl_keyfile:
+            config["ssl_keyfile"] = str(self.ssl_keyfile)
+        return config
+
+
+class RedisSettings(BaseModel):
+    model_config = _FROZEN
+
+    url: str = Field(
+        "redis://127.0.0.1:6379/0",
+        description="Redis URL; use rediss:// for TLS, redis://:password@host/db for auth.",
+    )
+    password: SecretStr | None = Field(None, description="Password, if not in the URL.")
+    username: str | None = Field(None, description="ACL user name, if not in the URL.")
+    ssl_ca_certs: Path | None = Field(None, description="CA bundle for rediss:// connections.")
+    key_prefix: str = Field("crmrisk", description="Prefix of every key the project writes.")
+    window: int = Field(32, ge=1, description="Events kept per customer and domain (W).")
+    ttl_s: int = Field(90 * 24 * 3600, ge=1, description="Inactive customers expire after this.")
+
+    def client_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments for ``redis.Redis.from_url(self.url, **kwargs)``."""
+        kwargs: dict[str, Any] = {}
+        if self.password:
+            kwargs["password"] = self.password.get_secret_value()
+        if self.username:
+            kwargs["username"] = self.username
+        if self.ssl_ca_certs:
+            kwargs["ssl_ca_certs"] = str(self.ssl_ca_certs)
+        return kwargs
+
+
+class ScoringSettings(BaseModel):
+    model_config = _FROZEN
+
+    max_batch_size: int = Field(512, ge=1, description="Largest batch the inference worker runs.")
+    max_delay_ms: float = Field(5.0, ge=0, description="Longest a request waits for a batch (ms).")
+    device: str = Field("auto", description="'auto' (CUDA when present), 'cpu' or 'cuda[:N]'.")
+    alert_threshold: float = Field(0.5, ge=0, le=1, description="Probability that fires an alert.")
+    alert_hysteresis: float = Field(
+        0.05, ge=0, le=1, description="Score must fall this far below the threshold to re-arm."
+    )
+    alert_cooldown_s: float = Field(
+        3600.0, ge=0, description="Minimum seconds between two alerts for one customer."
+    )
+    top_events: int = Field(3, ge=0, description="Events named in each score's explanation.")
+    metrics_port: int = Field(9308, ge=0, description="Prometheus /metrics port (0 = off).")
+
+
+class ModelSettings(BaseModel):
+    model_config = _FROZEN
+
+    dir: Path = Field(Path("models"), description="Where trained models and the registry live.")
+    variant: str = Field("qrcnn-lstm-cross", description="Architecture variant to train.")
+
+
+class TrainingSettings(BaseModel):
+    model_config = _FROZEN
+
+    data_dir: Path = Field(Path("data"), description="Folder with the vendored datasets.")
+    seed: int = Field(0, description="Seed for splits, initialisation and shuffling.")
+    epochs: int = Field(40, ge=1, description="Upper bound on epochs (early stopping ends sooner).")
+    batch_size: int = Field(256, ge=1, description="Training mini-batch size.")
+    learning_rate: float = Field(3e-3, gt=0, description="AdamW learning rate.")
+    patience: int = Field(5, ge=1, description="Epochs without validation gain before stopping.")
+    results_dir: Path = Field(
+        Path("benchmarks/results"), description="Where benchmark JSON, plots and reports go."
+    )
+
+
+class ServicesSettings(BaseModel):
+    model_config = _FROZEN
+
+    home: Path = Field(
+        Path("var"), description="Runtime folder of the local launcher (logs, data, pid files)."
+    )
+    cache_dir: Path = Field(
+        Path.home() / ".cache" / "crmrisk",
+        description="Where Kafka jars are resolved to (outside the repository).",
+    )
+    kafka_version: str = Field("4.1.2", description="Apache Kafka version run by the launcher.")
+    kafka_heap: str = Field("-Xms256m -Xmx768m", description="JVM heap options for each broker.")
+    kafka_port: int = Field(9092, ge=1, description="Client port of the single local broker.")
+    redis_port: int = Field(6379, ge=1, description="Port of the local redis-server.")
+
+
+class _ConventionalNames(PydanticBaseSettingsSource):
+    """Maps KAFKA_BOOTSTRAP_SERVERS and REDIS_URL onto their sections."""
+
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
+        return None, field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        found: dict[str, Any] = {}
+        if servers := os.environ.get("KAFKA_BOOTSTRAP_SERVERS"):
+            found["kafka"] = {"bootstrap_servers": servers}
+        if url := os.environ.get("REDIS_URL"):
+            found["redis"] = {"url": url}
+        return found
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="RISK_",
+        env_nested_delimiter="__",
+        env_file=".env",
+        extra="ignore",
+        frozen=True,
+    )
+
+    kafka: KafkaSettings = Field(default_factory=KafkaSettings)
+    redis: RedisSettings = Field(default_factory=RedisSettings)
+    scoring: ScoringSettings = Field(default_factory=ScoringSettings)
+    model: ModelSettings = Field(default_factory=ModelSettings)
+    training: TrainingSettings = Field(default_factory=TrainingSettings)
+    services: ServicesSettings = Field(default_factory=ServicesSettings)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Earlier sources win; pydantic-settings merges nested sections across sources.
+        return (
+            init_settings,
+            env_settings,
+            dotenv_settings,
+            _ConventionalNames(settings_cls),
+            file_secret_settings,
+        )

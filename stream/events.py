@@ -1,0 +1,242 @@
+"""The wire contract: every message the system reads or writes, as JSON with a schema version.
+
+Messages are keyed by customer id so one customer's events stay ordered on one partition.
+``parse_event`` turns raw bytes into a ``CustomerEvent`` or raises ``InvalidEvent`` naming the
+field and the reason; consumers turn that into a ``DeadLetter`` and go on.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+    field_validator,
+)
+
+__all__ = [
+    "SCHEMA_VERSION",
+    "CustomerEvent",
+    "DeadLetter",
+    "EventRef",
+    "FieldValue",
+    "InvalidEvent",
+    "Outcome",
+    "RiskAlert",
+    "RiskScore",
+    "dead_letter",
+    "parse_event",
+    "parse_outcome",
+]
+
+SCHEMA_VERSION = 1
+
+Identifier = Annotated[str, StringConstraints(min_length=1, max_length=128, strip_whitespace=True)]
+DomainName = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_-]{0,63}$")]
+FieldValue = float | int | str | bool | None
+
+_WIRE = ConfigDict(extra="forbid", frozen=True, str_max_length=4096)
+
+
+def _to_utc(value: datetime) -> datetime:
+    return value.astimezone(UTC)
+
+
+class _Message(BaseModel):
+    model_config = _WIRE
+
+    schema_version: Literal[1] = SCHEMA_VERSION
+
+    def to_bytes(self) -> bytes:
+        return self.model_dump_json(exclude_none=False).encode()
+
+
+class CustomerEvent(_Message):
+    """Something a customer did or that happened to them (statement, payment, contact ...).
+
+    ``kind == "profile"`` carries the customer's static profile in ``fields``.
+    """
+
+    event_id: Identifier
+    customer_id: Identifier
+    event_time: AwareDatetime = Field(description="When it happened; stored in UTC.")
+    domain: DomainName
+    kind: Annotated[str, StringConstraints(min_length=1, max_length=64)]
+    fields: dict[Annotated[str, StringConstraints(min_length=1, max_length=128)], FieldValue] = (
+        Field(default_factory=dict, max_length=512)
+    )
+
+    _utc = field_validator("event_time")(_to_utc)
+
+    @property
+    def key(self) -> bytes:
+        return self.customer_id.encode()
+
+
+class Outcome(_Message):
+    """A label for a customer: what happened after ``as_of`` (default, churn, conversion)."""
+
+    customer_id: Identifier
+    domain: DomainName
+    as_of: AwareDatetime = Field(description="Prediction time the label refers to.")
+    observed_at: AwareDatetime = Field(description="When the outcome became known.")
+    label: Literal[0, 1]
+    value: float | None = Field(None, description="Continuous target (e.g. 90-day spend).")
+
+    _utc = field_validator("as_of", "observed_at")(_to_utc)
+
+    @property
+    def key(self) -> bytes:
+        return self.customer_id.encode()
+
+
+class EventRef(BaseModel):
+    """One event named in an explanation, with its attention weight."""
+
+    model_config = _WIRE
+
+    event_id: str
+    event_time: datetime
+    kind: str
+    weight: float
+
+
+class RiskScore(_Message):
+    customer_id: Identifier
+    domain: DomainName
+    event_id: Identifier = Field(description="The event whose arrival triggered this score.")
+    event_time: AwareDatetime
+    probability: float = Field(ge=0, le=1)
+    quantiles: dict[str, float] | None = Field(
+        None, description="Continuous-target quantiles keyed 'q10', 'q50', 'q90'."
+    )
+    model_version: str
+    scored_at: AwareDatetime
+    top_events: list[EventRef] = Field(default_factory=list)
+
+    _utc = field_validator("event_time", "scored_at")(_to_utc)
+
+    @property
+    def key(self) -> bytes:
+        return self.customer_id.encode()
+
+
+class RiskAlert(_Message):
+    alert_id: Identifier
+    customer_id: Identifier
+    domain: DomainName
+    risk_type: Literal["default", "churn", "non_conversion", "risk"]
+    probability: float = Field(ge=0, le=1)
+    threshold: float
+    expected_loss: float | None = Field(None, description="probability x exposure, if known.")
+    model_version: str
+    event_id: Identifier
+    raised_at: AwareDatetime
+    reason: str
+    top_events: list[EventRef] = Field(default_factory=list)
+
+    _utc = field_validator("raised_at")(_to_utc)
+
+    @property
+    def key(self) -> bytes:
+        return self.customer_id.encode()
+
+
+class DeadLetter(_Message):
+    """Rejected input: the original bytes (base64) and why, so nothing is lost silently."""
+
+    reason: str = Field(description="Short machine-readable cause, e.g. 'invalid_json'.")
+    error: str = Field(description="Human-readable detail naming the field and the problem.")
+    source_topic: str
+    partition: int | None = None
+    offset: int | None = None
+    key_b64: str | None = None
+    value_b64: str
+    received_at: AwareDatetime
+
+    def original(self) -> bytes:
+        return base64.b64decode(self.value_b64)
+
+
+class InvalidEvent(ValueError):
+    """Raised for input that breaks the contract; ``reason`` is short, ``str()`` is detailed."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(detail)
+        self.reason = reason
+
+
+def _describe(error: ValidationError) -> str:
+    parts = []
+    for item in error.errors(include_url=False):
+        where = ".".join(str(p) for p in item["loc"]) or "<message>"
+        parts.append(f"{where}: {item['msg']}")
+    return "; ".join(parts)
+
+
+def _parse(model: type[_Message], raw: bytes | str, max_bytes: int) -> Any:
+    size = len(raw.encode() if isinstance(raw, str) else raw)
+    if size > max_bytes:
+        raise InvalidEvent("oversized", f"message is {size} bytes, limit is {max_bytes}")
+    try:
+        document = json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InvalidEvent("invalid_json", f"not valid UTF-8 JSON: {exc}") from None
+    if not isinstance(document, dict):
+        raise InvalidEvent("invalid_json", "top level must be a JSON object")
+    version = document.get("schema_version", SCHEMA_VERSION)
+    if version != SCHEMA_VERSION:
+        raise InvalidEvent(
+            "unsupported_schema", f"schema_version: {version!r} is not supported (expected 1)"
+        )
+    try:
+        return model.model_validate(document)
+    except ValidationError as exc:
+        raise InvalidEvent("invalid_fields", _describe(exc)) from None
+
+
+def parse_event(raw: bytes | str, max_bytes: int = 64 * 1024) -> CustomerEvent:
+    """Validate one inbound message; raises ``InvalidEvent`` naming the field and the reason.
+
+    >>> raw = (b'{"event_id": "e1", "customer_id": "c1", "event_time": "2024-01-01T00:00:00Z",'
+    ...        b' "domain": "credit", "kind": "statement", "fields": {"bill": 10}}')
+    >>> parse_event(raw).customer_id
+    'c1'
+    """
+    return _parse(CustomerEvent, raw, max_bytes)
+
+
+def parse_outcome(raw: bytes | str, max_bytes: int = 64 * 1024) -> Outcome:
+    """Validate one outcome message; raises ``InvalidEvent`` like ``parse_event``."""
+    return _parse(Outcome, raw, max_bytes)
+
+
+def dead_letter(
+    value: bytes | None,
+    error: InvalidEvent | str,
+    source_topic: str,
+    *,
+    key: bytes | None = None,
+    partition: int | None = None,
+    offset: int | None = None,
+) -> DeadLetter:
+    """Wrap rejected input so that it can be inspected and replayed later."""
+    reason = error.reason if isinstance(error, InvalidEvent) else "rejected"
+    return DeadLetter(
+        reason=reason,
+        error=str(error),
+        source_topic=source_topic,
+        partition=partition,
+        offset=offset,
+        key_b64=base64.b64encode(key).decode() if key is not None else None,
+        value_b64=base64.b64encode(value or b"").decode(),
+        received_at=datetime.now(UTC),
+    )
