@@ -42,6 +42,10 @@ class TopicSettings(BaseModel):
     scores: str = Field("risk.scores", description="One RiskScore per scored event.")
     alerts: str = Field("risk.alerts", description="RiskAlerts fired by the alert policy.")
     model_updates: str = Field("risk.model-updates", description="Model version changes.")
+    score_requests: str = Field(
+        "risk.score-requests",
+        description="Ingest -> inference handoff when the workers run apart (--handoff topic).",
+    )
     partitions: int = Field(4, ge=1, description="Partitions for topics the project creates.")
     replication: int = Field(1, ge=1, description="Replication factor for created topics.")
 
@@ -132,6 +136,23 @@ class ScoringSettings(BaseModel):
     )
     top_events: int = Field(3, ge=0, description="Events named in each score's explanation.")
     metrics_port: int = Field(9308, ge=0, description="Prometheus /metrics port (0 = off).")
+    exposure_fields: dict[str, str] = Field(
+        default_factory=lambda: {"credit": "LIMIT_BAL"},
+        description="Per domain, the profile field holding the amount at risk (expected loss).",
+    )
+    risk_types: dict[str, str] = Field(
+        default_factory=lambda: {
+            "credit": "default",
+            "telco": "churn",
+            "bank": "non_conversion",
+            "retail": "churn",
+        },
+        description="Per domain, what an alert warns of (default, churn, non_conversion, risk).",
+    )
+    handoff: Literal["inline", "topic"] = Field(
+        "inline",
+        description="Ingest -> inference: in-process ('inline') or via the score-requests topic.",
+    )
 
 
 class ModelSettings(BaseModel):
@@ -153,6 +174,64 @@ class TrainingSettings(BaseModel):
     results_dir: Path = Field(
         Path("benchmarks/results"), description="Where benchmark JSON, plots and reports go."
     )
+    # Incremental refresh (`crmrisk worker train`), model registry and drift.
+    retrain_every_s: float = Field(
+        900.0, gt=0, description="Refresh at least this often when new labels exist (s)."
+    )
+    retrain_every_labels: int = Field(
+        5000, ge=1, description="Refresh as soon as this many new labels have arrived."
+    )
+    min_new_labels: int = Field(
+        200, ge=1, description="Never refresh on fewer new labels than this (any trigger)."
+    )
+    replay_sample: int = Field(
+        5000, ge=0, description="Older examples mixed into each refresh so it does not forget."
+    )
+    replay_pool: int = Field(
+        50_000, ge=0, description="Older examples remembered (uniform reservoir) for replay."
+    )
+    holdout_fraction: float = Field(
+        0.2, gt=0, lt=1, description="Share of customers never trained on: the held-out slice."
+    )
+    holdout_size: int = Field(
+        5000, ge=1, description="Most recent held-out examples champion and challenger face."
+    )
+    min_holdout: int = Field(
+        200, ge=1, description="No promotion on a held-out slice smaller than this."
+    )
+    promotion_tolerance: float = Field(
+        0.005, ge=0, description="Promote unless held-out AUC drops by more than this."
+    )
+    calibration_tolerance: float = Field(
+        0.02, ge=0, description="Promote unless calibration error rises by more than this."
+    )
+    fine_tune_epochs: int = Field(4, ge=1, description="Epoch bound of one refresh.")
+    fine_tune_learning_rate: float = Field(
+        5e-4, gt=0, description="AdamW learning rate when fine-tuning from the live weights."
+    )
+    history_limit: int = Field(
+        128, ge=1, description="Events per customer the trainer keeps for point-in-time rebuilds."
+    )
+    drift_psi_threshold: float = Field(
+        0.25, gt=0, description="PSI above which a score or feature counts as drifted."
+    )
+    drift_recent: int = Field(5000, ge=1, description="Latest values per quantity PSI compares.")
+    drift_min_values: int = Field(
+        500, ge=1, description="No PSI (and no drift) on fewer recent values than this."
+    )
+    drift_features: int = Field(
+        8, ge=0, description="Event features watched for drift (most variable in training)."
+    )
+    drift_retrain: bool = Field(True, description="Drift above the threshold refreshes early.")
+    pointer_history: int = Field(
+        200, ge=1, description="Model pointer changes kept per domain in Redis."
+    )
+    reload_check_every_s: float = Field(
+        5.0, gt=0, description="Inference workers re-read the model pointer at least this often."
+    )
+    metrics_port: int = Field(
+        9309, ge=0, description="Prometheus /metrics port of `crmrisk worker train` (0 = off)."
+    )
 
 
 class ServicesSettings(BaseModel):
@@ -168,7 +247,22 @@ class ServicesSettings(BaseModel):
     kafka_version: str = Field("4.1.2", description="Apache Kafka version run by the launcher.")
     kafka_heap: str = Field("-Xms256m -Xmx768m", description="JVM heap options for each broker.")
     kafka_port: int = Field(9092, ge=1, description="Client port of the single local broker.")
+    kafka_controller_port: int = Field(
+        9093, ge=1, description="KRaft controller port of the single local broker."
+    )
     redis_port: int = Field(6379, ge=1, description="Port of the local redis-server.")
+    cluster_port: int = Field(
+        19092, ge=1, description="Client port of the first node of the local 3-broker cluster."
+    )
+    cluster_controller_port: int = Field(
+        19192, ge=1, description="Controller port of the first node of the 3-broker cluster."
+    )
+    cluster_heap: str = Field(
+        "-Xms128m -Xmx384m", description="JVM heap options for each node of the 3-broker cluster."
+    )
+    start_timeout_s: float = Field(
+        120.0, gt=0, description="How long `crmrisk up` waits for a service to answer (s)."
+    )
 
 
 class _ConventionalNames(PydanticBaseSettingsSource):

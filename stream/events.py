@@ -153,6 +153,9 @@ class RiskAlert(_Message):
 class DeadLetter(_Message):
     """Rejected input: the original bytes (base64) and why, so nothing is lost silently."""
 
+    # Rejected payloads can be any size (oversized ones above all): no wire string limit here.
+    model_config = ConfigDict(str_max_length=None)
+
     reason: str = Field(description="Short machine-readable cause, e.g. 'invalid_json'.")
     error: str = Field(description="Human-readable detail naming the field and the problem.")
     source_topic: str
@@ -211,6 +214,14 @@ def parse_event(raw: bytes | str, max_bytes: int = 64 * 1024) -> CustomerEvent:
     >>> parse_event(raw).customer_id
     'c1'
     """
+    # Fast path for the common, valid message: pydantic's JSON parser validates in one pass
+    # (about half the cost on the ingest hot path). Whatever it rejects takes the slow path,
+    # which names the reason exactly as before.
+    if isinstance(raw, bytes) and len(raw) <= max_bytes:
+        try:
+            return CustomerEvent.model_validate_json(raw)
+        except ValidationError:
+            pass
     return _parse(CustomerEvent, raw, max_bytes)
 
 

@@ -1,0 +1,29 @@
+"""Local services for development and tests: Kafka (KRaft, from Maven jars) and Redis.
+
+``Launcher`` runs them; ``KafkaCluster`` and ``RedisServer`` are the single services, usable on
+their own (tests start isolated ones on other ports); ``resolve_kafka_jars`` fetches Kafka.
+"""
+
+from deploy.jars import KafkaJarsError, kafka_libs_dir, resolve_kafka_jars
+from deploy.kafka_broker import KafkaCluster, KafkaNode, KafkaStartError
+from deploy.launcher import Launcher, PortTakenError, ServiceState
+from deploy.probes import kafka_broker_count, redis_answers
+from deploy.process import ManagedProcess
+from deploy.redis_server import RedisServer, RedisStartError
+
+__all__ = [
+    "KafkaCluster",
+    "KafkaJarsError",
+    "KafkaNode",
+    "KafkaStartError",
+    "Launcher",
+    "ManagedProcess",
+    "PortTakenError",
+    "RedisServer",
+    "RedisStartError",
+    "ServiceState",
+    "kafka_broker_count",
+    "kafka_libs_dir",
+    "redis_answers",
+    "resolve_kafka_jars",
+]

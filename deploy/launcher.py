@@ -1,0 +1,239 @@
+"""The local services behind ``crmrisk up | down | status``: Kafka, Redis, a 3-broker cluster.
+
+Layout under ``home`` (default ``./var``)::
+
+    kafka/           single broker+controller: server.properties, data/, logs/, kafka.pid
+    redis/           redis-server: redis.log, redis.pid
+    kafka-cluster/   node-1..3/ like kafka/, plus cluster.id
+
+``up`` is idempotent and serialised by a lock file, so concurrent test runs share one broker:
+a service we already run is reused, one that crashed is restarted on its old data, and one that
+somebody else runs on the same port is used as it is. ``down`` stops only what ``up`` started.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+from deploy.jars import kafka_libs_dir, resolve_kafka_jars
+from deploy.kafka_broker import KafkaCluster
+from deploy.probes import kafka_broker_count, redis_answers
+from deploy.process import ManagedProcess, exclusive_lock, port_in_use
+from deploy.redis_server import RedisServer
+
+__all__ = ["Launcher", "PortTakenError", "ServiceState"]
+
+log = logging.getLogger(__name__)
+
+
+class PortTakenError(RuntimeError):
+    """Something that is not the expected service holds the port."""
+
+
+@dataclass(frozen=True)
+class ServiceState:
+    """What ``status`` reports for one service or cluster node."""
+
+    name: str
+    endpoint: str
+    pid: int | None  # set when this launcher runs it
+    answering: bool
+    started_s: float | None = None  # seconds ``up`` waited for it, when it started it now
+    transient: bool = False  # started by a test run, which will stop it again
+
+    @property
+    def owner(self) -> str:
+        if self.pid is not None:
+            return "launcher (tests)" if self.transient else "launcher"
+        return "external" if self.answering else "-"
+
+
+class Launcher:
+    """Starts, stops and reports the local services; plain values in, no environment reads."""
+
+    def __init__(
+        self,
+        *,
+        home: Path,
+        cache_dir: Path,
+        kafka_version: str,
+        kafka_heap: str,
+        kafka_port: int,
+        kafka_controller_port: int,
+        redis_port: int,
+        cluster_port: int,
+        cluster_controller_port: int,
+        cluster_heap: str,
+        java: str = "java",
+        redis_binary: str = "redis-server",
+    ) -> None:
+        self.home = Path(home).resolve()
+        self.cache_dir = Path(cache_dir).expanduser()
+        self.kafka_version = kafka_version
+        libs = kafka_libs_dir(self.cache_dir, kafka_version)
+        self.kafka = KafkaCluster(
+            home=self.home / "kafka",
+            libs=libs,
+            port=kafka_port,
+            controller_port=kafka_controller_port,
+            heap=kafka_heap,
+            java=java,
+        )
+        self.cluster = KafkaCluster(
+            home=self.home / "kafka-cluster",
+            libs=libs,
+            port=cluster_port,
+            controller_port=cluster_controller_port,
+            nodes=3,
+            heap=cluster_heap,
+            java=java,
+        )
+        self.redis = RedisServer(self.home / "redis", redis_port, redis_binary)
+
+    @property
+    def _lock(self) -> Path:
+        return self.home / "launcher.lock"
+
+    def _transient_marker(self, name: str) -> Path:
+        folder = {"kafka": self.kafka.home, "redis": self.redis.run_dir}
+        return folder.get(name, self.cluster.home) / "transient"
+
+    # -- commands ----------------------------------------------------------------------------
+
+    def up(
+        self,
+        *,
+        kafka: bool = True,
+        redis: bool = True,
+        cluster: bool = False,
+        timeout_s: float = 120.0,
+        transient: bool = False,
+    ) -> list[ServiceState]:
+        """Start what is asked and not yet answering; wait until each answers.
+
+        ``transient=True`` (test fixtures) marks what this call starts as transient, so that
+        ``down(transient_only=True)`` stops it later; a plain ``up`` (a person) claims what it
+        asked for, so that no test run stops it.
+        """
+        waited: dict[str, float] = {}
+        with exclusive_lock(self._lock):
+            if redis:
+                waited.update(self._redis_up(timeout_s))
+            if kafka:
+                waited.update(self._kafka_up(self.kafka, "kafka", timeout_s))
+            if cluster:
+                waited.update(self._kafka_up(self.cluster, "kafka-cluster", timeout_s))
+            started_now = {name.split(" node ")[0] for name in waited}
+            for name, wanted in (("redis", redis), ("kafka", kafka), ("kafka-cluster", cluster)):
+                marker = self._transient_marker(name)
+                if wanted and not transient:
+                    marker.unlink(missing_ok=True)
+                elif wanted and name in started_now:
+                    marker.touch()
+        return [
+            ServiceState(s.name, s.endpoint, s.pid, s.answering, waited.get(s.name), s.transient)
+            for s in self.status()
+        ]
+
+    def down(
+        self,
+        *,
+        kafka: bool = True,
+        redis: bool = True,
+        cluster: bool = True,
+        transient_only: bool = False,
+    ) -> list[str]:
+        """Stop what this launcher started; returns the names of what it stopped.
+
+        ``transient_only=True`` stops only services that ``up(transient=True)`` started.
+        """
+        stopped: list[str] = []
+        with exclusive_lock(self._lock):
+            wanted = {"kafka-cluster": cluster, "kafka": kafka, "redis": redis}
+            for name in [name for name, asked in wanted.items() if asked]:
+                if transient_only and not self._transient_marker(name).exists():
+                    continue
+                if name == "kafka-cluster":
+                    stopped += [f"kafka-cluster node {n.node_id}" for n in self.cluster.stop()]
+                elif name == "kafka":
+                    stopped += ["kafka" for _ in self.kafka.stop()]
+                elif self.redis.stop():
+                    stopped.append("redis")
+                self._transient_marker(name).unlink(missing_ok=True)
+        return stopped
+
+    def status(self) -> list[ServiceState]:
+        """One row per service: single broker, Redis, and each cluster node."""
+        rows = [
+            self._row(
+                "kafka",
+                self.kafka.bootstrap_servers,
+                self.kafka.members[0].process,
+                bool(kafka_broker_count(self.kafka.bootstrap_servers, timeout_s=2.0)),
+            ),
+            self._row("redis", self.redis.url, self.redis.process, redis_answers(self.redis.url)),
+        ]
+        for node in self.cluster.members:
+            if not node.process.running() and not port_in_use(node.port):
+                continue  # the cluster is only listed while (part of) it runs
+            answering = bool(kafka_broker_count(node.address, timeout_s=2.0))
+            rows.append(
+                self._row(
+                    f"kafka-cluster node {node.node_id}", node.address, node.process, answering
+                )
+            )
+        return rows
+
+    def _row(
+        self, name: str, endpoint: str, process: ManagedProcess, answering: bool
+    ) -> ServiceState:
+        pid = process.pid()
+        marker = self._transient_marker(name.split(" node ")[0])
+        return ServiceState(
+            name, endpoint, pid, answering, transient=pid is not None and marker.exists()
+        )
+
+    # -- helpers -----------------------------------------------------------------------------
+
+    def _redis_up(self, timeout_s: float) -> dict[str, float]:
+        if not self.redis.process.running():
+            if redis_answers(self.redis.url):
+                log.info("redis: reusing the server already answering at %s", self.redis.url)
+                return {}
+            if port_in_use(self.redis.port):
+                raise PortTakenError(
+                    f"port {self.redis.port} is taken by something that does not answer Redis "
+                    "PING; stop it or set RISK_SERVICES__REDIS_PORT"
+                )
+        started = self.redis.start()
+        waited = self.redis.wait_ready(timeout_s)
+        return {"redis": waited} if started else {}
+
+    def _kafka_up(self, kafka: KafkaCluster, name: str, timeout_s: float) -> dict[str, float]:
+        ours = [node for node in kafka.members if node.process.running()]
+        if not ours:
+            if (kafka_broker_count(kafka.bootstrap_servers) or 0) >= kafka.nodes:
+                log.info("%s: reusing the broker(s) at %s", name, kafka.bootstrap_servers)
+                return {}
+            taken = [
+                port
+                for node in kafka.members
+                for port in (node.port, node.controller_port)
+                if port_in_use(port)
+            ]
+            if taken:
+                raise PortTakenError(
+                    f"{name}: ports {taken} are taken by something that is not a Kafka broker "
+                    "of ours; stop it or choose other ports (RISK_SERVICES__*_PORT)"
+                )
+        resolve_kafka_jars(self.cache_dir, self.kafka_version)
+        started = kafka.start()
+        waited = kafka.wait_ready(timeout_s)
+        if not started:
+            return {}
+        log.info("%s: %d node(s) answering after %.1f s", name, len(started), waited)
+        if name == "kafka-cluster":
+            return {f"kafka-cluster node {n.node_id}": waited for n in started}
+        return {name: waited}

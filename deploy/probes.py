@@ -1,0 +1,64 @@
+"""Is a service answering? Real protocol requests, not just an open port."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import socket
+
+__all__ = ["kafka_broker_count", "redis_answers"]
+
+
+def kafka_broker_count(bootstrap_servers: str, timeout_s: float = 3.0) -> int | None:
+    """Brokers listed in a metadata answer from ``bootstrap_servers``, or None if none answers."""
+    from kafka import KafkaAdminClient  # deferred: importing deploy must stay cheap
+    from kafka.errors import KafkaError
+
+    addresses = bootstrap_servers.split(",")
+    if not any(_accepts(address) for address in addresses):
+        return None  # nothing listens: skip the client's bootstrap wait
+    timeout_ms = int(timeout_s * 1000)
+    # A refused connection is the expected answer while a broker starts; keep it out of the logs.
+    quiet = logging.getLogger("kafka")
+    level = quiet.level
+    quiet.setLevel(logging.CRITICAL)
+    admin = None
+    try:
+        admin = KafkaAdminClient(
+            bootstrap_servers=addresses,
+            client_id="crmrisk-probe",
+            request_timeout_ms=timeout_ms,
+            bootstrap_timeout_ms=timeout_ms,
+            reconnect_backoff_max_ms=200,
+        )
+        brokers = admin.describe_cluster()["brokers"]
+        return sum(1 for broker in brokers if not broker.get("is_fenced"))
+    except (KafkaError, OSError, ValueError):
+        return None
+    finally:
+        if admin is not None:
+            with contextlib.suppress(Exception):
+                admin.close()
+        quiet.setLevel(level)
+
+
+def _accepts(address: str) -> bool:
+    host, _, port = address.strip().rpartition(":")
+    try:
+        with socket.create_connection((host or "127.0.0.1", int(port)), timeout=0.5):
+            return True
+    except (OSError, ValueError):
+        return False
+
+
+def redis_answers(url: str, timeout_s: float = 1.0) -> bool:
+    """True when the Redis at ``url`` answers PING."""
+    import redis  # deferred like kafka above
+
+    client = redis.Redis.from_url(url, socket_timeout=timeout_s, socket_connect_timeout=timeout_s)
+    try:
+        return bool(client.ping())
+    except (redis.RedisError, OSError):
+        return False
+    finally:
+        client.close()
