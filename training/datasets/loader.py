@@ -1,0 +1,47 @@
+"""``load_domain``: one entry point for the built-in adapters and spec-driven domains."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from training.datasets import bank, credit, generic, retail, telco
+from training.datasets.records import DomainDataset
+
+__all__ = ["DOMAINS", "load_domain"]
+
+DOMAINS: dict[str, Callable[..., DomainDataset]] = {
+    "credit": credit.load,
+    "telco": telco.load,
+    "bank": bank.load,
+    "retail": retail.load,
+}
+_SPEC_SUFFIXES = (".yaml", ".yml", ".json")
+
+
+def load_domain(name: str, data_dir: Path | str, seed: int = 0, **options: Any) -> DomainDataset:
+    """Train/val/test records and the feature spec of one domain.
+
+    ``name`` is a built-in domain (``credit``, ``telco``, ``bank``, ``retail``; ``options`` go
+    to its ``load``, e.g. ``split="random"`` or ``include_duration=True`` for bank), or
+    ``"generic"`` with ``spec=`` a ``GenericSpec``, a dict or a YAML/JSON path, or the name of
+    a spec file ``<data_dir>/<name>.yaml|.yml|.json``.
+    """
+    data_dir = Path(data_dir)
+    if name in DOMAINS:
+        return DOMAINS[name](data_dir, seed, **options)
+    spec = options.pop("spec", None)
+    if spec is None and name != "generic":
+        found = [data_dir / f"{name}{s}" for s in _SPEC_SUFFIXES]
+        spec = next((path for path in found if path.is_file()), None)
+    if spec is None:
+        known = ", ".join([*DOMAINS, "generic"])
+        raise ValueError(f"unknown domain {name!r} (known: {known}; or a spec file in {data_dir})")
+    if options:
+        raise TypeError(f"generic domains take no options besides spec, got {sorted(options)}")
+    if isinstance(spec, str | Path):
+        spec = generic.read_spec(Path(spec))
+    elif isinstance(spec, dict):
+        spec = generic.GenericSpec.model_validate(spec)
+    return generic.load(spec, data_dir, seed)
