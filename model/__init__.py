@@ -1,0 +1,36 @@
+"""The risk model: QRCNN -> LSTM -> cross-attention, its ablations, losses and checkpoints.
+
+Public surface (ARCHITECTURE.md, "The model"): ``build(variant, event_dim, profile_dim,
+quantiles)`` returns a module whose ``forward(events, mask, profile)`` gives a ``RiskOutput``;
+``save_checkpoint`` / ``load_checkpoint`` write and read safetensors weights plus a manifest;
+``FeatureEncoder`` turns event and profile fields into the vectors the model reads.
+"""
+
+from model.checkpoint import CheckpointError, ChecksumMismatch, load_checkpoint, save_checkpoint
+from model.features import FeatureEncoder, FeatureSpec, FieldRole
+from model.flops import count_flops
+from model.losses import pinball_loss, risk_loss
+from model.output import RiskOutput
+from model.risk_model import RiskModel, RiskModelConfig
+from model.variants import DEFAULT_VARIANT, VARIANTS, Variant, build, variants_in
+
+__all__ = [
+    "DEFAULT_VARIANT",
+    "VARIANTS",
+    "CheckpointError",
+    "ChecksumMismatch",
+    "FeatureEncoder",
+    "FeatureSpec",
+    "FieldRole",
+    "RiskModel",
+    "RiskModelConfig",
+    "RiskOutput",
+    "Variant",
+    "build",
+    "count_flops",
+    "load_checkpoint",
+    "pinball_loss",
+    "risk_loss",
+    "save_checkpoint",
+    "variants_in",
+]

@@ -1,0 +1,40 @@
+"""Helpers for the model tests: small random batches of right-padded sequences."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+
+EVENT_DIM, PROFILE_DIM = 7, 5
+
+Batch = tuple[torch.Tensor, torch.Tensor, torch.Tensor]
+
+
+def random_batch(
+    lengths: Sequence[int],
+    slots: int,
+    event_dim: int = EVENT_DIM,
+    profile_dim: int = PROFILE_DIM,
+    seed: int = 0,
+) -> Batch:
+    """Events ``(B, slots, E)`` with random values in the padded slots too, so that a test
+    fails if padding leaks; the mask marks ``lengths[b]`` real events per row."""
+    g = torch.Generator().manual_seed(seed)
+    events = torch.randn(len(lengths), slots, event_dim, generator=g)
+    mask = torch.arange(slots)[None, :] < torch.tensor(lengths)[:, None]
+    profile = torch.randn(len(lengths), profile_dim, generator=g)
+    return events, mask, profile
+
+
+def repad(batch: Batch, slots: int, fill: float = 7.0) -> Batch:
+    """The same customers with ``slots`` event slots; new padded slots hold ``fill``."""
+    events, mask, profile = batch
+    out = torch.full((events.shape[0], slots, events.shape[2]), fill)
+    keep = min(slots, events.shape[1])
+    out[:, :keep] = events[:, :keep]
+    new_mask = torch.zeros(events.shape[0], slots, dtype=torch.bool)
+    new_mask[:, :keep] = mask[:, :keep]
+    if mask[:, keep:].any():
+        raise ValueError("repad would drop real events")
+    return out, new_mask, profile
