@@ -9,7 +9,7 @@ import logging
 
 import typer
 
-from crmrisk.commands import services
+from crmrisk.commands import bench, services, train
 
 __all__ = ["app", "main"]
 
@@ -26,6 +26,8 @@ app = typer.Typer(
     pretty_exceptions_show_locals=False,
 )
 services.register(app)
+train.register(app)
+bench.register(app)
 
 
 @app.callback()

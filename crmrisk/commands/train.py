@@ -1,0 +1,111 @@
+"""``crmrisk train``: train one domain's model, early-stopped on validation, and save it."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from crmrisk.settings import Settings
+
+__all__ = ["register", "train"]
+
+_console = Console()
+log = logging.getLogger(__name__)
+
+
+def train(
+    domain: Annotated[str, typer.Option("--domain", help="credit, telco, bank or retail.")],
+    variant: Annotated[
+        str | None,
+        typer.Option("--variant", help="Model variant (default: Settings.model.variant)."),
+    ] = None,
+    epochs: Annotated[
+        int | None, typer.Option("--epochs", min=1, help="Upper bound on epochs.")
+    ] = None,
+    seed: Annotated[
+        int | None, typer.Option("--seed", help="Seed for split, init and shuffling.")
+    ] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            "--out",
+            help="Models root (default: Settings.model.dir); saved to OUT/<domain>/<version>.",
+        ),
+    ] = None,
+    monitor: Annotated[
+        str, typer.Option("--monitor", help="Early stopping on validation auc or loss.")
+    ] = "auc",
+    threads: Annotated[int, typer.Option("--threads", min=1, help="torch / LightGBM threads.")] = 2,
+    max_rows: Annotated[
+        int | None,
+        typer.Option(
+            "--max-rows", min=10, help="Subsample each split to at most this many customers."
+        ),
+    ] = None,
+    include_duration: Annotated[
+        bool,
+        typer.Option("--include-duration", help="bank only: keep the leaky `duration` column."),
+    ] = False,
+    split: Annotated[
+        str | None, typer.Option("--split", help="bank only: 'time' (default) or 'random'.")
+    ] = None,
+) -> None:
+    """Train DOMAIN's model with AdamW and early stopping; save weights + manifest.
+
+    Loads the domain's train/validation/test split, fits the feature encoder on training
+    customers, trains until the validation metric stops improving, scores validation and test
+    (decision threshold chosen on validation), and writes the checkpoint with its manifest to
+    OUT/<domain>/<version>/.
+    """
+    import torch
+
+    from training.train import TrainJob, train_domain
+
+    if monitor not in ("auc", "loss"):
+        raise typer.BadParameter("--monitor must be auc or loss")
+    settings = Settings()
+    torch.set_num_threads(threads)
+    options: dict[str, object] = {}
+    if include_duration:
+        options["include_duration"] = True
+    if split:
+        options["split"] = split
+    job = TrainJob(
+        domain=domain,
+        variant=variant or settings.model.variant,
+        data_dir=settings.training.data_dir,
+        models_dir=out or settings.model.dir,
+        seed=settings.training.seed if seed is None else seed,
+        epochs=epochs or settings.training.epochs,
+        batch_size=settings.training.batch_size,
+        learning_rate=settings.training.learning_rate,
+        patience=settings.training.patience,
+        window=settings.redis.window,
+        monitor=monitor,  # type: ignore[arg-type]
+        threads=threads,
+        max_rows=max_rows,
+        options=options,
+    )
+    started = time.perf_counter()
+    saved = train_domain(job, show_progress=True)
+    wall = time.perf_counter() - started
+    test = saved.metrics["test"]
+    _console.print(
+        f"[bold]{domain}[/bold] {job.variant}: test AUC {test['auc']:.4f}, accuracy "
+        f"{test['accuracy']:.4f}, F1 {test['f1']:.4f} (threshold {test['threshold']:.3f} from "
+        f"validation); {saved.fit_seconds:.1f} s training, {wall:.1f} s in all"
+    )
+    if saved.metrics.get("quantiles_test"):
+        _console.print(f"quantiles (test): {json.dumps(saved.metrics['quantiles_test'])}")
+    _console.print(f"saved to {saved.path}")
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``train`` to the ``crmrisk`` CLI."""
+    app.command("train")(train)
