@@ -9,7 +9,17 @@ import logging
 
 import typer
 
-from crmrisk.commands import bench, services, train
+from crmrisk.commands import (
+    alerts,
+    bench,
+    demo,
+    replay,
+    score,
+    services,
+    topics,
+    train,
+    worker,
+)
 
 __all__ = ["app", "main"]
 
@@ -26,6 +36,12 @@ app = typer.Typer(
     pretty_exceptions_show_locals=False,
 )
 services.register(app)
+topics.register(app)
+worker.register(app)
+replay.register(app)
+score.register(app)
+alerts.register(app)
+demo.register(app)
 train.register(app)
 bench.register(app)
 

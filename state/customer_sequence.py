@@ -1,0 +1,183 @@
+"""Per customer and domain: the latest W encoded events (oldest first) and the profile, in Redis.
+
+Each append runs ``customer_sequence.lua`` (atomic, idempotent) and returns the window it left, so
+the caller scores exactly the sequence it stored. A batch of appends or reads is one pipeline.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence as Seq
+from dataclasses import dataclass
+from enum import IntEnum
+from importlib import resources
+
+import numpy as np
+import redis
+
+from state.errors import StateError
+from state.pipeline import round_trip
+
+__all__ = ["Append", "AppendResult", "AppendStatus", "CustomerSequence", "CustomerSequenceStore"]
+
+_SCRIPT = resources.files("state").joinpath("customer_sequence.lua").read_text()
+
+
+class AppendStatus(IntEnum):
+    APPLIED = 1
+    DUPLICATE = 0  # the event id is already in the window (or is the stored profile)
+    REDELIVERED = -1  # this partition offset was already applied: a replay after a crash
+    OUTSIDE_WINDOW = 2  # older than every event of a full window: nothing changed
+    READ = 3
+
+
+@dataclass(frozen=True, slots=True)
+class Append:
+    """One encoded event to store; ``source`` = (topic, partition, offset) arms the offset guard."""
+
+    customer_id: str
+    domain: str
+    event_id: str
+    event_time_ms: int
+    kind: str
+    vector: np.ndarray  # float32 (event_dim,) or (profile_dim,) when kind == "profile"
+    source: tuple[str, int, int] | None = None
+    exposure: float | None = None  # amount at risk (profiles only), e.g. a credit limit
+
+
+@dataclass(frozen=True, slots=True)
+class CustomerSequence:
+    """A customer's window: ``events[t]`` is the t-th oldest event; ``profile`` None if unseen."""
+
+    event_ids: list[str]
+    event_times_ms: np.ndarray  # int64 (L,)
+    kinds: list[str]
+    events: np.ndarray  # float32 (L, event_dim)
+    profile: np.ndarray | None  # float32 (profile_dim,)
+    exposure: float | None = None  # from the latest profile, when the domain has one
+
+    def __len__(self) -> int:
+        return len(self.event_ids)
+
+
+@dataclass(frozen=True, slots=True)
+class AppendResult:
+    status: AppendStatus
+    sequence: CustomerSequence
+
+
+class CustomerSequenceStore:
+    """Bounded, time-ordered windows of encoded events; one class per Redis structure.
+
+    Parameters
+    ----------
+    client
+        A ``redis.Redis`` created with ``decode_responses=False`` (vectors are bytes).
+    prefix
+        Key prefix shared by every store of one deployment (``Settings.redis.key_prefix``).
+    window
+        Events kept per customer and domain (W).
+    ttl_s
+        Inactive customers expire after this many seconds.
+    """
+
+    def __init__(self, client: redis.Redis, prefix: str, window: int, ttl_s: int) -> None:
+        if window < 1:
+            raise ValueError(f"window must be >= 1, got {window}")
+        if ttl_s < 1:
+            raise ValueError(f"ttl_s must be >= 1, got {ttl_s}")
+        self._client = client
+        self._prefix = prefix
+        self.window = window
+        self.ttl_s = ttl_s
+        self._sha = self._load_script()
+
+    def _key(self, customer_id: str, domain: str) -> str:
+        return f"{self._prefix}:seq:{domain}:{{{customer_id}}}"
+
+    def _append_args(self, item: Append) -> list[bytes | str | int]:
+        guard, offset = ("", 0)
+        if item.source is not None:
+            topic, partition, offset = item.source
+            guard = f"o:{topic}:{partition}"
+        vector = np.ascontiguousarray(item.vector, dtype=np.float32).tobytes()
+        return [
+            "append",
+            item.event_id,
+            int(item.event_time_ms),
+            item.kind,
+            vector,
+            "1" if item.kind == "profile" else "0",
+            guard,
+            offset,
+            self.window,
+            self.ttl_s,
+            "" if item.exposure is None else repr(float(item.exposure)),
+        ]
+
+    def append(self, item: Append) -> AppendResult:
+        """Store one event (idempotently) and return the window it leaves."""
+        return self.append_many([item])[0]
+
+    def append_many(self, items: Seq[Append]) -> list[AppendResult]:
+        """Store a batch in one pipeline; results in input order, each with its own window."""
+        replies = self._run_many(
+            [[self._key(item.customer_id, item.domain), *self._append_args(item)] for item in items]
+        )
+        return [AppendResult(AppendStatus(int(r[0])), _decode(r)) for r in replies]
+
+    def read(self, customer_id: str, domain: str) -> CustomerSequence:
+        """The customer's current window (empty when unknown or expired)."""
+        return self.read_many([(customer_id, domain)])[0]
+
+    def read_many(self, customers: Seq[tuple[str, str]]) -> list[CustomerSequence]:
+        """Windows of many (customer_id, domain) pairs in one pipeline."""
+        return [
+            _decode(r) for r in self._run_many([[self._key(c, d), "read"] for c, d in customers])
+        ]
+
+    def forget(self, customer_id: str, domain: str) -> None:
+        """Drop a customer's window and profile (GDPR erasure, tests)."""
+        try:
+            self._client.delete(self._key(customer_id, domain))
+        except redis.RedisError as exc:
+            raise StateError(f"deleting the sequence of {customer_id!r} failed: {exc}") from exc
+
+    def _load_script(self) -> str:
+        try:
+            return self._client.script_load(_SCRIPT)
+        except redis.RedisError as exc:
+            raise StateError(f"loading customer_sequence.lua failed: {exc}") from exc
+
+    def _run_many(self, calls: list[list]) -> list:
+        """EVALSHA each ``[key, *args]`` in one round trip, retrying once after a NOSCRIPT.
+
+        ``round_trip``, not redis-py's ``Pipeline``/``Script``: their per-command wrappers cost
+        more client CPU than the script costs Redis.
+        """
+        if not calls:
+            return []
+        for attempt in (1, 2):
+            try:
+                return round_trip(self._client, [["EVALSHA", self._sha, 1, *c] for c in calls])
+            except redis.exceptions.NoScriptError:
+                if attempt == 2:
+                    raise StateError("customer_sequence.lua vanished twice") from None
+                self._sha = self._load_script()  # Redis restarted or SCRIPT FLUSH
+            except redis.RedisError as exc:
+                raise StateError(f"sequence pipeline of {len(calls)} calls failed: {exc}") from exc
+        raise AssertionError("unreachable")
+
+
+def _decode(reply: list) -> CustomerSequence:
+    _, ids, times, vectors, kinds, profile, exposure = reply
+    event_ids = ids.decode().split("\0")[:-1]
+    length = len(event_ids)
+    events = np.frombuffer(vectors, dtype=np.float32)
+    return CustomerSequence(
+        event_ids=event_ids,
+        event_times_ms=np.frombuffer(times, dtype="<f8").astype(np.int64),
+        kinds=kinds.decode().split("\0")[:-1],
+        events=events.reshape(length, -1) if length else events.reshape(0, 0),
+        profile=None if profile is None else np.frombuffer(profile, dtype=np.float32),
+        exposure=None if exposure is None else float(exposure),
+    )

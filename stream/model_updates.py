@@ -1,0 +1,309 @@
+"""Model changes on ``risk.model-updates``: announce them; load them for a switch between batches.
+
+``ModelPromoter`` moves a domain's pointer in Redis (``state.ModelPointer``, the source of truth)
+and then announces the change on ``risk.model-updates`` (keyed by domain). ``ModelWatcher`` runs
+beside an inference worker: a background thread wakes on an announcement (or every
+``check_every_s`` in case one was missed), reads the pointer, and when it names a version other
+than the one loaded, loads that version completely, hash verified, off the scoring thread. The
+worker calls ``take()`` between batches and gets the new model, or nothing; a version that fails
+to load is logged, counted and skipped, and the old model keeps serving. Because the pointer,
+not the message, decides, duplicated, reordered or lost messages cannot load a wrong version.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Generic, Literal, TypeVar
+
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from prometheus_client import Counter
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+from model.registry import ModelRegistry, ModelVersion
+from state.model_pointer import ANY, ModelPointer, PointerChange
+
+__all__ = [
+    "LoadedModel",
+    "ModelPromoter",
+    "ModelUpdate",
+    "ModelWatcher",
+    "parse_model_update",
+]
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+RELOADS = Counter(
+    "crmrisk_model_reloads_total",
+    "Model versions the inference worker tried to load, by outcome.",
+    ["domain", "result"],
+)
+
+
+class ModelUpdate(BaseModel):
+    """A domain's live model changed from ``previous`` to ``version``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    schema_version: Literal[1] = 1
+    domain: str
+    version: str
+    previous: str | None
+    reason: str
+    changed_at: AwareDatetime
+    metrics: dict[str, float] = Field(default_factory=dict)
+
+    def to_bytes(self) -> bytes:
+        return self.model_dump_json().encode()
+
+    @property
+    def key(self) -> bytes:
+        return self.domain.encode()
+
+
+def parse_model_update(raw: bytes | str) -> ModelUpdate:
+    """Validate one ``risk.model-updates`` message (raises ``pydantic.ValidationError``)."""
+    return ModelUpdate.model_validate_json(raw)
+
+
+class ModelPromoter:
+    """Makes a registry version live: pointer first (atomic, guarded), then the announcement."""
+
+    def __init__(
+        self,
+        registry: ModelRegistry,
+        pointer: ModelPointer,
+        producer: KafkaProducer,
+        topic: str,
+    ) -> None:
+        self._registry = registry
+        self._pointer = pointer
+        self._producer = producer
+        self._topic = topic
+
+    def promote(
+        self, domain: str, version: str, reason: str, *, expected: str | None = ANY
+    ) -> PointerChange:
+        """Point ``domain`` at ``version`` (which must verify) and announce it.
+
+        ``expected`` guards against a concurrent move (see ``ModelPointer.set``).
+        """
+        entry = self._registry.verify(domain, version)
+        change = self._pointer.set(domain, version, reason, expected=expected)
+        self.announce(change, entry)
+        return change
+
+    def rollback(self, domain: str, version: str | None = None) -> PointerChange:
+        """Go back to ``version``, or to the version live before the current one."""
+        target = version or self._pointer.previous(domain)
+        if target is None:
+            raise ValueError(f"{domain} has no previous version to roll back to")
+        current = self._pointer.current(domain)
+        return self.promote(domain, target, f"rollback from {current}", expected=current)
+
+    def announce(self, change: PointerChange, entry: ModelVersion) -> None:
+        numeric = {k: float(v) for k, v in entry.metrics.items() if _is_number(v)}
+        update = ModelUpdate(
+            domain=change.domain,
+            version=change.version,
+            previous=change.previous,
+            reason=change.reason,
+            changed_at=change.changed_at,
+            metrics=numeric,
+        )
+        # The pointer already moved: a lost announcement only delays workers until their next
+        # periodic check, so waiting for the ack here is for the caller's feedback, not safety.
+        self._producer.send(self._topic, key=update.key, value=update.to_bytes()).get(timeout=30)
+
+
+@dataclass(frozen=True)
+class LoadedModel(Generic[T]):
+    """A fully loaded, verified version ready to score: swap ``value`` in between batches."""
+
+    domain: str
+    version: str
+    value: T  # what ``load`` returned (e.g. ``stream.models.DomainModel``)
+    manifest: Mapping[str, Any]
+    loaded_at: datetime
+
+
+class ModelWatcher(Generic[T]):
+    """Loads each domain's live version in the background and hands it over between batches.
+
+    Parameters
+    ----------
+    registry, pointer
+        Where versions live and which one is live.
+    domains
+        Domains this worker scores.
+    load
+        Builds what the worker scores with from a version whose hash was just verified, e.g.
+        ``lambda v: load_domain_model(v.path, v.domain, device, top_events)``. Whatever it
+        raises refuses the version.
+    kafka_config
+        kafka-python connection options (``KafkaSettings.client_config()``).
+    topic
+        ``risk.model-updates``.
+    check_every_s
+        Longest time between pointer checks when no announcement arrives.
+    same_encoder
+        Refuse a version whose feature encoder differs from the loaded one: ingest has already
+        encoded the stored windows with the old encoder, so such a model would score garbage.
+    """
+
+    def __init__(
+        self,
+        registry: ModelRegistry,
+        pointer: ModelPointer,
+        domains: Iterable[str],
+        *,
+        load: Callable[[ModelVersion], T],
+        kafka_config: Mapping[str, Any],
+        topic: str,
+        check_every_s: float,
+        same_encoder: bool = True,
+    ) -> None:
+        self._registry = registry
+        self._pointer = pointer
+        self._domains = list(domains)
+        self._kafka_config = dict(kafka_config)
+        self._topic = topic
+        self._load_version = load
+        self._check_every_s = check_every_s
+        self._same_encoder = same_encoder
+        self._lock = threading.Lock()
+        self._live: dict[str, LoadedModel[T]] = {}  # what the worker has, or gets at take()
+        self._ready: dict[str, LoadedModel[T]] = {}  # loaded, not yet taken
+        self._refused: dict[str, str] = {}  # domain -> version that failed, not retried
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.on_refused: Callable[[str, str, Exception], None] | None = None
+
+    # -- the worker's side ------------------------------------------------------------------
+    def start(self) -> dict[str, LoadedModel[T]]:
+        """Load every domain's live version now (raises if one cannot load), then watch."""
+        for domain in self._domains:
+            version = self._pointer.current(domain)
+            if version is None:
+                raise LookupError(f"no live model version for {domain}: promote one first")
+            loaded = self._load(domain, version)
+            self._live[domain] = loaded
+        self._thread = threading.Thread(target=self._run, name="model-watcher", daemon=True)
+        self._thread.start()
+        return dict(self._live)
+
+    def take(self) -> dict[str, LoadedModel[T]]:
+        """Models loaded since the last call, by domain (usually empty). Call between batches."""
+        with self._lock:
+            ready, self._ready = self._ready, {}
+        return ready
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+
+    # -- the background thread --------------------------------------------------------------
+    def check(self) -> list[str]:
+        """Compare every domain's pointer with what is loaded; load what changed.
+
+        Returns the versions that became ready. Runs on the watcher thread, and directly in tests.
+        """
+        became_ready = []
+        for domain in self._domains:
+            version = self._pointer.current(domain)
+            live = self._live.get(domain)
+            if version is None or (live is not None and live.version == version):
+                continue
+            if self._refused.get(domain) == version:
+                continue
+            try:
+                loaded = self._load(domain, version)
+            except Exception as exc:  # any failure keeps the old model serving
+                self._refused[domain] = version
+                RELOADS.labels(domain, "refused").inc()
+                log.error(
+                    "model %s/%s refused, still serving %s: %s",
+                    domain,
+                    version,
+                    live.version if live else None,
+                    exc,
+                )
+                if self.on_refused is not None:
+                    self.on_refused(domain, version, exc)
+                continue
+            self._refused.pop(domain, None)
+            with self._lock:
+                self._live[domain] = loaded
+                self._ready[domain] = loaded
+            became_ready.append(f"{domain}/{version}")
+        return became_ready
+
+    def live(self, domain: str) -> str | None:
+        """The version the worker has (or will have after its next ``take``)."""
+        loaded = self._live.get(domain)
+        return loaded.version if loaded else None
+
+    def _load(self, domain: str, version: str) -> LoadedModel[T]:
+        entry = self._registry.verify(domain, version)
+        live = self._live.get(domain)
+        if (
+            self._same_encoder
+            and live is not None
+            and live.manifest.get("encoder") != entry.manifest.get("encoder")
+        ):
+            raise ValueError(
+                f"{domain}/{version} uses a different feature encoder than {live.version}; "
+                "stored windows would need re-encoding (restart ingest and inference)"
+            )
+        value = self._load_version(entry)
+        RELOADS.labels(domain, "loaded").inc()
+        log.info("model %s/%s loaded (parent %s)", domain, version, entry.parent)
+        return LoadedModel(domain, version, value, entry.manifest, datetime.now(UTC))
+
+    def _run(self) -> None:
+        consumer = None
+        try:
+            consumer = KafkaConsumer(**self._kafka_config, group_id=None, enable_auto_commit=False)
+            partitions = consumer.partitions_for_topic(self._topic) or {0}
+            assigned = [TopicPartition(self._topic, p) for p in sorted(partitions)]
+            consumer.assign(assigned)
+            consumer.seek_to_end(*assigned)  # past changes are already in the pointer
+        except Exception as exc:
+            log.warning("model updates topic unavailable (%s); checking the pointer only", exc)
+            consumer = None
+        # Wait in slices of at most a second so that close() returns promptly.
+        slice_s = min(self._check_every_s, 1.0)
+        next_check = time.monotonic() + self._check_every_s
+        try:
+            while not self._stop.is_set():
+                announced = False
+                if consumer is not None:
+                    batch = consumer.poll(timeout_ms=int(slice_s * 1000))
+                    for records in batch.values():
+                        for record in records:
+                            announced = True
+                            log.info("model update announced: %s", record.value[:200])
+                else:
+                    self._stop.wait(slice_s)
+                if self._stop.is_set():
+                    break
+                if announced or time.monotonic() >= next_check:
+                    self.check()
+                    next_check = time.monotonic() + self._check_every_s
+        except Exception:
+            log.exception("model watcher stopped")
+            raise
+        finally:
+            if consumer is not None:
+                consumer.close()
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)

@@ -1,0 +1,53 @@
+"""A domain's scoring kit from a checkpoint: the model, its feature encoder, a ``Scorer``.
+
+The encoder comes from the same manifest as the weights, so ingest encodes exactly as training
+did (ARCHITECTURE.md, "one encoding for training, evaluation and serving").
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from model import load_checkpoint
+from model.features import FeatureEncoder
+from stream.scorer import Scorer
+
+__all__ = ["DomainModel", "load_domain_model"]
+
+
+@dataclass(frozen=True)
+class DomainModel:
+    domain: str
+    version: str
+    encoder: FeatureEncoder
+    scorer: Scorer
+    manifest: Mapping[str, Any]
+
+
+def load_domain_model(
+    directory: Path | str, domain: str, device: torch.device, top_events: int
+) -> DomainModel:
+    """Load and verify the checkpoint in ``directory`` (a registry version or a plain one)."""
+    model, manifest = load_checkpoint(directory)
+    hyper = manifest["hyperparameters"]
+    encoder = FeatureEncoder.from_dict(manifest["encoder"])
+    if encoder.domain != domain:
+        raise ValueError(f"{directory} holds a {encoder.domain!r} model, not {domain!r}")
+    version = str(manifest.get("version") or manifest["sha256"][:12])
+    scorer = Scorer(
+        model,
+        version=version,
+        event_dim=int(hyper["event_dim"]),
+        profile_dim=int(hyper["profile_dim"]),
+        quantiles=tuple(hyper.get("quantiles") or ()),
+        device=device,
+        top_events=top_events,
+        target_transform=str(manifest.get("target_transform") or "none"),
+        target_scale=float(manifest.get("target_scale") or 1.0),
+    )
+    return DomainModel(domain, version, encoder, scorer, manifest)

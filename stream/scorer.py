@@ -1,0 +1,166 @@
+"""Inference: a batch of score requests -> padded arrays -> one forward pass -> scores.
+
+Sequences are oldest first and right-padded (ARCHITECTURE.md); the model's output for a customer
+does not depend on the rest of the batch, so batching changes speed, not scores. On CUDA the
+forward pass runs under autocast (bfloat16); on CPU in float32, which the offline comparison uses.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from stream.requests import ScoreRequest
+from stream.score_encoding import TopEvent
+
+__all__ = ["Scored", "Scorer", "pad", "resolve_device"]
+
+
+@dataclass(frozen=True, slots=True)
+class Scored:
+    request: ScoreRequest
+    probability: float
+    quantiles: dict[str, float] | None
+    top_events: list[TopEvent]  # most attended first
+
+
+def resolve_device(name: str) -> torch.device:
+    """'auto' -> CUDA when present, else CPU; anything else is passed to ``torch.device``."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def pad(
+    requests: Sequence[ScoreRequest], event_dim: int, profile_dim: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Right-pad windows into ``events (B, T, E)``, ``mask (B, T)``, ``profile (B, P)``.
+
+    T is the longest window in the batch; a missing profile is zeros.
+    """
+    size = len(requests)
+    longest = max(len(r.sequence) for r in requests)
+    events = np.zeros((size, longest, event_dim), dtype=np.float32)  # (B, T, E)
+    mask = np.zeros((size, longest), dtype=bool)  # (B, T)
+    profile = np.zeros((size, profile_dim), dtype=np.float32)  # (B, P)
+    for i, request in enumerate(requests):
+        seq = request.sequence
+        length = len(seq)
+        events[i, :length] = seq.events
+        mask[i, :length] = True
+        if seq.profile is not None:
+            profile[i] = seq.profile
+    return events, mask, profile
+
+
+class Scorer:
+    """Scores batches with one model of one domain.
+
+    Parameters
+    ----------
+    model
+        A ``model.build`` module (``forward(events, mask, profile) -> RiskOutput``).
+    version
+        The checkpoint's version, stamped on every score.
+    quantiles
+        The levels of the model's quantile head (empty when it has none).
+    device
+        Where the forward pass runs.
+    top_events
+        How many events, by attention weight, explain each score.
+    target_transform, target_scale
+        How the quantile head's training target was scaled (manifest fields): published
+        quantiles are ``inverse(raw x scale)``, in the target's own units.
+    """
+
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        *,
+        version: str,
+        event_dim: int,
+        profile_dim: int,
+        quantiles: Sequence[float],
+        device: torch.device,
+        top_events: int,
+        target_transform: str = "none",
+        target_scale: float = 1.0,
+    ) -> None:
+        if target_transform not in ("none", "log1p"):
+            raise ValueError(
+                f"target_transform must be 'none' or 'log1p', got {target_transform!r}"
+            )
+        self.version = version
+        self.event_dim = event_dim
+        self.profile_dim = profile_dim
+        self.quantile_names = [f"q{round(q * 100)}" for q in quantiles]
+        self.device = device
+        self.top_events = top_events
+        self.target_transform = target_transform
+        self.target_scale = target_scale
+        self._model = model.to(device).eval()
+
+    @torch.inference_mode()
+    def forward(
+        self, events: np.ndarray, mask: np.ndarray, profile: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
+        """(probability (B,), quantiles (B, Q) in target units | None, attention (B, T))."""
+        to = self.device
+        e = torch.from_numpy(events).to(to, non_blocking=True)
+        m = torch.from_numpy(mask).to(to, non_blocking=True)
+        p = torch.from_numpy(profile).to(to, non_blocking=True)
+        if to.type == "cuda":
+            with torch.autocast("cuda", dtype=torch.bfloat16):
+                out = self._model(e, m, p)
+        else:
+            out = self._model(e, m, p)
+        quantiles = None
+        if out.quantiles is not None:
+            quantiles = out.quantiles.float().cpu().numpy().astype(np.float64) * self.target_scale
+            if self.target_transform == "log1p":
+                quantiles = np.expm1(quantiles)
+        return (
+            out.probability.float().cpu().numpy(),
+            quantiles,
+            out.attention.float().cpu().numpy(),
+        )
+
+    def score(self, requests: Sequence[ScoreRequest]) -> list[Scored]:
+        if not requests:
+            return []
+        probability, quantiles, attention = self.forward(
+            *pad(requests, self.event_dim, self.profile_dim)
+        )
+        tops = self._top_positions(requests, attention)
+        scored = []
+        for i, request in enumerate(requests):
+            q = None
+            if quantiles is not None and self.quantile_names:
+                q = dict(zip(self.quantile_names, quantiles[i].tolist(), strict=True))
+            seq = request.sequence
+            times = seq.event_times_ms
+            scored.append(
+                Scored(
+                    request=request,
+                    probability=min(max(float(probability[i]), 0.0), 1.0),
+                    quantiles=q,
+                    top_events=[
+                        (seq.event_ids[t], int(times[t]), seq.kinds[t], float(attention[i, t]))
+                        for t in tops[i][: len(seq)]
+                    ],
+                )
+            )
+        return scored
+
+    def _top_positions(self, requests: Sequence[ScoreRequest], attention: np.ndarray) -> list:
+        """Per row, the positions of the ``top_events`` most attended real events."""
+        k = min(self.top_events, attention.shape[1])
+        if k == 0:
+            return [[] for _ in requests]
+        lengths = np.array([len(r.sequence) for r in requests])
+        real = np.arange(attention.shape[1])[None, :] < lengths[:, None]  # (B, T)
+        ranked = np.argsort(np.where(real, -attention, np.inf), axis=1, kind="stable")[:, :k]
+        return ranked.tolist()

@@ -1,0 +1,173 @@
+"""Fixtures for end-to-end runs: a credit checkpoint, isolated topics and keys, a worker, readers.
+
+Each test gets its own topics, Redis key prefix and consumer group (on the shared broker and
+Redis from ``tests/conftest.py``), so tests never see each other's messages or state.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from kafka import KafkaConsumer, TopicPartition
+
+import model
+from crmrisk.settings import Settings
+
+ROOT = Path(__file__).resolve().parents[2]
+WINDOW = 32
+
+
+@pytest.fixture(scope="session")
+def credit_dataset():
+    from training.datasets import load_domain
+
+    return load_domain("credit", ROOT / "data", 0)
+
+
+@pytest.fixture(scope="session")
+def credit_checkpoint(tmp_path_factory, credit_dataset) -> Path:
+    """A real checkpoint: the credit encoder fitted on the training split, random weights.
+
+    Score equality between stream and offline does not need a trained model, only the same one.
+    """
+    from training.datasets import fit_encoder
+
+    encoder = fit_encoder(credit_dataset.spec, credit_dataset.train)
+    network = model.build(model.DEFAULT_VARIANT, encoder.event_dim, encoder.profile_dim, (), seed=0)
+    path = tmp_path_factory.mktemp("models") / "credit" / "it-random-0"
+    manifest = {"domain": "credit", "version": "it-random-0", "encoder": encoder.to_dict()}
+    model.save_checkpoint(path, network, manifest)
+    return path
+
+
+@pytest.fixture
+def stream_settings(
+    settings: Settings, new_topic: Callable[..., str], redis_prefix: str
+) -> Settings:
+    """Settings with fresh topics (2 partitions), key prefix and consumer group for one test."""
+    tag = uuid.uuid4().hex[:8]
+    topics = {
+        name: new_topic(partitions=2, prefix=f"it-{name}")
+        for name in (
+            "events",
+            "dead_letters",
+            "outcomes",
+            "scores",
+            "alerts",
+            "score_requests",
+            "model_updates",
+        )
+    }
+    return Settings(
+        kafka={
+            "bootstrap_servers": settings.kafka.bootstrap_servers,
+            "group_id": f"it-{tag}",
+            "topics": topics,
+        },
+        redis={"url": settings.redis.url, "key_prefix": redis_prefix.rstrip(":"), "window": WINDOW},
+        scoring={"device": "cpu", "metrics_port": 0, "max_batch_size": 256, "max_delay_ms": 5},
+    )
+
+
+def settings_env(settings: Settings) -> dict[str, str]:
+    """The environment that makes a ``crmrisk`` subprocess build the same Settings."""
+    k, r, s = settings.kafka, settings.redis, settings.scoring
+    env = dict(os.environ)
+    env.update(
+        RISK_KAFKA__BOOTSTRAP_SERVERS=k.bootstrap_servers,
+        RISK_KAFKA__GROUP_ID=k.group_id,
+        RISK_REDIS__URL=r.url,
+        RISK_REDIS__KEY_PREFIX=r.key_prefix,
+        RISK_REDIS__WINDOW=str(r.window),
+        RISK_SCORING__DEVICE=s.device,
+        RISK_SCORING__METRICS_PORT=str(s.metrics_port),
+        RISK_SCORING__MAX_BATCH_SIZE=str(s.max_batch_size),
+        RISK_SCORING__MAX_DELAY_MS=str(s.max_delay_ms),
+    )
+    for name, value in k.topics.model_dump().items():
+        env[f"RISK_KAFKA__TOPICS__{name.upper()}"] = str(value)
+    return env
+
+
+def crmrisk_command(*args: str) -> list[str]:
+    return [sys.executable, "-m", "crmrisk", *args]
+
+
+class WorkerThread:
+    """``run_worker`` on a background thread with its own event loop; re-raises its failure."""
+
+    def __init__(self, settings: Settings, models: dict, role: str = "ingest", **kwargs) -> None:
+        self._args = (settings, role, models)
+        self._kwargs = kwargs
+        self._ready = threading.Event()
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._main, daemon=True)
+
+    def _main(self) -> None:
+        from crmrisk.commands.worker import run_worker
+
+        async def main() -> None:
+            self._loop = asyncio.get_running_loop()
+            self._stop = asyncio.Event()
+            self._ready.set()
+            await run_worker(*self._args, self._stop, **self._kwargs)
+
+        try:
+            asyncio.run(main())
+        except BaseException as exc:  # surfaced in stop()
+            self._error = exc
+            self._ready.set()
+
+    def __enter__(self) -> WorkerThread:
+        self._thread.start()
+        self._ready.wait(30)
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self._thread.is_alive() and self._error is None:
+            self._loop.call_soon_threadsafe(self._stop.set)
+        self._thread.join(60)
+        if self._error is not None:
+            raise self._error
+
+
+def read_topic(
+    bootstrap: str,
+    topic: str,
+    until: Callable[[list], bool],
+    timeout_s: float,
+    settle_s: float = 1.0,
+) -> list:
+    """Every record of ``topic`` from the start, read until ``until(records)`` holds (then
+    ``settle_s`` more, to catch extras) or ``timeout_s`` passes."""
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap.split(","), enable_auto_commit=False)
+    try:
+        parts = consumer.partitions_for_topic(topic) or set()
+        consumer.assign([TopicPartition(topic, p) for p in parts])
+        consumer.seek_to_beginning()
+        records: list = []
+        deadline = time.monotonic() + timeout_s
+        settle_at = None
+        while time.monotonic() < (settle_at or deadline):
+            for batch in consumer.poll(timeout_ms=200, max_records=5000).values():
+                records.extend(batch)
+            if settle_at is None and until(records):
+                settle_at = time.monotonic() + settle_s
+        return records
+    finally:
+        consumer.close()
+
+
+@pytest.fixture
+def models_for(credit_checkpoint) -> Iterator[Callable[[Settings], dict]]:
+    from crmrisk.commands.worker import load_models
+
+    yield lambda s: load_models(s, ["credit"], {"credit": credit_checkpoint})

@@ -1,0 +1,120 @@
+"""Duplicates, out-of-order events and poison messages, with the stream still flowing."""
+
+import asyncio
+import base64
+import json
+from collections import Counter
+
+import pytest
+import redis
+
+from state import CustomerSequenceStore
+from stream.events import DeadLetter, RiskScore
+from stream.kafka_io import BatchProducer
+
+from .conftest import WorkerThread, read_topic
+
+pytestmark = pytest.mark.integration
+
+
+def _event(event_id, customer, month, kind="statement", domain="credit", **fields):
+    fields = fields or {
+        "pay_status": 0,
+        "bill_amt": 1000.0 * month,
+        "pay_amt": 500.0,
+        "bill_to_limit": 0.1,
+    }
+    return {
+        "event_id": event_id,
+        "customer_id": customer,
+        "event_time": f"2005-{month:02d}-28T00:00:00Z",
+        "domain": domain,
+        "kind": kind,
+        "fields": fields,
+    }
+
+
+PROFILE = {"LIMIT_BAL": 50000, "SEX": 2, "EDUCATION": 2, "MARRIAGE": 1, "AGE": 30}
+
+
+def _messages():
+    """(key, value, expected DLQ reason or None) in publishing order."""
+
+    def ok(doc):
+        return doc["customer_id"].encode(), json.dumps(doc).encode(), None
+
+    huge = _event("big", "c1", 5)
+    huge["fields"] = {"note": "x" * 3000, **{f"f{i}": "y" * 3000 for i in range(25)}}
+    return [
+        ok(_event("c1-p", "c1", 1, kind="profile", **PROFILE)),
+        ok(_event("c1-e1", "c1", 4)),
+        ok(_event("c1-e3", "c1", 6)),
+        ok(_event("c1-e2", "c1", 5)),  # late: placed between e1 and e3
+        ok(_event("c1-e1", "c1", 4)),  # duplicate: stored once, not scored again
+        (b"c1", b"{not json", "invalid_json"),
+        (
+            b"c1",
+            json.dumps(_event("c1-x", "c1", 7) | {"event_time": "yesterday"}).encode(),
+            "invalid_fields",
+        ),
+        (
+            b"c1",
+            json.dumps(
+                {k: v for k, v in _event("c1-y", "c1", 7).items() if k != "customer_id"}
+            ).encode(),
+            "invalid_fields",
+        ),
+        (b"c1", json.dumps(_event("c1-z", "c1", 7, nested={"a": 1})).encode(), "invalid_fields"),
+        (b"c1", json.dumps(huge).encode(), "oversized"),
+        (b"c1", json.dumps(_event("c1-m", "c1", 7, domain="martian")).encode(), "unknown_domain"),
+        (b"c9", json.dumps(_event("c1-k", "c1", 7)).encode(), "key_mismatch"),
+        (
+            b"c1",
+            json.dumps(_event("c1-v", "c1", 7) | {"schema_version": 2}).encode(),
+            "unsupported_schema",
+        ),
+        ok(_event("c2-p", "c2", 1, kind="profile", **PROFILE)),
+        ok(_event("c2-e1", "c2", 4)),
+    ]
+
+
+async def _publish(settings, messages):
+    k = settings.kafka
+    producer = BatchProducer(k.client_config(), "it-bad-input")
+    await producer.start()
+    try:
+        for key, value, _ in messages:  # one by one: keep the order within the partition
+            await producer.send_many(k.topics.events, [(key, value)])
+            await producer.flush()
+    finally:
+        await producer.stop()
+
+
+def test_bad_input__dead_lettered_with_reason_and_bytes_while_good_events_flow(
+    stream_settings, models_for, redis_client
+):
+    messages = _messages()
+    poison = [(v, reason) for _, v, reason in messages if reason]
+    asyncio.run(_publish(stream_settings, messages))
+    bootstrap, topics = stream_settings.kafka.bootstrap_servers, stream_settings.kafka.topics
+    with WorkerThread(stream_settings, models_for(stream_settings)):
+        scores = read_topic(bootstrap, topics.scores, lambda got: len(got) >= 4, timeout_s=60)
+        letters = read_topic(
+            bootstrap, topics.dead_letters, lambda got: len(got) >= len(poison), timeout_s=30
+        )
+
+    scored = Counter(RiskScore.model_validate_json(r.value).event_id for r in scores)
+    assert scored == Counter({"c1-e1": 1, "c1-e3": 1, "c1-e2": 1, "c2-e1": 1})
+
+    dead = [DeadLetter.model_validate_json(r.value) for r in letters]
+    assert sorted((d.original(), d.reason) for d in dead) == sorted(poison)
+    assert all(d.source_topic == topics.events and d.offset is not None for d in dead)
+    assert all(d.error for d in dead)
+    mismatch = next(d for d in dead if d.reason == "key_mismatch")
+    assert base64.b64decode(mismatch.key_b64) == b"c9"
+
+    r = stream_settings.redis
+    store = CustomerSequenceStore(redis.Redis.from_url(r.url), r.key_prefix, r.window, r.ttl_s)
+    c1 = store.read("c1", "credit")
+    assert c1.event_ids == ["c1-e1", "c1-e2", "c1-e3"]
+    assert c1.profile is not None and c1.exposure == 50000.0

@@ -1,0 +1,85 @@
+"""Replaying credit customers end to end: one score per event, equal to the offline model's."""
+
+import asyncio
+from collections import Counter
+
+import numpy as np
+import pytest
+import redis
+import torch
+
+import model
+from crmrisk.commands.replay import dataset_events, dataset_outcomes, replay
+from model.features import FeatureEncoder
+from state import CustomerSequenceStore
+from stream.events import RiskScore
+from stream.transform import window
+
+from .conftest import WINDOW, WorkerThread, read_topic
+
+pytestmark = pytest.mark.integration
+
+CUSTOMERS = 1500  # x (6 statements + 1 profile) = 10,500 events, 9,000 of them scored
+
+
+def _offline_scores(checkpoint, events):
+    """Probability per statement event, from the checkpoint alone: for each event the window
+    of that customer's statements up to it (replay order) and the customer's profile."""
+    network, manifest = model.load_checkpoint(checkpoint)
+    encoder = FeatureEncoder.from_dict(manifest["encoder"])
+    history, profiles, rows = {}, {}, []
+    for event in events:
+        if event.kind == "profile":
+            profiles[event.customer_id] = encoder.encode_profile(event.fields)
+            continue
+        seen = history.setdefault(event.customer_id, [])
+        seen.append(event)
+        rows.append((event.event_id, window(seen, WINDOW), profiles[event.customer_id]))
+    longest = max(len(w) for _, w, _ in rows)
+    x = np.zeros((len(rows), longest, encoder.event_dim), np.float32)
+    mask = np.zeros((len(rows), longest), bool)
+    for i, (_, w, _) in enumerate(rows):
+        x[i, : len(w)] = [encoder.encode_event(e.kind, e.fields) for e in w]
+        mask[i, : len(w)] = True
+    profile = np.stack([p for _, _, p in rows])
+    with torch.inference_mode():
+        out = network(torch.from_numpy(x), torch.from_numpy(mask), torch.from_numpy(profile))
+    return dict(zip([r[0] for r in rows], out.probability.numpy().tolist(), strict=True))
+
+
+def test_replay__one_score_per_event_equal_to_offline(
+    stream_settings, credit_dataset, credit_checkpoint, models_for, redis_client
+):
+    records = (credit_dataset.train + credit_dataset.test)[:CUSTOMERS]
+    events = dataset_events(records, "credit")
+    assert len(events) >= 10_000
+    scored_ids = [e.event_id for e in events if e.kind != "profile"]
+    topics = stream_settings.kafka.topics
+
+    asyncio.run(replay(stream_settings, events, dataset_outcomes(records, "credit"), None, False))
+    with WorkerThread(stream_settings, models_for(stream_settings)):
+        records_out = read_topic(
+            stream_settings.kafka.bootstrap_servers,
+            topics.scores,
+            until=lambda got: len(got) >= len(scored_ids),
+            timeout_s=240,
+        )
+    scores = [RiskScore.model_validate_json(r.value) for r in records_out]
+
+    counts = Counter(s.event_id for s in scores)
+    assert set(counts) == set(scored_ids)
+    assert max(counts.values()) == 1, "an event was scored twice"
+    assert {s.model_version for s in scores} == {"it-random-0"}
+
+    offline = _offline_scores(credit_checkpoint, events)
+    diffs = np.array([abs(s.probability - offline[s.event_id]) for s in scores])
+    assert diffs.max() <= 1e-5, f"max |stream - offline| = {diffs.max():.2e}"
+
+    # Redis holds each customer's full window; keys are customer ids on the wire.
+    assert all(r.key == s.customer_id.encode() for r, s in zip(records_out, scores, strict=True))
+    r = stream_settings.redis
+    store = CustomerSequenceStore(redis.Redis.from_url(r.url), r.key_prefix, r.window, r.ttl_s)
+    windows = store.read_many([(rec.customer_id, "credit") for rec in records])
+    for rec, got in zip(records, windows, strict=True):
+        assert got.event_ids == [e.event_id for e in window(rec.events, WINDOW)]
+        assert got.profile is not None

@@ -1,0 +1,173 @@
+"""CustomerSequenceStore against real Redis: order, idempotence, window, TTL, batch twins."""
+
+import random
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import numpy as np
+import pytest
+
+from state import Append, AppendStatus, CustomerSequenceStore
+from stream.events import CustomerEvent
+from stream.transform import event_time_ms, window
+
+pytestmark = pytest.mark.integration
+
+DIM = 3
+
+
+@pytest.fixture
+def prefix(redis_client):
+    prefix = f"test-seq-{uuid.uuid4().hex[:8]}"
+    yield prefix
+    for key in redis_client.scan_iter(f"{prefix}:*"):
+        redis_client.delete(key)
+
+
+def _store(redis_client, prefix, window_size=4, ttl_s=600):
+    return CustomerSequenceStore(redis_client, prefix, window=window_size, ttl_s=ttl_s)
+
+
+def _append(event_id, t_ms, offset=None, customer="c1", kind="bill", value=None):
+    vector = np.full(DIM, t_ms if value is None else value, dtype=np.float32)
+    source = None if offset is None else ("crm.events", 0, offset)
+    return Append(customer, "credit", event_id, t_ms, kind, vector, source)
+
+
+def test_append__orders_by_event_time_and_places_late_events(redis_client, prefix):
+    store = _store(redis_client, prefix)
+    for i, (event_id, t) in enumerate([("b", 20), ("c", 30), ("a", 10)]):
+        result = store.append(_append(event_id, t, offset=i))
+    assert result.status is AppendStatus.APPLIED
+    seq = result.sequence
+    assert seq.event_ids == ["a", "b", "c"]
+    assert seq.event_times_ms.tolist() == [10, 20, 30]
+    assert seq.events[:, 0].tolist() == [10, 20, 30]
+    assert seq.events.shape == (3, DIM)
+    assert seq.kinds == ["bill"] * 3
+
+
+def test_append__ties_in_time_are_ordered_by_event_id(redis_client, prefix):
+    store = _store(redis_client, prefix)
+    store.append(_append("z", 5))
+    seq = store.append(_append("m", 5)).sequence
+    assert seq.event_ids == ["m", "z"]
+
+
+def test_append__duplicate_event_id_is_stored_once(redis_client, prefix):
+    store = _store(redis_client, prefix)
+    store.append(_append("a", 10, offset=0))
+    again = store.append(_append("a", 10, offset=1, value=99.0))
+    assert again.status is AppendStatus.DUPLICATE
+    assert again.sequence.event_ids == ["a"]
+    assert again.sequence.events[0, 0] == 10.0
+
+
+def test_append__refuses_an_offset_already_applied(redis_client, prefix):
+    store = _store(redis_client, prefix)
+    store.append(_append("a", 10, offset=5))
+    replay = store.append(_append("b", 20, offset=5))
+    older = store.append(_append("c", 30, offset=4))
+    assert (replay.status, older.status) == (AppendStatus.REDELIVERED,) * 2
+    assert store.read("c1", "credit").event_ids == ["a"]
+    # The guard is per topic partition: another partition's offsets are independent.
+    other = Append("c1", "credit", "d", 40, "bill", np.zeros(DIM, np.float32), ("crm.events", 1, 0))
+    assert store.append(other).status is AppendStatus.APPLIED
+
+
+def test_append__keeps_only_the_latest_window(redis_client, prefix):
+    store = _store(redis_client, prefix, window_size=3)
+    for i in range(5):
+        seq = store.append(_append(f"e{i}", 10 * i, offset=i)).sequence
+    assert seq.event_ids == ["e2", "e3", "e4"]
+    late = store.append(_append("old", 1, offset=9))
+    assert late.status is AppendStatus.OUTSIDE_WINDOW
+    assert late.sequence.event_ids == ["e2", "e3", "e4"]
+    # Evicted events leave no vectors behind.
+    assert late.sequence.events.shape == (3, DIM)
+    assert len(redis_client.hget(f"{prefix}:seq:credit:{{c1}}", "vs")) == 3 * DIM * 4
+
+
+def test_append__profile_is_kept_apart_latest_by_time_with_exposure(redis_client, prefix):
+    store = _store(redis_client, prefix)
+    first = Append("c1", "credit", "p1", 100, "profile", np.ones(2, np.float32), exposure=5e4)
+    older = Append("c1", "credit", "p0", 50, "profile", np.zeros(2, np.float32), exposure=1.0)
+    store.append(first)
+    seq = store.append(older).sequence
+    assert len(seq) == 0
+    assert seq.profile.tolist() == [1.0, 1.0]
+    assert seq.exposure == 5e4
+    assert store.append(first).status is AppendStatus.DUPLICATE
+
+
+def test_append__sets_the_ttl(redis_client, prefix):
+    store = _store(redis_client, prefix, ttl_s=123)
+    store.append(_append("a", 10))
+    assert 0 < redis_client.ttl(f"{prefix}:seq:credit:{{c1}}") <= 123
+
+
+def test_read__unknown_customer_is_empty(redis_client, prefix):
+    seq = _store(redis_client, prefix).read("nobody", "credit")
+    assert len(seq) == 0
+    assert seq.profile is None
+    assert seq.exposure is None
+
+
+def test_append_many__agrees_with_append_one_at_a_time(redis_client, prefix):
+    rng = random.Random(3)
+    items = [
+        _append(f"e{rng.randrange(30)}", rng.randrange(100), offset=i, customer=f"c{i % 3}")
+        for i in range(60)
+    ]
+    one = _store(redis_client, prefix + "-one")
+    many = _store(redis_client, prefix + "-many")
+    singles = [one.append(item) for item in items]
+    batched = many.append_many(items)
+    assert [r.status for r in singles] == [r.status for r in batched]
+    for a, b in zip(singles, batched, strict=True):
+        assert a.sequence.event_ids == b.sequence.event_ids
+        np.testing.assert_array_equal(a.sequence.events, b.sequence.events)
+    for key in redis_client.scan_iter(f"{prefix}-*"):
+        redis_client.delete(key)
+
+
+def test_read_many__agrees_with_read(redis_client, prefix):
+    store = _store(redis_client, prefix)
+    store.append_many([_append("a", 1, customer="x"), _append("b", 2, customer="y")])
+    pairs = [("x", "credit"), ("y", "credit"), ("z", "credit")]
+    assert [s.event_ids for s in store.read_many(pairs)] == [
+        store.read(c, d).event_ids for c, d in pairs
+    ]
+
+
+def test_fold__equals_the_window_recomputed_from_the_full_history(redis_client, prefix):
+    """Random arrival order with duplicates: Redis folding == ``transform.window`` of history."""
+    rng = random.Random(7)
+    start = datetime(2024, 1, 1, tzinfo=UTC)
+    history = [
+        CustomerEvent(
+            event_id=f"e{i}",
+            customer_id="c1",
+            event_time=start + timedelta(minutes=rng.randrange(40)),
+            domain="credit",
+            kind="bill",
+        )
+        for i in range(25)
+    ]
+    arrivals = history + rng.sample(history, 8)
+    rng.shuffle(arrivals)
+    store = _store(redis_client, prefix, window_size=6)
+    for offset, event in enumerate(arrivals):
+        t = event_time_ms(event)
+        store.append(_append(event.event_id, t, offset=offset))
+    expected = window(arrivals, 6)
+    got = store.read("c1", "credit")
+    assert got.event_ids == [e.event_id for e in expected]
+    assert got.event_times_ms.tolist() == [event_time_ms(e) for e in expected]
+
+
+def test_append_many__recovers_when_redis_lost_the_script(redis_client, prefix):
+    store = _store(redis_client, prefix)
+    store._sha = "0" * 40  # as after a Redis restart or SCRIPT FLUSH: NOSCRIPT
+    assert store.append(_append("a", 10)).status is AppendStatus.APPLIED
+    assert store.read("c1", "credit").event_ids == ["a"]
