@@ -13,6 +13,7 @@ from crmrisk.commands import (
     alerts,
     bench,
     demo,
+    models,
     replay,
     score,
     services,
@@ -44,6 +45,7 @@ alerts.register(app)
 demo.register(app)
 train.register(app)
 bench.register(app)
+models.register(app)
 
 
 @app.callback()

@@ -18,6 +18,7 @@ import redis
 import torch
 import typer
 
+from crmrisk.commands.trainer import train_worker
 from crmrisk.settings import Settings
 from model.registry import ModelRegistry
 from state import AlertStateStore, CustomerSequenceStore, LatestScoreStore, ModelPointer
@@ -277,6 +278,9 @@ def infer(
     settings = Settings()
     domain = domain or ["credit"]
     _serve_until_signal(settings, "infer", domain, _model_dirs(domain, model), "topic", live)
+
+
+app.command("train")(train_worker)
 
 
 def register(root: typer.Typer) -> None:

@@ -1,0 +1,182 @@
+"""``crmrisk models``: the versions in the registry, which one is live, and moving it.
+
+``crmrisk models`` lists a domain's versions with their held-out metrics and decisions;
+``promote VERSION`` / ``rollback [VERSION]`` move the live pointer in Redis and announce the
+change on ``risk.model-updates`` (inference workers load it between batches); ``import PATH``
+registers a checkpoint written by ``crmrisk train``; ``history`` shows the pointer's moves.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import redis
+import typer
+from kafka import KafkaProducer
+from rich.console import Console
+from rich.table import Table
+
+from crmrisk.settings import Settings
+from model.registry import ModelRegistry, ModelVersion, RegistryError
+from state.model_pointer import ModelPointer, PointerError
+from stream.model_updates import ModelPromoter
+
+__all__ = ["app", "register"]
+
+_console = Console()
+
+app = typer.Typer(
+    help="Model versions: list, promote, roll back, import.", invoke_without_command=True
+)
+
+_Domain = Annotated[str, typer.Option("--domain", "-d", help="The domain (credit, telco ...).")]
+
+
+def _pointer(settings: Settings) -> ModelPointer:
+    client = redis.Redis.from_url(settings.redis.url, **settings.redis.client_kwargs())
+    return ModelPointer(client, settings.redis.key_prefix, settings.training.pointer_history)
+
+
+def _promoter(settings: Settings, pointer: ModelPointer) -> tuple[ModelPromoter, KafkaProducer]:
+    k = settings.kafka
+    producer = KafkaProducer(**k.client_config(), client_id=f"{k.client_id}-models", acks="all")
+    registry = ModelRegistry(settings.model.dir)
+    return ModelPromoter(registry, pointer, producer, k.topics.model_updates), producer
+
+
+def _metric(entry: ModelVersion, name: str) -> str:
+    value = entry.metrics.get(name)
+    return f"{value:.4f}" if isinstance(value, int | float) else "-"
+
+
+def list_versions(settings: Settings, domain: str) -> None:
+    """Print ``domain``'s versions, oldest first, the live one marked."""
+    registry = ModelRegistry(settings.model.dir)
+    versions = registry.list(domain)
+    if not versions:
+        _console.print(f"no versions of {domain} under {registry.root}")
+        return
+    try:
+        live = _pointer(settings).current(domain)
+    except PointerError as exc:
+        live = None
+        _console.print(f"[yellow]live version unknown ({exc})[/yellow]")
+    table = Table(title=f"{domain} models in {registry.root}")
+    for column in (
+        "version",
+        "live",
+        "parent",
+        "created",
+        "held-out AUC",
+        "calib. err",
+        "champion AUC",
+        "decision",
+    ):
+        table.add_column(column)
+    for v in versions:
+        decision = v.decision.get("reason", "") if v.decision else ""
+        table.add_row(
+            v.version,
+            "*" if v.version == live else "",
+            v.parent or "-",
+            (v.created_at or "")[:19],
+            _metric(v, "holdout_auc"),
+            _metric(v, "holdout_calibration_error"),
+            _metric(v, "champion_holdout_auc"),
+            decision,
+        )
+    _console.print(table)
+
+
+@app.callback()
+def _default(ctx: typer.Context, domain: _Domain = "credit") -> None:
+    """List DOMAIN's versions when no subcommand is given."""
+    if ctx.invoked_subcommand is None:
+        list_versions(Settings(), domain)
+
+
+@app.command("list")
+def list_command(domain: _Domain = "credit") -> None:
+    """List DOMAIN's versions with held-out metrics and promotion decisions."""
+    list_versions(Settings(), domain)
+
+
+@app.command("promote")
+def promote(
+    version: Annotated[str, typer.Argument(help="The version to make live, e.g. v0003.")],
+    domain: _Domain = "credit",
+    reason: Annotated[str, typer.Option(help="Recorded in the pointer history.")] = "operator",
+) -> None:
+    """Make VERSION live (its hash is verified first) and announce it to the workers."""
+    settings = Settings()
+    pointer = _pointer(settings)
+    promoter, producer = _promoter(settings, pointer)
+    try:
+        change = promoter.promote(domain, version, f"promote: {reason}")
+    except (RegistryError, PointerError) as exc:
+        raise typer.BadParameter(str(exc)) from exc
+    finally:
+        producer.close()
+    _console.print(f"{domain}: live version {change.previous or '-'} -> {change.version}")
+
+
+@app.command("rollback")
+def rollback(
+    version: Annotated[
+        str | None, typer.Argument(help="Target version (default: the previous live one).")
+    ] = None,
+    domain: _Domain = "credit",
+) -> None:
+    """Go back to VERSION, or to the version that was live before the current one."""
+    settings = Settings()
+    pointer = _pointer(settings)
+    promoter, producer = _promoter(settings, pointer)
+    try:
+        change = promoter.rollback(domain, version)
+    except (RegistryError, PointerError, ValueError) as exc:
+        raise typer.BadParameter(str(exc)) from exc
+    finally:
+        producer.close()
+    _console.print(f"{domain}: rolled back {change.previous or '-'} -> {change.version}")
+
+
+@app.command("import")
+def import_command(
+    path: Annotated[Path, typer.Argument(help="A checkpoint directory (crmrisk train output).")],
+    domain: _Domain = "credit",
+    live: Annotated[bool, typer.Option("--promote", help="Also make it live.")] = False,
+) -> None:
+    """Register a checkpoint as the next version (verified and re-saved by the registry)."""
+    settings = Settings()
+    registry = ModelRegistry(settings.model.dir)
+    try:
+        entry = registry.import_checkpoint(domain, path)
+    except RegistryError as exc:
+        raise typer.BadParameter(str(exc)) from exc
+    _console.print(f"{domain}: imported {path} as {entry.version}")
+    if live:
+        promote(entry.version, domain, reason=f"imported from {path}")
+
+
+@app.command("history")
+def history(domain: _Domain = "credit", limit: int = 20) -> None:
+    """The live pointer's recent moves, newest first."""
+    for change in _pointer(Settings()).history(domain, limit):
+        _console.print(
+            f"{change.changed_at:%Y-%m-%d %H:%M:%S} {change.previous or '-':>6} -> "
+            f"{change.version}  {change.reason}"
+        )
+
+
+@app.command("show")
+def show(version: str, domain: _Domain = "credit") -> None:
+    """Print VERSION's manifest without the encoder (JSON)."""
+    entry = ModelRegistry(Settings().model.dir).get(domain, version)
+    shown = {k: v for k, v in entry.manifest.items() if k != "encoder"}
+    _console.print_json(json.dumps(shown))
+
+
+def register(root: typer.Typer) -> None:
+    root.add_typer(app, name="models")

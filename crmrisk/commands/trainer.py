@@ -1,0 +1,128 @@
+"""``crmrisk worker train``: the incremental trainer of one domain, assembled from ``Settings``.
+
+It reads ``crm.events`` and ``crm.outcomes`` (and ``risk.scores`` for drift), refreshes the live
+model every ``RISK_TRAINING__RETRAIN_EVERY_S`` seconds or ``..._EVERY_LABELS`` labels (earlier on
+drift), publishes every challenger to the registry and promotes it only when it holds up on the
+held-out slice. Mounted by ``crmrisk/commands/worker.py`` as ``app.command("train")``.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from typing import Annotated
+
+import redis
+import torch
+import typer
+from kafka import KafkaProducer
+from prometheus_client import start_http_server
+
+from crmrisk.settings import Settings
+from model.features import FeatureEncoder
+from model.registry import ModelRegistry
+from state.model_pointer import ModelPointer
+from stream.model_updates import ModelPromoter
+from training.drift import DriftMonitor
+from training.incremental import (
+    ExampleBuffer,
+    FineTune,
+    IncrementalTrainer,
+    PromotionRule,
+    RefreshPolicy,
+)
+from training.trainer_loop import TrainerLoop
+
+__all__ = ["build_trainer_loop", "train_worker"]
+
+log = logging.getLogger(__name__)
+
+
+def build_trainer_loop(
+    settings: Settings, domain: str, promoter: ModelPromoter, pointer: ModelPointer
+) -> TrainerLoop:
+    """The trainer and its reading loop for ``domain``, every value from ``settings``."""
+    t, k = settings.training, settings.kafka
+    trainer = IncrementalTrainer(
+        domain,
+        registry=ModelRegistry(settings.model.dir),
+        current=pointer.current,
+        promote=lambda d, v, reason, expected: promoter.promote(d, v, reason, expected=expected),
+        make_encoder=FeatureEncoder.from_dict,
+        window=settings.redis.window,
+        policy=RefreshPolicy(t.retrain_every_s, t.retrain_every_labels, t.min_new_labels),
+        rule=PromotionRule(t.promotion_tolerance, t.calibration_tolerance, t.min_holdout),
+        tune=FineTune(
+            epochs=t.fine_tune_epochs,
+            batch_size=t.batch_size,
+            learning_rate=t.fine_tune_learning_rate,
+            patience=min(t.patience, t.fine_tune_epochs),
+            seed=t.seed,
+        ),
+        buffer=ExampleBuffer(
+            holdout_fraction=t.holdout_fraction,
+            holdout_size=t.holdout_size,
+            replay_pool=t.replay_pool,
+            seed=t.seed,
+        ),
+        replay_sample=t.replay_sample,
+        history_limit=t.history_limit,
+    )
+    drift = DriftMonitor(
+        domain,
+        {},
+        threshold=t.drift_psi_threshold,
+        recent=t.drift_recent,
+        min_values=t.drift_min_values,
+    )
+    return TrainerLoop(
+        trainer,
+        kafka_config=k.client_config(),
+        events_topic=k.topics.events,
+        outcomes_topic=k.topics.outcomes,
+        scores_topic=k.topics.scores,
+        drift=drift,
+        drift_features=t.drift_features,
+        drift_retrain=t.drift_retrain,
+    )
+
+
+def train_worker(
+    domain: Annotated[
+        str, typer.Option("--domain", "-d", help="The domain to refresh.")
+    ] = "credit",
+    threads: Annotated[int, typer.Option("--threads", min=1, help="torch threads.")] = 1,
+    metrics_port: Annotated[
+        int | None,
+        typer.Option(help="Prometheus port (default: RISK_TRAINING__METRICS_PORT; 0 = off)."),
+    ] = None,
+) -> None:
+    """Refresh DOMAIN's live model from new labels; promote only what holds up."""
+    settings = Settings()
+    torch.set_num_threads(threads)
+    client = redis.Redis.from_url(settings.redis.url, **settings.redis.client_kwargs())
+    pointer = ModelPointer(client, settings.redis.key_prefix, settings.training.pointer_history)
+    if pointer.current(domain) is None:
+        raise typer.BadParameter(
+            f"no live model for {domain}: `crmrisk models import PATH --domain {domain} --promote`"
+        )
+    k = settings.kafka
+    producer = KafkaProducer(**k.client_config(), client_id=f"{k.client_id}-trainer", acks="all")
+    promoter = ModelPromoter(
+        ModelRegistry(settings.model.dir), pointer, producer, k.topics.model_updates
+    )
+    loop = build_trainer_loop(settings, domain, promoter, pointer)
+    port = settings.training.metrics_port if metrics_port is None else metrics_port
+    if port:
+        start_http_server(port)
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    log.info("trainer for %s started (live version %s)", domain, pointer.current(domain))
+    try:
+        loop.run(stop)
+    finally:
+        loop.close()
+        producer.close()
+        client.close()

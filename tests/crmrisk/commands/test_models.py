@@ -1,0 +1,77 @@
+"""``crmrisk models``: import, promote, list, roll back and history, on real Redis and Kafka."""
+
+import pytest
+from typer.testing import CliRunner
+
+from crmrisk.cli import app
+from model import build, save_checkpoint
+from model.registry import ModelRegistry
+from state.model_pointer import ModelPointer
+
+pytestmark = pytest.mark.integration
+
+
+def _model(seed: int):
+    return build(
+        "qrcnn-lstm-cross",
+        5,
+        3,
+        (),
+        seed=seed,
+        hidden=8,
+        channels=8,
+        summary_dim=8,
+        d_k=8,
+        profile_hidden=8,
+        head_hidden=8,
+    )
+
+
+@pytest.fixture
+def env(tmp_path, settings, redis_prefix, new_topic):
+    return {
+        "RISK_MODEL__DIR": str(tmp_path / "models"),
+        "RISK_REDIS__URL": settings.redis.url,
+        "RISK_REDIS__KEY_PREFIX": redis_prefix.rstrip(":"),
+        "RISK_KAFKA__BOOTSTRAP_SERVERS": settings.kafka.bootstrap_servers,
+        "RISK_KAFKA__TOPICS__MODEL_UPDATES": new_topic(prefix="it-cli-updates"),
+    }
+
+
+def test_models__import_promote_list_rollback(tmp_path, env, redis_client):
+    runner = CliRunner()
+    save_checkpoint(tmp_path / "trained", _model(0), {"encoder": {"domain": "credit"}})
+    result = runner.invoke(
+        app, ["models", "import", str(tmp_path / "trained"), "--promote"], env=env
+    )
+    assert result.exit_code == 0, result.output
+    assert "imported" in result.output and "-> v0001" in result.output
+    ModelRegistry(tmp_path / "models").publish("credit", _model(1), {"encoder": {}})
+
+    result = runner.invoke(app, ["models", "promote", "v0002", "--reason", "better"], env=env)
+    assert result.exit_code == 0, result.output
+    pointer = ModelPointer(redis_client, env["RISK_REDIS__KEY_PREFIX"], 10)
+    assert pointer.current("credit") == "v0002"
+
+    listing = runner.invoke(app, ["models", "--domain", "credit"], env=env, terminal_width=200)
+    assert listing.exit_code == 0, listing.output
+    lines = [line for line in listing.output.splitlines() if "v000" in line]
+    assert len(lines) == 2 and "*" in lines[1] and "*" not in lines[0]
+
+    result = runner.invoke(app, ["models", "rollback"], env=env)
+    assert result.exit_code == 0, result.output
+    assert pointer.current("credit") == "v0001"
+    history = runner.invoke(app, ["models", "history"], env=env)
+    assert [line.split()[-1] for line in history.output.splitlines()][:1] == ["v0002"]
+    assert "rollback from v0002" in history.output
+
+
+def test_models__promote_refuses_a_corrupted_version(tmp_path, env, redis_client):
+    registry = ModelRegistry(tmp_path / "models")
+    registry.publish("credit", _model(0), {"encoder": {}})
+    bad = registry.publish("credit", _model(1), {"encoder": {}})
+    (bad.path / "weights.safetensors").write_bytes(b"not the weights")
+    result = CliRunner().invoke(app, ["models", "promote", "v0002"], env=env)
+    assert result.exit_code != 0
+    assert "does not match" in result.output
+    assert ModelPointer(redis_client, env["RISK_REDIS__KEY_PREFIX"], 10).current("credit") is None
