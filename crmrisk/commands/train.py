@@ -20,7 +20,25 @@ log = logging.getLogger(__name__)
 
 
 def train(
-    domain: Annotated[str, typer.Option("--domain", help="credit, telco, bank or retail.")],
+    domain: Annotated[
+        str | None,
+        typer.Option(
+            "--domain",
+            help="credit, telco, bank or retail; or a domain with a spec file "
+            "<data dir>/<domain>.yaml (see --spec).",
+        ),
+    ] = None,
+    spec: Annotated[
+        Path | None,
+        typer.Option(
+            "--spec",
+            exists=True,
+            dir_okay=False,
+            help="A new domain without new code: a YAML/JSON spec naming a CSV or JSONL file "
+            "and its columns (training/datasets/generic.py); a relative source is looked up "
+            "next to the spec, then in the data dir. The domain name comes from the spec.",
+        ),
+    ] = None,
     variant: Annotated[
         str | None,
         typer.Option("--variant", help="Model variant (default: Settings.model.variant)."),
@@ -67,6 +85,8 @@ def train(
 
     from training.train import TrainJob, train_domain
 
+    if (domain is None) == (spec is None):
+        raise typer.BadParameter("give either --domain or --spec")
     if monitor not in ("auc", "loss"):
         raise typer.BadParameter("--monitor must be auc or loss")
     settings = Settings()
@@ -76,6 +96,14 @@ def train(
         options["include_duration"] = True
     if split:
         options["split"] = split
+    if spec is not None:
+        from training.datasets.generic import read_spec
+
+        parsed = read_spec(spec)
+        beside = spec.parent / parsed.source
+        if not Path(parsed.source).is_absolute() and beside.is_file():  # next to the spec
+            parsed = parsed.model_copy(update={"source": str(beside.resolve())})
+        domain, options["spec"] = parsed.domain, parsed.model_dump(mode="json")
     job = TrainJob(
         domain=domain,
         variant=variant or settings.model.variant,

@@ -21,7 +21,8 @@ positive value), optional target and kind columns, and the role of every other c
 Per customer: events in time order (ties keep file order: event ids are ``<customer>-<row>``
 zero-padded, unless ``event_id`` names a column); ``as_of`` = the last event's time; the
 profile takes each profile column's last non-missing value; the label is the last non-missing
-label value (1 when it equals ``positive``, compared as text: ``1``, ``1.0`` and ``"1"`` match)
+label value (1 when it equals ``positive``, compared as case-insensitive text: ``1``, ``1.0`` and
+``"1"`` match, as do ``True``, ``true`` and a boolean column)
 and the target likewise (None when missing). JSONL rows may be flat objects or contract-shaped
 (``{"customer_id", "event_time", "kind", "fields": {...}}``; ``fields`` is flattened). Rows
 without a customer id or with an unparsable time cannot be used: they are counted in
@@ -231,7 +232,8 @@ def build_records(
     )
     last = data.groupby("_cid", sort=True)[wanted].last()
     bounds = data.groupby("_cid", sort=True).indices
-    positive = _text(spec.positive)
+    # Case-insensitive: pandas reads a True/False column as booleans ("true"), YAML may say "True".
+    positive = (_text(spec.positive) or "").casefold()
     records = []
     for cid, row in zip(last.index, last.to_dict("records"), strict=True):
         rows = bounds[cid]  # contiguous: data is sorted by customer
@@ -242,7 +244,7 @@ def build_records(
                 customer_id=cid,
                 profile={c: _plain(row[c]) for c in spec.profile},
                 events=events[rows[0] : rows[-1] + 1],
-                label=int(label is not None and label == positive),
+                label=int(label is not None and label.casefold() == positive),
                 target=None if target is None else float(target),
                 split="train",
                 as_of=times[rows[-1]],
@@ -260,6 +262,13 @@ def load(spec: GenericSpec, data_dir: Path, seed: int = 0) -> DomainDataset:
     records, dropped = build_records(spec, read_rows(spec, path))
     if not records:
         raise ValueError(f"{spec.domain}: no usable rows in {path}")
+    positives = sum(r.label for r in records)
+    if positives in (0, len(records)):  # nothing to learn, and every AUC would be undefined
+        raise ValueError(
+            f"{spec.domain}: all {len(records)} customers have label "
+            f"{'1' if positives else '0'}: does positive={spec.positive!r} match the values of "
+            f"column {spec.label!r}?"
+        )
     rule = spec.split
     if rule.method == "time":
         records = sorted(records, key=lambda r: (r.as_of, r.customer_id))

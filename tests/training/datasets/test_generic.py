@@ -164,3 +164,10 @@ def test_generic__clear_errors():
         load_domain("nowhere", "/nonexistent")
     with pytest.raises(ValueError):
         GenericSpec.model_validate({**SPEC, "profile": {"age": "ordinal"}})
+
+
+def test_generic__a_positive_value_matching_no_label_is_a_clear_error(tmp_path):
+    _synthetic(60).to_csv(tmp_path / "subscriptions.csv", index=False)
+    spec = {**SPEC, "positive": "churned!"}
+    with pytest.raises(ValueError, match=r"all 60 customers have label 0.*positive=.churned!."):
+        load_domain("generic", tmp_path, 0, spec=spec)
