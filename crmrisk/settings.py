@@ -136,6 +136,11 @@ class ScoringSettings(BaseModel):
     )
     top_events: int = Field(3, ge=0, description="Events named in each score's explanation.")
     metrics_port: int = Field(9308, ge=0, description="Prometheus /metrics port (0 = off).")
+    metrics_host: str = Field(
+        "127.0.0.1",
+        description="Address /metrics and /health listen on (workers and trainer); 0.0.0.0 in "
+        "containers.",
+    )
     exposure_fields: dict[str, str] = Field(
         default_factory=lambda: {"credit": "LIMIT_BAL"},
         description="Per domain, the profile field holding the amount at risk (expected loss).",

@@ -12,6 +12,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Protocol
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -22,7 +23,7 @@ from prometheus_client import (
     generate_latest,
 )
 
-__all__ = ["WorkerMetrics", "serve"]
+__all__ = ["Scraped", "WorkerMetrics", "serve"]
 
 _MS_BUCKETS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000, 30000)
 _SIZE_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048)
@@ -80,7 +81,7 @@ class WorkerMetrics:
 
 
 class _Handler(BaseHTTPRequestHandler):
-    metrics: WorkerMetrics
+    metrics: Scraped
     healthy: Callable[[], dict]
 
     def do_GET(self) -> None:
@@ -102,10 +103,21 @@ class _Handler(BaseHTTPRequestHandler):
         return
 
 
+class Scraped(Protocol):
+    """What ``serve`` needs: a registry to expose and when the loop last completed a step."""
+
+    registry: CollectorRegistry
+    last_step_s: float | None
+
+
 def serve(
-    metrics: WorkerMetrics, port: int, stale_after_s: float = 30.0, host: str = "127.0.0.1"
+    metrics: Scraped, port: int, stale_after_s: float = 30.0, host: str = "127.0.0.1"
 ) -> ThreadingHTTPServer:
-    """Serve /metrics and /health on a daemon thread; ``server.shutdown()`` stops it."""
+    """Serve /metrics and /health on a daemon thread; ``server.shutdown()`` stops it.
+
+    ``host`` is loopback by default; a container sets it to 0.0.0.0 so that a published port
+    and Prometheus in another container can reach it.
+    """
 
     def healthy() -> dict:
         last = metrics.last_step_s

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from kafka import KafkaConsumer, TopicPartition
@@ -138,9 +138,17 @@ class TrainerLoop:
         self._refit_drift(report)
         return report
 
-    def run(self, stop: threading.Event, timeout_ms: int = 500) -> None:
+    def run(
+        self,
+        stop: threading.Event,
+        timeout_ms: int = 500,
+        on_step: Callable[[], None] | None = None,
+    ) -> None:
+        """Step until ``stop``; ``on_step`` after each (what the health endpoint watches)."""
         while not stop.is_set():
             self.step(timeout_ms)
+            if on_step is not None:
+                on_step()
 
     def close(self) -> None:
         self._consumer.close()

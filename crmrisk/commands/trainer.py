@@ -11,18 +11,20 @@ from __future__ import annotations
 import logging
 import signal
 import threading
+import time
 from typing import Annotated
 
 import redis
 import torch
 import typer
 from kafka import KafkaProducer
-from prometheus_client import start_http_server
+from prometheus_client import REGISTRY
 
 from crmrisk.settings import Settings
 from model.features import FeatureEncoder
 from model.registry import ModelRegistry
 from state.model_pointer import ModelPointer
+from stream.metrics import serve
 from stream.model_updates import ModelPromoter
 from training.drift import DriftMonitor
 from training.incremental import (
@@ -37,6 +39,18 @@ from training.trainer_loop import TrainerLoop
 __all__ = ["build_trainer_loop", "train_worker"]
 
 log = logging.getLogger(__name__)
+
+
+class _Health:
+    """The trainer's /metrics (the process-wide registry its collectors use) and /health."""
+
+    registry = REGISTRY
+
+    def __init__(self) -> None:
+        self.last_step_s: float | None = None
+
+    def mark(self) -> None:
+        self.last_step_s = time.time()
 
 
 def build_trainer_loop(
@@ -114,15 +128,22 @@ def train_worker(
     )
     loop = build_trainer_loop(settings, domain, promoter, pointer)
     port = settings.training.metrics_port if metrics_port is None else metrics_port
-    if port:
-        start_http_server(port)
+    health = _Health()
+    # A refresh (fine-tuning) can run for minutes between steps: /health is lenient here.
+    server = (
+        serve(health, port, stale_after_s=1800.0, host=settings.scoring.metrics_host)
+        if port
+        else None
+    )
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
     log.info("trainer for %s started (live version %s)", domain, pointer.current(domain))
     try:
-        loop.run(stop)
+        loop.run(stop, on_step=health.mark)
     finally:
+        if server is not None:
+            server.shutdown()
         loop.close()
         producer.close()
         client.close()

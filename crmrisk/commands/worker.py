@@ -110,7 +110,7 @@ def follow_pointer(settings: Settings, domains: Sequence[str]):
         load=lambda v: load_domain_model(v.path, v.domain, device, settings.scoring.top_events),
         kafka_config=k.client_config(),
         topic=k.topics.model_updates,
-        check_every_s=5.0,
+        check_every_s=settings.training.reload_check_every_s,
     )
     return watcher, {d: loaded.value for d, loaded in watcher.start().items()}
 
@@ -208,7 +208,9 @@ def _serve_until_signal(
         models = load_models(settings, domains, model_dirs)
     metrics = WorkerMetrics()
     server = (
-        serve(metrics, settings.scoring.metrics_port) if settings.scoring.metrics_port else None
+        serve(metrics, settings.scoring.metrics_port, host=settings.scoring.metrics_host)
+        if settings.scoring.metrics_port
+        else None
     )
 
     async def main() -> None:
