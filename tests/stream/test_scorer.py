@@ -75,3 +75,24 @@ def test_score__explains_with_the_most_attended_real_events(scorer):
     assert all(t[0].startswith("c0-") for t in first.top_events)
     assert set(first.quantiles) == {"q10", "q50", "q90"}
     assert 0.0 <= first.probability <= 1.0
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_score__cuda_bf16_agrees_with_cpu(scorer):
+    """The serving path on a GPU (autocast bfloat16) scores like the float32 CPU path."""
+    rng = np.random.default_rng(2)
+    reqs = [_request(i, length, rng) for i, length in enumerate([1, 5, 32, 2, 7, 16])]
+    on_cpu = scorer.score(reqs)
+    network = model.build(model.DEFAULT_VARIANT, E, P, (0.1, 0.5, 0.9), seed=0)
+    on_gpu = Scorer(
+        network,
+        version="v",
+        event_dim=E,
+        profile_dim=P,
+        quantiles=(0.1, 0.5, 0.9),
+        device=torch.device("cuda"),
+        top_events=2,
+    ).score(reqs)
+    for a, b in zip(on_cpu, on_gpu, strict=True):
+        assert abs(a.probability - b.probability) < 2e-2  # bfloat16 keeps ~3 significant digits
+        assert len(b.top_events) == len(a.top_events)
