@@ -16,6 +16,7 @@ from typing import Protocol
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
+    REGISTRY,
     CollectorRegistry,
     Counter,
     Gauge,
@@ -86,7 +87,10 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:
         if self.path.startswith("/metrics"):
-            body, status, kind = generate_latest(self.metrics.registry), 200, CONTENT_TYPE_LATEST
+            body = generate_latest(self.metrics.registry)
+            if self.metrics.registry is not REGISTRY:  # process-wide series: model reloads
+                body += generate_latest(REGISTRY)
+            status, kind = 200, CONTENT_TYPE_LATEST
         elif self.path.startswith("/health"):
             report = self.healthy()
             body = json.dumps(report).encode()

@@ -27,6 +27,15 @@ def test_metrics__exposes_the_worker_series(served):
     assert "crmrisk_event_to_score_ms_bucket" in text
 
 
+def test_metrics__include_model_reloads(served):
+    from stream.model_updates import RELOADS
+
+    _, url = served
+    RELOADS.labels("credit", "loaded").inc()
+    text = urllib.request.urlopen(f"{url}/metrics", timeout=5).read().decode()
+    assert 'crmrisk_model_reloads_total{domain="credit",result="loaded"}' in text
+
+
 def test_health__unhealthy_until_the_loop_has_stepped(served):
     metrics, url = served
     with pytest.raises(urllib.error.HTTPError) as info:
