@@ -53,6 +53,7 @@ __all__ = [
     "model_tables",
     "run_benchmark",
     "run_tables",
+    "runs_files",
     "summarise",
 ]
 
@@ -200,6 +201,17 @@ def _train_neural(
         record["val_pinball_by_transform"] = {c[1]: c[0] for c in candidates}
         record["train_seconds_all_candidates"] = sum(c[3].seconds for c in candidates)
     return record, model, test.probability
+
+
+def runs_files(results_dir: Path, mode: str) -> list[Path]:
+    """The runs files of ``mode`` in precedence order: shards first, the main file last.
+
+    Later files win in ``_read_runs``; resumed and redone runs are appended to the main file,
+    so it must come after the shards it supersedes (plain name order would put it first).
+    """
+    main = results_dir / f"runs_{mode}.jsonl"
+    shards = sorted(p for p in results_dir.glob(f"runs_{mode}_*.jsonl") if p != main)
+    return [*shards, *([main] if main.exists() else [])]
 
 
 def _read_runs(paths: Sequence[Path], redo: Sequence[str] = ()) -> dict[str, dict[str, Any]]:
@@ -668,9 +680,7 @@ def run_benchmark(
     runs_path = results_dir / f"runs_{config.mode}{'_' + shard if shard else ''}.jsonl"
     if not (resume or report_only) and runs_path.exists():
         runs_path.unlink()
-    resume_from = (
-        sorted(results_dir.glob(f"runs_{config.mode}*.jsonl")) if resume or report_only else []
-    )
+    resume_from = runs_files(results_dir, config.mode) if resume or report_only else []
     records = run_tables(
         config,
         table1,

@@ -100,3 +100,14 @@ def test_read_runs__later_files_win_and_redo_patterns_are_left_out(tmp_path):
     done = _read_runs([first, second])
     assert done["1|credit|0|ours"]["v"] == 2
     assert set(_read_runs([first, second], redo=["1|retail|*|ours"])) == {"1|credit|0|ours"}
+
+
+def test_runs_files__the_main_file_of_resumed_and_redone_runs_wins_over_shards(tmp_path):
+    from training.experiments import _read_runs, runs_files
+
+    (tmp_path / "runs_full_a.jsonl").write_text(json.dumps({"key": "k", "v": "shard"}) + "\n")
+    (tmp_path / "runs_full.jsonl").write_text(json.dumps({"key": "k", "v": "redone"}) + "\n")
+    (tmp_path / "runs_quick.jsonl").write_text(json.dumps({"key": "k", "v": "quick"}) + "\n")
+    files = runs_files(tmp_path, "full")
+    assert [p.name for p in files] == ["runs_full_a.jsonl", "runs_full.jsonl"]
+    assert _read_runs(files)["k"]["v"] == "redone"
