@@ -154,8 +154,10 @@ async def _publish(settings: Settings, pairs, rate: float | None, chunk: int = 2
 
 def _publish_process(settings_json: str, pairs, rate: float | None) -> None:
     settings = Settings.model_validate_json(settings_json)
-    # Small chunks: a paced feed, not bursts of hundreds of events stamped at the same instant.
-    asyncio.run(_publish(settings, pairs, rate, chunk=max(1, int((rate or 1000) / 200))))
+    # Paced: small chunks, not bursts of hundreds of events stamped at the same instant.
+    # Flat out (a backlog): large chunks, as fast as the producer goes.
+    chunk = max(1, int(rate / 200)) if rate else 250
+    asyncio.run(_publish(settings, pairs, rate, chunk=chunk))
 
 
 # -- 1. bare consumers --------------------------------------------------------------------------
@@ -317,7 +319,7 @@ class Worker:
 def drain(
     workers: list[Worker], expected_events: int, expected_scores: int, timeout_s: float
 ) -> dict:
-    """Events/s from the first consumed batch until every expected score is published."""
+    """Events/s from the first consumed event until every expected score is published."""
     started = done = None
     deadline = time.monotonic() + timeout_s
     events_in = scores = 0.0
@@ -331,7 +333,7 @@ def drain(
             done = now
             break
         time.sleep(0.05)
-    if done is None:
+    if done is None or started is None:
         raise RuntimeError(
             f"workers consumed {events_in:.0f}/{expected_events} events and published "
             f"{scores:.0f}/{expected_scores} scores in {timeout_s} s"
@@ -346,24 +348,57 @@ def drain(
     }
 
 
+def wait_group_stable(settings: Settings, members: int, timeout_s: float = 120.0) -> float:
+    """Seconds until the ingest group is Stable with ``members`` members, each assigned."""
+    from kafka import KafkaAdminClient
+
+    group = f"{settings.kafka.group_id}-ingest"
+    admin = KafkaAdminClient(**settings.kafka.client_config(), client_id="bench")
+    t0 = time.monotonic()
+    try:
+        while time.monotonic() - t0 < timeout_s:
+            info = admin.describe_groups([group]).get(group) or {}
+            if info.get("group_state") == "Stable" and len(info.get("members") or []) == members:
+                return time.monotonic() - t0
+            time.sleep(0.25)
+    finally:
+        admin.close()
+    raise RuntimeError(f"group {group} not stable with {members} members in {timeout_s} s")
+
+
 def run_backlog(
-    s: Settings, checkpoint: Path, n_workers: int, events: int, scores: int, workdir: Path
+    base: Settings,
+    partitions: int,
+    checkpoint: Path,
+    n_workers: int,
+    pairs,
+    scores: int,
+    workdir: Path,
 ) -> dict:
-    """Drain the backlog with ``n_workers`` processes in one consumer group, fresh state."""
-    tag = uuid.uuid4().hex[:6]
-    scoped = Settings(
-        kafka=s.kafka.model_dump() | {"group_id": f"{s.kafka.group_id}-{tag}"},
-        redis=s.redis.model_dump() | {"key_prefix": f"{s.redis.key_prefix}:{tag}"},
-        scoring=s.scoring.model_dump(),
-    )
+    """``n_workers`` processes of one consumer group drain a backlog on fresh topics and keys.
+
+    The workers join the empty topic first and the group settles, so no rebalance (a pause
+    of seconds, and redelivered batches) falls inside the measurement; then another process
+    publishes the backlog as fast as it can, and the clock runs from the first consumed event
+    until the last score is published.
+    """
+    tag = uuid.uuid4().hex[:8]
+    s = make_settings(base, tag, partitions)
     workers: list[Worker] = []
     try:
-        workers = start_workers(scoped, checkpoint, n_workers, workdir, tag)
-        return drain(workers, events, scores, timeout_s=900)
+        workers = start_workers(s, checkpoint, n_workers, workdir, tag)
+        settle_s = wait_group_stable(s, n_workers)
+        publisher = multiprocessing.get_context("spawn").Process(
+            target=_publish_process, args=(s.model_dump_json(), pairs, None)
+        )
+        publisher.start()
+        result = drain(workers, len(pairs), scores, timeout_s=900)
+        publisher.join()
+        return result | {"group_settled_after_s": round(settle_s, 1)}
     finally:
         for w in workers:
             w.stop()
-        cleanup_keys(scoped)
+        cleanup(s)
 
 
 def start_workers(s: Settings, checkpoint: Path, n: int, workdir: Path, tag: str) -> list[Worker]:
@@ -569,7 +604,10 @@ def measure_stream(
             result["bare_kafka_python_per_s"],
             result["bare_faust_take_per_s"],
         )
-        runs = [run_backlog(s, checkpoint, n, len(pairs), scored, workdir) for n in args.workers]
+        runs = [
+            run_backlog(base, args.partitions, checkpoint, n, pairs, scored, workdir)
+            for n in args.workers
+        ]
         for run in runs:
             log.info("end to end, %d worker(s): %.0f events/s", run["workers"], run["events_per_s"])
         result["end_to_end_runs"] = runs
