@@ -73,7 +73,8 @@ async def replay(
 ) -> float:
     """Publish ``events`` then ``outcomes``; returns the seconds the events took."""
     k = settings.kafka
-    producer = BatchProducer(k.client_config(), f"{k.client_id}-replay")
+    # Paced, every small chunk should leave at once; flat out, lingering lets batches fill.
+    producer = BatchProducer(k.client_config(), f"{k.client_id}-replay", linger_ms=0 if rate else 5)
     await producer.start()
     try:
         with Progress(
