@@ -34,7 +34,9 @@ system-packages:
 demo: setup  ## Start local Kafka + Redis, train a quick model if none, replay a domain live.
 	$(BIN)/crmrisk demo
 
-test: setup  ## Run the whole test suite against a real Kafka broker and a real Redis.
+test: setup  ## Lint, then the whole test suite against a real Kafka broker and a real Redis.
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 	$(BIN)/pytest -q
 
 lint:  ## ruff check + format check.
