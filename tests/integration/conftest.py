@@ -15,11 +15,15 @@ import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import numpy as np
 import pytest
+import torch
 from kafka import KafkaConsumer, TopicPartition
 
 import model
 from crmrisk.settings import Settings
+from model.features import FeatureEncoder
+from stream.transform import window
 
 ROOT = Path(__file__).resolve().parents[2]
 WINDOW = 32
@@ -171,3 +175,28 @@ def models_for(credit_checkpoint) -> Iterator[Callable[[Settings], dict]]:
     from crmrisk.commands.worker import load_models
 
     yield lambda s: load_models(s, ["credit"], {"credit": credit_checkpoint})
+
+
+def offline_scores(checkpoint, events):
+    """Probability per statement event, from the checkpoint alone: for each event the window
+    of that customer's statements up to it (replay order) and the customer's profile."""
+    network, manifest = model.load_checkpoint(checkpoint)
+    encoder = FeatureEncoder.from_dict(manifest["encoder"])
+    history, profiles, rows = {}, {}, []
+    for event in events:
+        if event.kind == "profile":
+            profiles[event.customer_id] = encoder.encode_profile(event.fields)
+            continue
+        seen = history.setdefault(event.customer_id, [])
+        seen.append(event)
+        rows.append((event.event_id, window(seen, WINDOW), profiles[event.customer_id]))
+    longest = max(len(w) for _, w, _ in rows)
+    x = np.zeros((len(rows), longest, encoder.event_dim), np.float32)
+    mask = np.zeros((len(rows), longest), bool)
+    for i, (_, w, _) in enumerate(rows):
+        x[i, : len(w)] = [encoder.encode_event(e.kind, e.fields) for e in w]
+        mask[i, : len(w)] = True
+    profile = np.stack([p for _, _, p in rows])
+    with torch.inference_mode():
+        out = network(torch.from_numpy(x), torch.from_numpy(mask), torch.from_numpy(profile))
+    return dict(zip([r[0] for r in rows], out.probability.numpy().tolist(), strict=True))

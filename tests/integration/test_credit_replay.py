@@ -6,45 +6,17 @@ from collections import Counter
 import numpy as np
 import pytest
 import redis
-import torch
 
-import model
 from crmrisk.commands.replay import dataset_events, dataset_outcomes, replay
-from model.features import FeatureEncoder
 from state import CustomerSequenceStore
 from stream.events import RiskScore
 from stream.transform import window
 
-from .conftest import WINDOW, WorkerThread, read_topic
+from .conftest import WINDOW, WorkerThread, offline_scores, read_topic
 
 pytestmark = pytest.mark.integration
 
 CUSTOMERS = 1500  # x (6 statements + 1 profile) = 10,500 events, 9,000 of them scored
-
-
-def _offline_scores(checkpoint, events):
-    """Probability per statement event, from the checkpoint alone: for each event the window
-    of that customer's statements up to it (replay order) and the customer's profile."""
-    network, manifest = model.load_checkpoint(checkpoint)
-    encoder = FeatureEncoder.from_dict(manifest["encoder"])
-    history, profiles, rows = {}, {}, []
-    for event in events:
-        if event.kind == "profile":
-            profiles[event.customer_id] = encoder.encode_profile(event.fields)
-            continue
-        seen = history.setdefault(event.customer_id, [])
-        seen.append(event)
-        rows.append((event.event_id, window(seen, WINDOW), profiles[event.customer_id]))
-    longest = max(len(w) for _, w, _ in rows)
-    x = np.zeros((len(rows), longest, encoder.event_dim), np.float32)
-    mask = np.zeros((len(rows), longest), bool)
-    for i, (_, w, _) in enumerate(rows):
-        x[i, : len(w)] = [encoder.encode_event(e.kind, e.fields) for e in w]
-        mask[i, : len(w)] = True
-    profile = np.stack([p for _, _, p in rows])
-    with torch.inference_mode():
-        out = network(torch.from_numpy(x), torch.from_numpy(mask), torch.from_numpy(profile))
-    return dict(zip([r[0] for r in rows], out.probability.numpy().tolist(), strict=True))
 
 
 def test_replay__one_score_per_event_equal_to_offline(
@@ -71,7 +43,7 @@ def test_replay__one_score_per_event_equal_to_offline(
     assert max(counts.values()) == 1, "an event was scored twice"
     assert {s.model_version for s in scores} == {"it-random-0"}
 
-    offline = _offline_scores(credit_checkpoint, events)
+    offline = offline_scores(credit_checkpoint, events)
     diffs = np.array([abs(s.probability - offline[s.event_id]) for s in scores])
     assert diffs.max() <= 1e-5, f"max |stream - offline| = {diffs.max():.2e}"
 

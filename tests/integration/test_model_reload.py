@@ -15,8 +15,7 @@ from model.registry import ModelRegistry
 from state.model_pointer import ModelPointer
 from stream.events import RiskScore
 
-from .conftest import WorkerThread, read_topic
-from .test_credit_replay import _offline_scores
+from .conftest import WorkerThread, offline_scores, read_topic
 
 pytestmark = pytest.mark.integration
 
@@ -76,8 +75,8 @@ def test_reload__promoted_version_takes_over_between_batches(
             switch = seq.index(second.version)
             assert set(seq[switch:]) == {second.version}, "versions interleaved"
     offline = {
-        first.version: _offline_scores(first.path, events),
-        second.version: _offline_scores(second.path, events),
+        first.version: offline_scores(first.path, events),
+        second.version: offline_scores(second.path, events),
     }
     diffs = [abs(s.probability - offline[s.model_version][s.event_id]) for s in scores]
     assert max(diffs) <= 1e-5

@@ -20,43 +20,17 @@ import model
 from crmrisk.commands.replay import dataset_events
 from crmrisk.commands.worker import follow_pointer
 from crmrisk.settings import Settings
-from model.features import FeatureEncoder
 from model.registry import ModelRegistry
 from state.model_pointer import ModelPointer
 from stream.events import RiskScore
 from stream.model_updates import ModelPromoter
-from stream.transform import window
 
-from .conftest import WINDOW, WorkerThread, read_topic
+from .conftest import WorkerThread, offline_scores, read_topic
 
 pytestmark = pytest.mark.integration
 
 CUSTOMERS = 700  # x (6 statements + 1 profile) = 4,900 events, 4,200 scored
 RATE = 1500.0  # events/s: the replay lasts ~3 s; the promotion lands ~1 s in
-
-
-def _offline(checkpoint_dir, events):
-    """event id -> probability of the model in ``checkpoint_dir`` on that event's window."""
-    network, manifest = model.load_checkpoint(checkpoint_dir)
-    encoder = FeatureEncoder.from_dict(manifest["encoder"])
-    history, profiles, rows = {}, {}, []
-    for event in events:
-        if event.kind == "profile":
-            profiles[event.customer_id] = encoder.encode_profile(event.fields)
-            continue
-        seen = history.setdefault(event.customer_id, [])
-        seen.append(event)
-        rows.append((event.event_id, window(seen, WINDOW), profiles[event.customer_id]))
-    longest = max(len(w) for _, w, _ in rows)
-    x = np.zeros((len(rows), longest, encoder.event_dim), np.float32)
-    mask = np.zeros((len(rows), longest), bool)
-    for i, (_, w, _) in enumerate(rows):
-        x[i, : len(w)] = [encoder.encode_event(e.kind, e.fields) for e in w]
-        mask[i, : len(w)] = True
-    profile = np.stack([p for _, _, p in rows])
-    with torch.inference_mode():
-        out = network(torch.from_numpy(x), torch.from_numpy(mask), torch.from_numpy(profile))
-    return dict(zip([r[0] for r in rows], out.probability.numpy().tolist(), strict=True))
 
 
 def test_reload_during_replay__loses_nothing_and_scores_nothing_twice(
@@ -131,6 +105,6 @@ def test_reload_during_replay__loses_nothing_and_scores_nothing_twice(
         switch = seq.index("v0002") if "v0002" in seq else len(seq)
         assert set(seq[:switch]) <= {"v0001"} and set(seq[switch:]) <= {"v0002"}, partition
 
-    offline = {"v0001": _offline(v1.path, events), "v0002": _offline(v2.path, events)}
+    offline = {"v0001": offline_scores(v1.path, events), "v0002": offline_scores(v2.path, events)}
     diffs = np.array([abs(s.probability - offline[s.model_version][s.event_id]) for _, s in scores])
     assert diffs.max() <= 1e-5, f"a score does not match the version it names: {diffs.max():.2e}"

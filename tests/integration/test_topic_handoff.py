@@ -9,8 +9,7 @@ import pytest
 from crmrisk.commands.replay import dataset_events, dataset_outcomes, replay
 from stream.events import RiskScore
 
-from .conftest import WorkerThread, read_topic
-from .test_credit_replay import _offline_scores
+from .conftest import WorkerThread, offline_scores, read_topic
 
 pytestmark = pytest.mark.integration
 
@@ -35,6 +34,6 @@ def test_topic_handoff__same_scores_as_offline(
         )
     scores = [RiskScore.model_validate_json(r.value) for r in out]
     assert Counter(s.event_id for s in scores) == Counter(scored_ids)
-    offline = _offline_scores(credit_checkpoint, events)
+    offline = offline_scores(credit_checkpoint, events)
     diffs = np.array([abs(s.probability - offline[s.event_id]) for s in scores])
     assert diffs.max() <= 1e-5
