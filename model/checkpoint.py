@@ -133,6 +133,7 @@ def load_checkpoint(
         raise ChecksumMismatch(path, manifest["sha256"], actual)
     try:
         hyper = dict(manifest["hyperparameters"])
+        hyper.setdefault("members", 1)  # saved before ensembles: one network
         model = build(
             manifest["variant"],
             hyper.pop("event_dim"),
@@ -140,11 +141,21 @@ def load_checkpoint(
             hyper.pop("quantiles"),
             **hyper,
         )
-        model.load_state_dict(load_safetensors(weights), strict=True)
+        model.load_state_dict(_upgrade_state(load_safetensors(weights), model), strict=True)
     except (KeyError, TypeError, ValueError, RuntimeError) as exc:
         raise CheckpointError(f"{directory} does not rebuild into a model: {exc}") from exc
     model.to(device=device, dtype=dtype)
     return model.eval(), manifest
+
+
+def _upgrade_state(state: dict[str, torch.Tensor], model: RiskModel) -> dict[str, torch.Tensor]:
+    """Weights saved before ``RiskModel`` held ``members``: one network, no calibration."""
+    if any(key.startswith("members.") for key in state):
+        return state
+    upgraded = {f"members.0.{key}": value for key, value in state.items()}
+    for name, buffer in model.named_buffers(recurse=False):  # identity calibration
+        upgraded[name] = buffer.detach().clone()
+    return upgraded
 
 
 def _read_manifest(directory: Path) -> dict[str, Any]:

@@ -1,13 +1,19 @@
-"""The risk model assembled: front end -> recurrent layer -> attention -> heads.
+"""The risk model assembled: front end -> recurrent layer -> attention -> heads, ``members`` times.
 
 ``RiskModelConfig`` holds every constructor hyper-parameter (what a checkpoint manifest stores);
-``RiskModel`` wires the parts chosen by its ``frontend``, ``recurrent`` and ``attention`` fields.
-The paper's model is QRCNN -> LSTM -> cross-attention (``model/variants.py``,
+``RiskNetwork`` wires the parts chosen by its ``frontend``, ``recurrent`` and ``attention``
+fields. The paper's model is QRCNN -> LSTM -> cross-attention (``model/variants.py``,
 "qrcnn-lstm-cross"); the ablations swap one field.
 
 The heads read ``[last real state, attention context, QRCNN region summary, profile embedding]``
 (parts a variant lacks are left out). A customer's output depends only on its own row and real
 events: causal convolutions and recurrence, per-row lengths, masked softmax and pooling.
+
+``RiskModel`` averages ``members`` such networks (logits, quantiles and attention; each member
+is trained on other folds of the data, ``training/crossfit.py``) and then applies what was
+calibrated on held-out predictions: a Platt scaling of the averaged logit (``a * logit + b``)
+and a conformal margin that widens (or narrows) the outer quantiles. Both are buffers, saved
+with the weights, so the stream serves exactly what was evaluated; they start as the identity.
 """
 
 from __future__ import annotations
@@ -27,7 +33,7 @@ from model.output import RiskOutput
 from model.qrcnn import QRCNN
 from model.recurrent import Recurrent
 
-__all__ = ["FRONTENDS", "RiskModel", "RiskModelConfig"]
+__all__ = ["FRONTENDS", "RiskModel", "RiskModelConfig", "RiskNetwork"]
 
 FRONTENDS = ("qrcnn", "cnn", "linear", "tcn")
 
@@ -42,25 +48,29 @@ class RiskModelConfig:
     frontend: str = "qrcnn"  # one of FRONTENDS
     recurrent: str = "lstm"  # lstm | gru | none
     attention: str = "cross"  # one of model.attention.ATTENTIONS
-    # Sizes chosen for the CPU budget (ANCHORS.md: >= 20k customers/s on 2 cores at T = 32);
+    # Sizes chosen for the CPU budget (ANCHORS.md: >= 20k customers/s on 2 cores at T = 32)
+    # with three members: three small networks averaged beat one network three times their
+    # size on held-out data (benchmarks/results/report.md, ablation rows);
     # benchmarks/model_speed.py measures them.
-    channels: int = 32  # front-end output width (QRCNN: split evenly over its kernels)
+    channels: int = 16  # front-end output width (QRCNN: split evenly over its kernels)
     kernel_sizes: tuple[int, ...] = (1, 2, 3, 5)  # QRCNN's four parallel kernels
     regions: int = 4  # QRCNN quick region pooling: regions per sequence
     region_pool: str = "maxavg"  # max | avg | maxavg
-    summary_dim: int = 64  # QRCNN region summary width
+    summary_dim: int = 32  # QRCNN region summary width
     cnn_kernel: int = 3  # plain CNN front end: its single kernel width
     tcn_kernel: int = 3
     tcn_dilations: tuple[int, ...] = (1, 2, 4)
-    hidden: int = 48  # LSTM/GRU state size
-    d_k: int = 32  # attention key/value width (all heads together)
+    hidden: int = 24  # LSTM/GRU state size
+    d_k: int = 16  # attention key/value width (all heads together)
     heads: int = 1  # cross and multi-head attention heads
-    profile_hidden: int = 32  # profile embedding width (also the cross-attention query source)
-    head_hidden: int = 64
+    profile_hidden: int = 16  # profile embedding width (also the cross-attention query source)
+    head_hidden: int = 32
     dropout: float = 0.1
+    members: int = 3  # networks averaged in logit space (one per cross-fitting fold)
 
     def __post_init__(self) -> None:
-        for name in ("event_dim", "channels", "hidden", "d_k", "heads", "regions", "head_hidden"):
+        names = ("event_dim", "channels", "hidden", "d_k", "heads", "regions", "head_hidden")
+        for name in (*names, "members"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name}={getattr(self, name)} must be >= 1")
         if self.profile_dim < 0:
@@ -121,8 +131,8 @@ class ProfileEncoder(nn.Module):
         return torch.relu(self.linear(profile))  # (B, D)
 
 
-class RiskModel(nn.Module):
-    """``forward(events, mask, profile) -> RiskOutput``; see ARCHITECTURE.md, "The model"."""
+class RiskNetwork(nn.Module):
+    """One member: ``forward(events, mask, profile) -> RiskOutput`` (uncalibrated)."""
 
     def __init__(self, config: RiskModelConfig, variant: str = "custom"):
         super().__init__()
@@ -177,3 +187,52 @@ class RiskModel(nn.Module):
             raise ValueError(
                 f"profile must be ({events.shape[0]}, {c.profile_dim}), got {tuple(profile.shape)}"
             )
+
+
+class RiskModel(nn.Module):
+    """``forward(events, mask, profile) -> RiskOutput``; see ARCHITECTURE.md, "The model"."""
+
+    def __init__(self, config: RiskModelConfig, variant: str = "custom"):
+        super().__init__()
+        self.config, self.variant = config, variant
+        self.members = nn.ModuleList(RiskNetwork(config, variant) for _ in range(config.members))
+        self.register_buffer("calibration", torch.tensor([1.0, 0.0]))  # logit scale, bias
+        self.register_buffer("interval_margin", torch.zeros(()))  # added to the outer quantiles
+
+    def forward(
+        self, events: torch.Tensor, mask: torch.Tensor, profile: torch.Tensor
+    ) -> RiskOutput:
+        """Score ``B`` customers: events ``(B, T, E)``, mask ``(B, T)`` bool, profile ``(B, P)``."""
+        outs = [member(events, mask, profile) for member in self.members]
+        if len(outs) == 1:
+            logit, quantiles, attention = outs[0].logit, outs[0].quantiles, outs[0].attention
+        else:
+            logit = torch.stack([o.logit for o in outs]).mean(0)
+            attention = torch.stack([o.attention for o in outs]).mean(0)
+            quantiles = None
+            if outs[0].quantiles is not None:
+                quantiles = torch.stack([o.quantiles for o in outs]).mean(0)
+        scale, bias = self.calibration.to(logit.dtype)
+        logit = logit * scale + bias
+        if quantiles is not None and quantiles.shape[1] > 1:
+            quantiles = _widen(quantiles, self.interval_margin.to(quantiles.dtype))
+        return RiskOutput(logit, torch.sigmoid(logit), quantiles, attention)
+
+    @torch.no_grad()
+    def set_calibration(self, scale: float, bias: float) -> None:
+        """Platt scaling of the averaged logit, fitted on predictions for unseen rows."""
+        self.calibration.copy_(torch.tensor([scale, bias]))
+
+    @torch.no_grad()
+    def set_interval_margin(self, margin: float) -> None:
+        """The conformal margin (training units) subtracted from q_low and added to q_high."""
+        self.interval_margin.fill_(margin)
+
+
+def _widen(quantiles: torch.Tensor, margin: torch.Tensor) -> torch.Tensor:
+    """Outer quantiles moved out by ``margin`` (in if negative), never past their neighbours."""
+    low = torch.minimum(quantiles[:, :1] - margin, quantiles[:, 1:2])
+    high = torch.maximum(quantiles[:, -1:] + margin, quantiles[:, -2:-1])
+    if quantiles.shape[1] == 2:
+        return torch.cat([low, torch.maximum(high, low)], dim=1)
+    return torch.cat([low, quantiles[:, 1:-1], high], dim=1)

@@ -10,7 +10,9 @@ One refresh, in order:
 3. Fine-tune a copy of the champion on the new training examples plus a bounded random sample of
    older ones (``replay_sample`` drawn from a reservoir of ``replay_pool``), so it learns the
    new without forgetting the old. ``training.train.fit`` runs it, early-stopping on a slice of
-   the training customers, never on the held-out slice.
+   the training customers, never on the held-out slice. Then its calibration (Platt scaling,
+   conformal margins) is refitted on the *new* examples of that slice: under drift the base
+   rate moves, and the newest labels are the best guess of what comes next.
 4. Score champion and challenger on the held-out slice: AUC and calibration error.
 5. ``PromotionRule.decide``: promote only when the challenger's AUC is not lower than the
    champion's by more than ``auc_tolerance`` and its calibration error not higher by more than
@@ -38,9 +40,10 @@ import numpy as np
 import torch
 from sklearn.metrics import brier_score_loss, roc_auc_score
 
-from model import build
+from model import RiskModel, build
 from model.registry import ModelRegistry, ModelVersion
 from stream.events import CustomerEvent, Outcome
+from training.crossfit import recalibrate
 from training.evaluate import expected_calibration_error
 from training.point_in_time import (
     BuildStats,
@@ -272,12 +275,15 @@ def fine_tune(
     train: Arrays,
     config: FineTune,
     target_transform: TargetTransform = "none",
+    new_rows: int | None = None,
 ) -> tuple[torch.nn.Module, FitResult]:
     """A copy of ``champion`` fine-tuned on ``train``; the champion itself is not touched.
 
-    A ``val_fraction`` of the training customers (stable hash) early-stops the fit.
-    ``target_transform`` must be the champion's (its manifest's), so the quantile heads keep
-    their meaning; the fit's ``target_scale`` goes into the challenger's manifest.
+    A ``val_fraction`` of the training customers (stable hash) early-stops the fit, and its
+    rows among the first ``new_rows`` (the newly labelled ones; all rows when None) recalibrate
+    the challenger. ``target_transform`` must be the champion's (its manifest's), so the
+    quantile heads keep their meaning; the fit's ``target_scale`` goes into the challenger's
+    manifest.
     """
     ids = train.customer_ids or [str(i) for i in range(len(train))]
     is_val = np.array([in_holdout("val:" + c, config.val_fraction) for c in ids])
@@ -299,6 +305,12 @@ def fine_tune(
         ),
     )
     challenger.eval()
+    recent = is_val.copy()
+    if new_rows is not None:
+        recent[new_rows:] = False
+    held = train.take(np.flatnonzero(recent))
+    if isinstance(challenger, RiskModel) and len(held) and len(set(held.label.tolist())) == 2:
+        recalibrate(challenger, held, target_transform, result.target_scale)
     return challenger, result
 
 
@@ -474,7 +486,7 @@ class IncrementalTrainer:
         start = _fresh_like(champion, entry.manifest, self.tune.seed) if from_scratch else champion
         arrays = encode_examples(training, encoder, self.window)
         transform_kind = entry.manifest.get("target_transform") or "none"
-        challenger, fitted = fine_tune(start, arrays, self.tune, transform_kind)
+        challenger, fitted = fine_tune(start, arrays, self.tune, transform_kind, len(new))
         held = encode_examples(holdout, encoder, self.window)
         champion_metrics = slice_metrics(champion, held)
         challenger_metrics = slice_metrics(challenger, held)
@@ -563,6 +575,7 @@ def _fresh_like(
 ) -> torch.nn.Module:
     """A newly initialised model with the champion's variant and hyper-parameters."""
     hyper = dict(manifest["hyperparameters"])
+    hyper.setdefault("members", 1)  # saved before ensembles: one network
     fresh = build(
         manifest["variant"],
         hyper.pop("event_dim"),

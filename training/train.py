@@ -86,6 +86,24 @@ class Arrays:
     def profile_dim(self) -> int:
         return int(self.profile.shape[1])
 
+    def concat(self, other: Arrays) -> Arrays:
+        """These rows, then ``other``'s (same event slots and widths)."""
+        if self.events.shape[1:] != other.events.shape[1:]:
+            raise ValueError(f"events {self.events.shape} and {other.events.shape} do not stack")
+        if (self.target is None) != (other.target is None):
+            raise ValueError("one of the arrays has a target and the other has none")
+        ids = None
+        if self.customer_ids is not None and other.customer_ids is not None:
+            ids = [*self.customer_ids, *other.customer_ids]
+        return Arrays(
+            events=np.concatenate([self.events, other.events]),
+            mask=np.concatenate([self.mask, other.mask]),
+            profile=np.concatenate([self.profile, other.profile]),
+            label=np.concatenate([self.label, other.label]),
+            target=None if self.target is None else np.concatenate([self.target, other.target]),
+            customer_ids=ids,
+        )
+
     def take(self, index: np.ndarray) -> Arrays:
         """Rows ``index`` (used for subsampling in quick runs)."""
         return replace(
@@ -126,6 +144,9 @@ class FitConfig:
     target_transform: TargetTransform = "none"
     grad_clip: float = 1.0
     device: str = "cpu"
+    # The target's scale in training units; None computes it from the training rows. Members
+    # of one ensemble share the scale of all labelled rows, so their quantiles average.
+    target_scale: float | None = None
 
 
 @dataclass
@@ -143,6 +164,7 @@ class Prediction:
     probability: np.ndarray  # (N,)
     quantiles: np.ndarray | None  # (N, Q) in the target's own units
     attention: np.ndarray | None = None  # (N, T)
+    logit: np.ndarray | None = None  # (N,)
 
 
 def seed_everything(seed: int) -> None:
@@ -156,6 +178,14 @@ def target_transform(values: np.ndarray, kind: TargetTransform) -> np.ndarray:
     if kind == "log1p":
         return np.log1p(np.clip(values, 0.0, None))
     return values
+
+
+def target_scale(data: Arrays, kind: TargetTransform) -> float:
+    """The spread of the transformed target: training units are target / scale."""
+    if data.target is None:
+        return 1.0
+    spread = float(np.nanstd(target_transform(data.target.astype(np.float64), kind)))
+    return spread if math.isfinite(spread) and spread > 0 else 1.0
 
 
 def _target_inverse(values: np.ndarray, kind: TargetTransform) -> np.ndarray:
@@ -192,13 +222,14 @@ def _prepared_target(data: Arrays, config: FitConfig, scale: float) -> np.ndarra
 def _forward_all(
     model: torch.nn.Module, data: Arrays, batch_size: int, device: torch.device, attention: bool
 ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
-    """Raw outputs for every row: probability, quantiles in training units, attention."""
+    """Raw outputs for every row: probability, quantiles in training units, attention, logit."""
     model.eval()
-    probs, quants, attns = [], [], []
+    probs, quants, attns, logits = [], [], [], []
     with torch.inference_mode():
         for index in _batches(len(data), batch_size, None):
             out = model(*_tensors(data, index, device))
             probs.append(out.probability.float().cpu().numpy())
+            logits.append(out.logit.float().cpu().numpy())
             if out.quantiles is not None:
                 quants.append(out.quantiles.float().cpu().numpy())
             if attention and out.attention is not None:
@@ -207,6 +238,7 @@ def _forward_all(
         np.concatenate(probs),
         np.concatenate(quants).astype(np.float64) if quants else None,
         np.concatenate(attns) if attns else None,
+        np.concatenate(logits),
     )
 
 
@@ -220,17 +252,19 @@ def predict(
     attention: bool = False,
 ) -> Prediction:
     """Probabilities (and quantiles in target units) for every row, in row order."""
-    prob, quant, attn = _forward_all(model, data, batch_size, torch.device(device), attention)
+    prob, quant, attn, logit = _forward_all(
+        model, data, batch_size, torch.device(device), attention
+    )
     if quant is not None:
         quant = _target_inverse(quant * target_scale, target_kind)
-    return Prediction(probability=prob, quantiles=quant, attention=attn)
+    return Prediction(probability=prob, quantiles=quant, attention=attn, logit=logit)
 
 
 def _val_score(
     model: torch.nn.Module, val: Arrays, config: FitConfig, scale: float
 ) -> tuple[float, float]:
     """(score to maximise, validation loss) for early stopping."""
-    prob, quant, _ = _forward_all(model, val, 2048, torch.device(config.device), False)
+    prob, quant, _, _ = _forward_all(model, val, 2048, torch.device(config.device), False)
     p = np.clip(prob, 1e-7, 1 - 1e-7)
     y = val.label.astype(float)
     loss = float(-np.mean(y * np.log(p) + (1 - y) * np.log(1 - p)))
@@ -265,9 +299,7 @@ def fit(
     # Scale the (transformed) target to unit spread so BCE and pinball are comparable.
     scale = 1.0
     if use_quantiles:
-        raw = target_transform(train.target.astype(np.float64), config.target_transform)
-        spread = float(np.nanstd(raw))
-        scale = spread if math.isfinite(spread) and spread > 0 else 1.0
+        scale = config.target_scale or target_scale(train, config.target_transform)
     target = _prepared_target(train, config, scale) if use_quantiles else None
     labels = train.label.astype(np.float32)
 
@@ -359,17 +391,26 @@ def _pad(arrays: Any, steps: int) -> Arrays:
     )
 
 
-def load_data(domain: str, data_dir: Path, seed: int, window: int, **options: Any) -> DomainData:
+def load_data(
+    domain: str,
+    data_dir: Path,
+    seed: int,
+    window: int,
+    numeric: Literal["ple", "linear"] | None = None,
+    **options: Any,
+) -> DomainData:
     """The domain's splits as arrays, encoded by a FeatureEncoder fitted on training customers.
 
     All three splits share one number of event slots (the longest kept sequence, at most
     ``window``), so flattened baselines see the same columns everywhere. A domain with a
-    continuous target (spend) trains its quantile heads on ``log1p`` of it.
+    continuous target (spend) trains its quantile heads on ``log1p`` of it. ``numeric``
+    overrides the spec's numeric encoding (the classical baselines read ``"linear"``).
     """
     from training.datasets import fit_encoder, load_domain, to_arrays
 
     dataset = load_domain(domain, Path(data_dir), seed, **options)
-    encoder = fit_encoder(dataset.spec, dataset.train)
+    spec = dataset.spec if numeric is None else replace(dataset.spec, numeric=numeric)
+    encoder = fit_encoder(spec, dataset.train)
     raw = {name: to_arrays(records, encoder, window) for name, records in dataset.splits().items()}
     steps = max(a.events.shape[1] for a in raw.values())
     return DomainData(
@@ -416,10 +457,22 @@ class SavedModel:
 
 
 def evaluate(
-    model: torch.nn.Module, data: DomainData, target_kind: TargetTransform, target_scale: float
+    model: torch.nn.Module,
+    data: DomainData,
+    target_kind: TargetTransform,
+    target_scale: float,
+    held_out: Any = None,
 ) -> dict[str, Any]:
-    """Validation and test metrics; the decision threshold comes from validation only."""
-    val = predict(model, data.val, target_kind=target_kind, target_scale=target_scale)
+    """Validation and test metrics; the decision threshold comes from validation only.
+
+    ``held_out`` (a ``training.crossfit.Fitted``) gives the validation outputs of networks that
+    did not train on those rows (out-of-fold when cross-fitted); without it the model predicts
+    validation itself, which is honest only when it never trained on validation rows.
+    """
+    if held_out is not None:
+        val = Prediction(held_out.val_probability, held_out.val_quantiles)
+    else:
+        val = predict(model, data.val, target_kind=target_kind, target_scale=target_scale)
     test = predict(model, data.test, target_kind=target_kind, target_scale=target_scale)
     metrics: dict[str, Any] = score_split(
         data.val.label, val.probability, data.test.label, test.probability
@@ -482,13 +535,17 @@ def train_domain(job: TrainJob, show_progress: bool = False) -> SavedModel:
         data.train.event_dim,
         data.train.profile_dim,
     )
-    result = fit(network, data.train, data.val, config, show_progress=show_progress)
-    metrics = evaluate(network, data, config.target_transform, result.target_scale)
+    from training.crossfit import fit_model  # (it builds on this module)
+
+    fitted = fit_model(network, data.train, data.val, config, show_progress=show_progress)
+    metrics = evaluate(network, data, config.target_transform, fitted.target_scale, fitted)
     metrics.update(
-        fit_seconds=result.seconds,
-        best_epoch=result.best_epoch,
-        epochs_run=result.epochs_run,
-        history=result.history,
+        fit_seconds=fitted.seconds,
+        best_epoch=fitted.best_epochs,
+        epochs_run=fitted.epochs_run,
+        cross_fitted=fitted.cross_fitted,
+        calibration=fitted.calibration,
+        history=fitted.history,
     )
     version = new_version()
     path = Path(job.models_dir) / job.domain / version
@@ -500,7 +557,7 @@ def train_domain(job: TrainJob, show_progress: bool = False) -> SavedModel:
         "metrics": metrics,
         "data_window": dict(data.window or {}, window=job.window, seed=job.seed),
         "target_transform": config.target_transform,
-        "target_scale": result.target_scale,
+        "target_scale": fitted.target_scale,
         "training": {
             "epochs": job.epochs,
             "batch_size": job.batch_size,
@@ -513,4 +570,4 @@ def train_domain(job: TrainJob, show_progress: bool = False) -> SavedModel:
         },
     }
     models.save_checkpoint(path, network.cpu(), _json_safe(manifest))
-    return SavedModel(path=path, version=version, metrics=metrics, fit_seconds=result.seconds)
+    return SavedModel(path=path, version=version, metrics=metrics, fit_seconds=fitted.seconds)

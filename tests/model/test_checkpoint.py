@@ -137,3 +137,36 @@ def test_save__non_json_manifest_is_refused_before_writing(tmp_path):
 def test_save__refuses_a_module_that_is_not_a_risk_model(tmp_path):
     with pytest.raises(CheckpointError, match="RiskModel"):
         save_checkpoint(tmp_path / "x", torch.nn.Linear(2, 2), {})
+
+
+def test_load__calibration_and_margin_travel_with_the_weights(tmp_path):
+    model = build("qrcnn-lstm-cross", EVENT_DIM, PROFILE_DIM, seed=3).eval()
+    model.set_calibration(0.7, -0.4)
+    model.set_interval_margin(0.25)
+    save_checkpoint(tmp_path / "c", model, {"version": "v1"})
+    loaded, _ = load_checkpoint(tmp_path / "c")
+    assert loaded.calibration.tolist() == pytest.approx([0.7, -0.4])
+    assert float(loaded.interval_margin) == pytest.approx(0.25)
+    batch = random_batch([6, 2, 1, 4], 6, seed=1)
+    torch.testing.assert_close(loaded(*batch).probability, model(*batch).probability)
+
+
+def test_load__a_checkpoint_from_before_members_loads_as_one_member(tmp_path):
+    """Weights saved by the single-network RiskModel (no ``members.`` prefix, no buffers)."""
+    from safetensors.torch import save as save_safetensors
+
+    model, directory, written = _saved(tmp_path, members=1)
+    legacy = {
+        k.removeprefix("members.0."): v
+        for k, v in model.state_dict().items()
+        if k.startswith("members.0.")
+    }
+    data = save_safetensors({k: v.contiguous() for k, v in legacy.items()})
+    (directory / WEIGHTS_FILE).write_bytes(data)
+    manifest = dict(written, sha256=hashlib.sha256(data).hexdigest())
+    del manifest["hyperparameters"]["members"]
+    (directory / MANIFEST_FILE).write_text(json.dumps(manifest))
+    loaded, _ = load_checkpoint(directory)
+    assert len(loaded.members) == 1 and loaded.calibration.tolist() == [1.0, 0.0]
+    batch = random_batch([5, 3, 1], 5, seed=2)
+    torch.testing.assert_close(loaded(*batch).logit, model(*batch).logit)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -42,10 +43,10 @@ def _events(n: int, seed: int) -> tuple[list[str], list[dict]]:
     return kinds, fields
 
 
-def _fitted(seed: int = 0) -> FeatureEncoder:
+def _fitted(seed: int = 0, spec: FeatureSpec = SPEC) -> FeatureEncoder:
     kinds, fields = _events(400, seed)
     profiles = [{"plan": p, "age": 20 + i % 50} for i, p in enumerate(["a", "b", "c"] * 40)]
-    return FeatureEncoder.fit(SPEC, kinds, fields, profiles)
+    return FeatureEncoder.fit(spec, kinds, fields, profiles)
 
 
 # Awkward inputs the stream may deliver: missing, None, NaN, text numbers, bools, junk, unseen.
@@ -121,12 +122,46 @@ def test_encode__numbers_and_text_numbers_agree():
     np.testing.assert_array_equal(a, b)
 
 
-def test_encode__no_clipping_outside_training_range():
-    encoder = _fitted()
+def test_encode__linear_numbers_extrapolate_outside_training_range():
+    encoder = _fitted(spec=replace(SPEC, numeric="linear"))
     column = encoder.event_feature_names().index("flat")
     low = encoder.encode_event("visit", {"flat": 0.0})[column]
     lower = encoder.encode_event("visit", {"flat": -100.0})[column]
     assert lower < low < -5
+    assert encoder.event_dim == len(encoder.event_feature_names())
+
+
+def test_encode__ple_block_saturates_outside_training_range():
+    encoder = _fitted()
+    _, fields = _events(400, 0)  # the training events
+    train_flat = [f["flat"] for f in fields]
+    names = encoder.event_feature_names()
+    block = [i for i, n in enumerate(names) if n == "flat" or n.startswith("flat:")]
+    assert len(block) == 2 + SPEC.bins  # value, missing, one column per bin
+
+    def encoded(x: float) -> np.ndarray:
+        return encoder.encode_event("visit", {"flat": x})[block]
+
+    np.testing.assert_array_equal(encoded(min(train_flat) - 1e6), encoded(min(train_flat)))
+    np.testing.assert_array_equal(encoded(max(train_flat) + 1e6), encoded(max(train_flat)))
+    inside = np.stack([encoded(x) for x in np.linspace(min(train_flat), max(train_flat), 50)])
+    bins = inside[:, 2:]
+    assert ((bins >= 0) & (bins <= 1)).all()
+    assert (np.diff(inside[:, 0]) > 0).all()  # the clipped value still orders inside the range
+    assert (np.diff(bins.sum(1)) >= 0).all() and bins.sum(1)[-1] == SPEC.bins
+    assert encoded(min(train_flat))[2:].sum() == 0.0
+
+
+def test_encode__ple_values_and_bins_match_the_reference():
+    encoder = _fitted()
+    column = next(c for c in encoder.event_columns if c.name == "amount")
+    names = encoder.event_feature_names()
+    start = names.index("amount")
+    for value in (-1e9, -3.0, 0.0, 12.5, 1e3, 1e12, None, "n/a"):
+        vector = encoder.encode_event("purchase", {"amount": value})
+        np.testing.assert_allclose(
+            vector[start : start + column.width], column.encode(value), rtol=1e-6, atol=1e-6
+        )
 
 
 def test_encode_events_many__agrees_with_encode_event():
@@ -149,8 +184,9 @@ def test_encode_profiles_many__agrees_with_encode_profile():
     np.testing.assert_allclose(batch, one, rtol=1e-6, atol=1e-6)
 
 
-def test_to_dict__json_round_trip_gives_identical_vectors():
-    encoder = _fitted()
+@pytest.mark.parametrize("numeric", ["ple", "linear"])
+def test_to_dict__json_round_trip_gives_identical_vectors(numeric):
+    encoder = _fitted(spec=replace(SPEC, numeric=numeric))
     restored = FeatureEncoder.from_dict(json.loads(json.dumps(encoder.to_dict())))
     kinds, fields = _events(100, seed=2)
     kinds += [k for k, _ in AWKWARD]
@@ -165,6 +201,21 @@ def test_to_dict__json_round_trip_gives_identical_vectors():
     assert restored.to_dict() == encoder.to_dict()
 
 
+def test_from_dict__reads_a_format_1_encoder_as_linear():
+    linear = _fitted(spec=replace(SPEC, numeric="linear")).to_dict()
+    legacy = json.loads(json.dumps(linear))
+    legacy["format"] = "crmrisk.features/1"
+    for key in ("numeric", "bins"):
+        del legacy["spec"][key]
+    restored = FeatureEncoder.from_dict(legacy)
+    assert restored.spec.numeric == "linear"
+    kinds, fields = _events(50, seed=3)
+    np.testing.assert_array_equal(
+        restored.encode_events_many(kinds, fields),
+        FeatureEncoder.from_dict(linear).encode_events_many(kinds, fields),
+    )
+
+
 def test_from_dict__rejects_other_formats_and_inconsistent_dims():
     d = _fitted().to_dict()
     with pytest.raises(ValueError, match="format"):
@@ -177,10 +228,12 @@ def test_fit__constant_and_empty_columns_do_not_divide_by_zero():
     spec = FeatureSpec(
         "d", (FieldRole("c", "numeric"), FieldRole("none_seen", "numeric")), (), min_count=1
     )
-    encoder = FeatureEncoder.fit(spec, ["k"] * 3, [{"c": 5}] * 3, [])
-    vector = encoder.encode_event("k", {"c": 7, "none_seen": 1.0})
-    assert all(math.isfinite(v) for v in vector)
-    assert vector[encoder.event_feature_names().index("c")] == pytest.approx(2.0)
+    for numeric, expected in (("linear", 2.0), ("ple", 0.0)):  # ple: clipped to the constant
+        encoder = FeatureEncoder.fit(replace(spec, numeric=numeric), ["k"] * 3, [{"c": 5}] * 3, [])
+        vector = encoder.encode_event("k", {"c": 7, "none_seen": 1.0})
+        assert all(math.isfinite(v) for v in vector)
+        assert vector[encoder.event_feature_names().index("c")] == pytest.approx(expected)
+        assert len(vector) == len(encoder.event_feature_names())
 
 
 def test_spec__rejects_duplicate_roles_and_bad_encodings():
@@ -188,3 +241,7 @@ def test_spec__rejects_duplicate_roles_and_bad_encodings():
         FeatureSpec("d", (FieldRole("a", "numeric"), FieldRole("a", "numeric")), ())
     with pytest.raises(ValueError, match="encoding"):
         FieldRole("a", "ordinal")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="numeric encoding"):
+        FeatureSpec("d", (), (), numeric="spline")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="bins"):
+        FeatureSpec("d", (), (), bins=0)

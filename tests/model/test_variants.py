@@ -118,4 +118,4 @@ def test_build__rejects_unknown_variant_and_unknown_override():
 def test_build__overrides_reach_the_config():
     model = build(DEFAULT_VARIANT, EVENT_DIM, PROFILE_DIM, hidden=16, kernel_sizes=[1, 3])
     assert model.config.hidden == 16 and model.config.kernel_sizes == (1, 3)
-    assert model.recurrent.rnn.hidden_size == 16
+    assert all(m.recurrent.rnn.hidden_size == 16 for m in model.members)

@@ -34,7 +34,7 @@ def test_bench_config__quick_is_one_seed_few_epochs_subsampled():
 
 
 def test_bench_config__bank_expands_and_unknown_protocol_is_refused():
-    expanded = ("bank_time", "bank_time_randval", "bank_random", "bank_duration")
+    expanded = ("bank_time", "bank_random", "bank_duration")
     assert _config(protocols=["bank"]).protocols == expanded
     with pytest.raises(ValueError, match="unknown protocol"):
         _config(protocols=["mortgage"])

@@ -46,6 +46,7 @@ def _small(variant="qrcnn-lstm-cross", quantiles=()):
         d_k=8,
         profile_hidden=8,
         head_hidden=8,
+        members=1,
     )
 
 
