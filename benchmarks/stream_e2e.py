@@ -38,10 +38,10 @@ import numpy as np
 import torch
 
 import model
-from crmrisk.commands.replay import dataset_events, load_records
 from crmrisk.settings import Settings
 from stream.kafka_io import BatchProducer
 from stream.replay import publish_events
+from training.datasets.feed import dataset_events, load_records
 
 log = logging.getLogger("benchmarks.stream_e2e")
 

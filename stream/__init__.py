@@ -1,8 +1,8 @@
 """Events in, scores and alerts out: the wire contract, the pure transforms and policies.
 
 Light to import (no torch, Kafka or Redis client): the scoring loop and its plumbing live in
-``stream.worker``, ``stream.scorer``, ``stream.ingest`` and ``stream.kafka_io``, which entry
-points import by module.
+``stream.pipeline`` (the delivery steps), ``stream.intake``, ``stream.scorer`` and
+``stream.kafka_io``, wired by ``stream.app``, which entry points import by module.
 """
 
 from stream.alert_policy import AlertPolicy, decide

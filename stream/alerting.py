@@ -1,9 +1,10 @@
-"""Scores -> alerts: applies the alert policy per customer with its state in Redis.
+"""Scores -> alerts: the alert policy applied per customer, given its stored state.
 
-One pipeline reads the batch's alert states and the policy runs in score order; the changed states
-are written back (``save``) only after the alerts are acknowledged by Kafka, so a crash in between
-re-fires an alert (same ``alert_id``) rather than losing it. Alerts come out ranked by expected
-loss (probability x exposure) where the domain has an exposure, else by probability.
+Pure: the pipeline reads the batch's alert states, calls ``alerts_for`` (the policy runs in score
+order) and writes the changed states back only after the alerts are acknowledged by Kafka, so a
+crash in between re-fires an alert (same ``alert_id``) rather than losing it. Alerts come out
+ranked by expected loss (probability x exposure) where the domain has an exposure, else by
+probability.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 
-from state import AlertState, AlertStateStore
+from state import AlertState
 from stream.alert_policy import AlertPolicy, decide
 from stream.events import RiskAlert
 from stream.score_encoding import top_event_refs
@@ -21,23 +22,18 @@ __all__ = ["Alerter"]
 
 
 class Alerter:
-    def __init__(
-        self, store: AlertStateStore, policy: AlertPolicy, risk_types: Mapping[str, str]
-    ) -> None:
-        self._store = store
+    def __init__(self, policy: AlertPolicy, risk_types: Mapping[str, str]) -> None:
         self.policy = policy
         self._risk_types = dict(risk_types)
 
     def alerts_for(
-        self, scored: Sequence[Scored], model_version: Mapping[str, str]
+        self, scored: Sequence[Scored], stored: Mapping[tuple[str, str], AlertState]
     ) -> tuple[list[RiskAlert], list[tuple[str, str, AlertState]]]:
-        """Alerts to publish, and the state changes to ``save`` once they are published."""
-        if not scored:
-            return [], []
-        keys = list(dict.fromkeys((s.request.customer_id, s.request.domain) for s in scored))
-        states: dict[tuple[str, str], AlertState] = dict(
-            zip(keys, self._store.read_many(keys), strict=True)
-        )
+        """Alerts to publish, and the state changes to write once they are published.
+
+        ``stored`` holds the state of every (customer, domain) in ``scored``.
+        """
+        states = dict(stored)
         changed: dict[tuple[str, str], AlertState] = {}
         alerts: list[RiskAlert] = []
         for s in scored:
@@ -49,14 +45,11 @@ class Alerter:
             if state != states[key]:
                 states[key] = changed[key] = state
             if fire:
-                alerts.append(self._alert(s, model_version[request.domain]))
+                alerts.append(self._alert(s))
         alerts.sort(key=_rank)
         return alerts, [(c, d, st) for (c, d), st in changed.items()]
 
-    def save(self, changed: Sequence[tuple[str, str, AlertState]]) -> None:
-        self._store.write_many(changed)
-
-    def _alert(self, s: Scored, version: str) -> RiskAlert:
+    def _alert(self, s: Scored) -> RiskAlert:
         request = s.request
         exposure = request.sequence.exposure
         loss = None if exposure is None else s.probability * exposure
@@ -71,7 +64,7 @@ class Alerter:
             probability=s.probability,
             threshold=self.policy.threshold,
             expected_loss=loss,
-            model_version=version,
+            model_version=s.model_version,
             event_id=request.event_id,
             raised_at=datetime.now(UTC),
             reason=reason,

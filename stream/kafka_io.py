@@ -19,7 +19,14 @@ from aiokafka.errors import CommitFailedError, IllegalStateError
 from aiokafka.partitioner import DefaultPartitioner
 from aiokafka.structs import TopicPartition
 
-__all__ = ["BatchProducer", "commit_batch", "consumer_lag", "getmany_source", "new_consumer"]
+__all__ = [
+    "BatchProducer",
+    "KafkaSource",
+    "commit_batch",
+    "consumer_lag",
+    "getmany_source",
+    "new_consumer",
+]
 
 log = logging.getLogger(__name__)
 
@@ -99,6 +106,25 @@ async def consumer_lag(consumer: AIOKafkaConsumer) -> int:
         if high is not None:
             total += max(high - await consumer.position(tp), 0)
     return total
+
+
+class KafkaSource:
+    """The pipeline's record source: dynamic batches of a consumer, its commits and its lag."""
+
+    def __init__(self, consumer: AIOKafkaConsumer, max_batch_size: int, max_delay_ms: float):
+        from stream.batching import DynamicBatcher
+
+        self.consumer = consumer
+        self._batcher = DynamicBatcher(getmany_source(consumer), max_batch_size, max_delay_ms)
+
+    async def next_batch(self, idle_timeout_s: float) -> list:
+        return await self._batcher.next_batch(idle_timeout_s)
+
+    async def commit(self, records: Sequence[Any]) -> bool:
+        return await commit_batch(self.consumer, records)
+
+    async def lag(self) -> int:
+        return await consumer_lag(self.consumer)
 
 
 class BatchProducer:

@@ -1,24 +1,24 @@
 """The ``RiskScore`` wire bytes, written directly: one per scored event on the hot path.
 
 Building a pydantic model per score (even with ``model_construct``) cost more than the rest of
-the scoring step; this writes the same JSON document with ``json.dumps``. Tests parse the bytes
-back with ``RiskScore.model_validate_json``, so the contract stays the judge.
+the scoring step; this writes the same JSON document with orjson (a few times faster than
+``json.dumps`` for these small documents). Tests parse the bytes back with
+``RiskScore.model_validate_json``, so the contract stays the judge.
 """
 
 from __future__ import annotations
 
 import functools
-import json
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
+
+import orjson
 
 from stream.events import SCHEMA_VERSION, EventRef
 
 __all__ = ["TopEvent", "iso_ms", "score_bytes", "top_event_refs"]
 
 TopEvent = tuple[str, int, str, float]  # (event id, event time ms, kind, attention weight)
-
-_dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
 
 
 @functools.lru_cache(maxsize=65536)
@@ -60,7 +60,7 @@ def score_bytes(
             for i, t, k, w in top_events
         ],
     }
-    return _dumps(document).encode()
+    return orjson.dumps(document)
 
 
 def top_event_refs(top_events: Sequence[TopEvent]) -> list[EventRef]:

@@ -21,10 +21,13 @@ __all__ = ["Scored", "Scorer", "pad", "resolve_device"]
 
 @dataclass(frozen=True, slots=True)
 class Scored:
+    """One score: what was asked, what the model said, which version said it, and why."""
+
     request: ScoreRequest
     probability: float
     quantiles: dict[str, float] | None
     top_events: list[TopEvent]  # most attended first
+    model_version: str
 
 
 def resolve_device(name: str) -> torch.device:
@@ -128,6 +131,14 @@ class Scorer:
             out.attention.float().cpu().numpy(),
         )
 
+    def accepts(self, request: ScoreRequest) -> bool:
+        """Whether the request's vectors have this model's widths (a request encoded for
+        another model version, e.g. one produced before a reload, does not)."""
+        seq = request.sequence
+        widths_ok = seq.events.ndim == 2 and seq.events.shape[1] == self.event_dim
+        profile_ok = seq.profile is None or seq.profile.shape == (self.profile_dim,)
+        return widths_ok and profile_ok
+
     def score(self, requests: Sequence[ScoreRequest]) -> list[Scored]:
         if not requests:
             return []
@@ -151,6 +162,7 @@ class Scorer:
                         (seq.event_ids[t], int(times[t]), seq.kinds[t], float(attention[i, t]))
                         for t in tops[i][: len(seq)]
                     ],
+                    model_version=self.version,
                 )
             )
         return scored

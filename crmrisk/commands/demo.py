@@ -24,14 +24,15 @@ from rich.console import Console
 from rich.table import Table
 
 from crmrisk.commands.alerts import format_alert
-from crmrisk.commands.replay import dataset_events, dataset_outcomes, load_records, replay
 from crmrisk.commands.services import build_launcher
 from crmrisk.commands.topics import create_topics
-from crmrisk.commands.worker import load_models, quiet_kafka_clients, run_worker
 from crmrisk.settings import Settings
 from deploy import kafka_broker_count, redis_answers
 from model.registry import ModelRegistry
+from stream.app import load_models, quiet_kafka_clients, run_worker
 from stream.metrics import WorkerMetrics
+from stream.replay import replay
+from training.datasets.feed import dataset_events, dataset_outcomes, load_records
 
 __all__ = ["find_or_train_model", "register"]
 

@@ -7,10 +7,11 @@ import numpy as np
 import pytest
 import redis
 
-from crmrisk.commands.replay import dataset_events, dataset_outcomes, replay
 from state import CustomerSequenceStore
 from stream.events import RiskScore
+from stream.replay import replay
 from stream.transform import window
+from training.datasets.feed import dataset_events, dataset_outcomes
 
 from .conftest import WINDOW, WorkerThread, offline_scores, read_topic
 

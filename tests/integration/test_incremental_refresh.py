@@ -15,13 +15,13 @@ import torch
 from kafka import KafkaConsumer, KafkaProducer
 
 import model
-from crmrisk.commands.replay import dataset_events, dataset_outcomes
 from crmrisk.commands.trainer import build_trainer_loop
 from crmrisk.settings import Settings
 from model.registry import ModelRegistry
 from state.model_pointer import ModelPointer
 from stream.model_updates import ModelPromoter, parse_model_update
 from training.datasets import fit_encoder, to_arrays
+from training.datasets.feed import dataset_events, dataset_outcomes
 from training.train import Arrays, FitConfig, fit
 
 pytestmark = pytest.mark.integration

@@ -17,13 +17,13 @@ import torch
 from kafka import KafkaProducer
 
 import model
-from crmrisk.commands.replay import dataset_events
-from crmrisk.commands.worker import follow_pointer
 from crmrisk.settings import Settings
 from model.registry import ModelRegistry
 from state.model_pointer import ModelPointer
+from stream.app import follow_pointer
 from stream.events import RiskScore
 from stream.model_updates import ModelPromoter
+from training.datasets.feed import dataset_events
 
 from .conftest import WorkerThread, offline_scores, read_topic
 

@@ -6,8 +6,9 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from crmrisk.commands.replay import dataset_events, dataset_outcomes, replay
 from stream.events import RiskScore
+from stream.replay import replay
+from training.datasets.feed import dataset_events, dataset_outcomes
 
 from .conftest import WorkerThread, offline_scores, read_topic
 

@@ -12,10 +12,11 @@ from collections import Counter
 import pytest
 import redis
 
-from crmrisk.commands.replay import dataset_events, dataset_outcomes, replay
 from state import CustomerSequenceStore
 from stream.events import RiskScore
+from stream.replay import replay
 from stream.transform import window
+from training.datasets.feed import dataset_events, dataset_outcomes
 
 from .conftest import WINDOW, crmrisk_command, read_topic, settings_env
 

@@ -1,16 +1,20 @@
-"""LatestScoreStore against real Redis."""
+"""The latest score contract, against real Redis and the in-memory twin."""
 
 import uuid
 
 import pytest
 
 from state import LatestScoreStore
+from state.memory import MemoryScoreStore
 
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture
-def store(redis_client):
+@pytest.fixture(params=["redis", "memory"])
+def store(request, redis_client):
+    if request.param == "memory":
+        yield MemoryScoreStore()
+        return
     prefix = f"test-score-{uuid.uuid4().hex[:8]}"
     yield LatestScoreStore(redis_client, prefix, ttl_s=60)
     for key in redis_client.scan_iter(f"{prefix}:*"):

@@ -1,0 +1,206 @@
+"""Workers built from ``Settings``: the composition root of the CLI, the demo, tests, benchmarks.
+
+``build_worker`` wires the pipeline's ports (``stream/pipeline.py``) to Kafka and Redis for one
+role: ``ingest`` consumes ``crm.events`` and scores inline (or, with the topic handoff, produces
+score requests); ``infer`` consumes ``risk.score-requests`` and scores them. ``run_worker`` runs one
+until a stop event is set. Nothing here is a command line: ``crmrisk/commands/worker.py`` is a
+thin shell over it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import redis
+import torch
+
+from model.registry import ModelRegistry
+from state import AlertStateStore, CustomerSequenceStore, LatestScoreStore, ModelPointer
+from stream.alert_policy import AlertPolicy
+from stream.alerting import Alerter
+from stream.intake import EventIntake, RequestIntake
+from stream.kafka_io import BatchProducer, KafkaSource, new_consumer
+from stream.metrics import WorkerMetrics
+from stream.models import DomainModel, load_domain_model
+from stream.pipeline import Pipeline, Scoring, Topics
+from stream.scorer import resolve_device
+
+if TYPE_CHECKING:  # the type only: library code never builds Settings
+    from crmrisk.settings import Settings
+
+__all__ = [
+    "ROLES",
+    "Worker",
+    "build_worker",
+    "follow_pointer",
+    "latest_model_dir",
+    "load_models",
+    "quiet_kafka_clients",
+    "redis_client",
+    "run_worker",
+]
+
+log = logging.getLogger(__name__)
+
+ROLES = ("ingest", "infer")
+
+
+def quiet_kafka_clients() -> None:
+    """kafka-python and aiokafka log every connection at INFO; keep the CLI readable."""
+    for name in ("kafka", "aiokafka"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
+def redis_client(settings: Settings) -> redis.Redis:
+    return redis.Redis.from_url(settings.redis.url, **settings.redis.client_kwargs())
+
+
+def latest_model_dir(settings: Settings, domain: str) -> Path | None:
+    """The registry's newest version of ``domain`` under ``settings.model.dir``, if any."""
+    latest = ModelRegistry(settings.model.dir).latest(domain)
+    return None if latest is None else latest.path
+
+
+def load_models(
+    settings: Settings, domains: Sequence[str], model_dirs: Mapping[str, Path] | None = None
+) -> dict[str, DomainModel]:
+    """Each domain's model from ``model_dirs`` or else the registry's newest version.
+
+    Raises ``LookupError`` naming the domain when there is none.
+    """
+    device = resolve_device(settings.scoring.device)
+    if device.type == "cpu":
+        torch.set_num_threads(1)  # two cores are shared with Kafka and Redis
+    given = dict(model_dirs or {})
+    out = {}
+    for domain in domains:
+        directory = given.get(domain) or latest_model_dir(settings, domain)
+        if directory is None:
+            raise LookupError(
+                f"no model for {domain!r} under {settings.model.dir}: train one or pass --model"
+            )
+        out[domain] = load_domain_model(directory, domain, device, settings.scoring.top_events)
+    return out
+
+
+def follow_pointer(settings: Settings, domains: Sequence[str]):
+    """A started ``ModelWatcher`` on the live pointer, and the models it loaded first."""
+    from stream.model_updates import ModelWatcher
+
+    device = resolve_device(settings.scoring.device)
+    k = settings.kafka
+    watcher = ModelWatcher(
+        ModelRegistry(settings.model.dir),
+        ModelPointer(
+            redis_client(settings), settings.redis.key_prefix, settings.training.pointer_history
+        ),
+        domains,
+        load=lambda v: load_domain_model(v.path, v.domain, device, settings.scoring.top_events),
+        kafka_config=k.client_config(),
+        topic=k.topics.model_updates,
+        check_every_s=settings.training.reload_check_every_s,
+    )
+    return watcher, {d: loaded.value for d, loaded in watcher.start().items()}
+
+
+@dataclass
+class Worker:
+    """A pipeline and the clients it owns; ``run`` starts them, steps, and stops them."""
+
+    pipeline: Pipeline
+    consumer: Any
+    producer: BatchProducer
+    client: redis.Redis
+
+    async def run(self, stop: asyncio.Event, idle_timeout_s: float = 0.5) -> None:
+        """Step until ``stop`` is set; an exception propagates (restart from committed offsets)."""
+        await self.producer.start()
+        await self.consumer.start()
+        try:
+            while not stop.is_set():
+                await self.pipeline.step(idle_timeout_s)
+        finally:
+            await self.consumer.stop()
+            await self.producer.stop()
+            self.client.close()
+
+
+def build_worker(
+    settings: Settings,
+    role: str,
+    models: Mapping[str, DomainModel],
+    *,
+    handoff: str | None = None,
+    metrics: WorkerMetrics | None = None,
+    on_alert: Callable[[object], None] | None = None,
+    watcher: Any = None,
+) -> Worker:
+    """A worker of ``role`` ('ingest' or 'infer') serving ``models``, not yet started.
+
+    With a ``watcher`` (``follow_pointer``), a model promoted meanwhile is swapped in between
+    two batches: it is fully loaded and verified off the loop first, and a batch is scored by
+    one version only, so a reload neither loses nor double-scores a message.
+    """
+    if role not in ROLES:
+        raise ValueError(f"role must be one of {ROLES}, got {role!r}")
+    k, r, s = settings.kafka, settings.redis, settings.scoring
+    handoff = handoff or s.handoff
+    client = redis_client(settings)
+    producer = BatchProducer(k.client_config(), f"{k.client_id}-{role}")
+    source_topic = k.topics.events if role == "ingest" else k.topics.score_requests
+    consumer = new_consumer(
+        k.client_config(), [source_topic], f"{k.group_id}-{role}", f"{k.client_id}-{role}"
+    )
+    if role == "ingest":
+        intake: EventIntake | RequestIntake = EventIntake(
+            CustomerSequenceStore(client, r.key_prefix, r.window, r.ttl_s),
+            {d: m.encoder for d, m in models.items()},
+            k.max_message_bytes,
+            s.exposure_fields,
+        )
+    else:
+        intake = RequestIntake(list(models))
+    scoring = None
+    if role == "infer" or handoff == "inline":
+        policy = AlertPolicy(s.alert_threshold, s.alert_hysteresis, s.alert_cooldown_s)
+        scoring = Scoring(
+            scorers={d: m.scorer for d, m in models.items()},
+            alerter=Alerter(policy, s.risk_types),
+            alert_states=AlertStateStore(client, r.key_prefix, r.ttl_s),
+            latest_scores=LatestScoreStore(client, r.key_prefix, r.ttl_s),
+        )
+    topics = Topics(
+        dead_letters=k.topics.dead_letters,
+        scores=k.topics.scores,
+        alerts=k.topics.alerts,
+        score_requests=k.topics.score_requests,
+    )
+    pipeline = Pipeline(
+        KafkaSource(consumer, s.max_batch_size, s.max_delay_ms),
+        intake,
+        producer,
+        topics,
+        metrics or WorkerMetrics(),
+        scoring,
+        between_batches=(lambda: {d: v.value for d, v in watcher.take().items()})
+        if watcher is not None
+        else None,
+        on_alert=on_alert,
+    )
+    return Worker(pipeline, consumer, producer, client)
+
+
+async def run_worker(
+    settings: Settings,
+    role: str,
+    models: Mapping[str, DomainModel],
+    stop: asyncio.Event,
+    **options: Any,
+) -> None:
+    """``build_worker(settings, role, models, **options).run(stop)``."""
+    await build_worker(settings, role, models, **options).run(stop)

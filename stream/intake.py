@@ -1,0 +1,273 @@
+"""Intake: a batch of Kafka records -> score requests, and dead letters for the rest.
+
+Two intakes feed the same pipeline (``stream/pipeline.py``):
+
+- ``EventIntake`` (``crm.events``): validate each record, encode the batch's events and profiles
+  per domain with one vectorised call each, append them all to the sequence store in one call,
+  and ask a score for every stored event (with the exact window the append left);
+- ``RequestIntake`` (``risk.score-requests``, from an ingest worker with the topic handoff):
+  decode each request.
+
+Bad input never stops the batch: each record that cannot be used becomes a ``DeadLetter``
+(original bytes + reason), and the rest goes on.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import numpy as np
+
+from state import Append, AppendStatus
+from stream.events import (
+    CustomerEvent,
+    DeadLetter,
+    FieldValue,
+    InvalidEvent,
+    dead_letter,
+    parse_event,
+)
+from stream.ports import Record, SequenceStore
+from stream.requests import ScoreRequest
+from stream.transform import event_time_ms
+
+__all__ = ["Encoder", "EventIntake", "Intake", "RequestIntake"]
+
+log = logging.getLogger(__name__)
+
+
+class Encoder(Protocol):
+    """The per-domain ``model.FeatureEncoder`` surface that the intake uses."""
+
+    def encode_events_many(
+        self, kinds: Sequence[str], fields: Sequence[Mapping[str, FieldValue]]
+    ) -> np.ndarray: ...
+
+    def encode_profiles_many(self, fields: Sequence[Mapping[str, FieldValue]]) -> np.ndarray: ...
+
+
+@dataclass
+class Intake:
+    """What a batch yields: requests to score, dead letters, and counts by what happened."""
+
+    requests: list[ScoreRequest] = field(default_factory=list)
+    dead_letters: list[DeadLetter] = field(default_factory=list)
+    applied: int = 0
+    duplicates: int = 0  # same event id already stored: not scored again
+    redelivered: int = 0  # offset already applied (restart): re-scored, state untouched
+    outside_window: int = 0  # older than a full window: nothing changed, not scored
+    unscored: int = 0  # stored, but the customer has no events yet (profile only)
+
+    def reject(self, record: Record, error: InvalidEvent) -> None:
+        self.dead_letters.append(
+            dead_letter(
+                record.value,
+                error,
+                record.topic,
+                key=record.key,
+                partition=record.partition,
+                offset=record.offset,
+            )
+        )
+
+
+class EventIntake:
+    """Validates, encodes and stores a batch of inbound events.
+
+    Parameters
+    ----------
+    store
+        Where windows live.
+    encoders
+        Feature encoder per domain (from each domain's model manifest); other domains go to the
+        DLQ as ``unknown_domain``.
+    max_message_bytes
+        Larger inbound messages go to the DLQ as ``oversized``.
+    exposure_fields
+        Per domain, the profile field holding the amount at risk (credit: ``LIMIT_BAL``).
+    """
+
+    def __init__(
+        self,
+        store: SequenceStore,
+        encoders: Mapping[str, Encoder],
+        max_message_bytes: int,
+        exposure_fields: Mapping[str, str],
+    ) -> None:
+        self._store = store
+        self._encoders = dict(encoders)
+        self._max_bytes = max_message_bytes
+        self._exposure_fields = dict(exposure_fields)
+
+    def swap(self, domain: str, encoder: Encoder) -> None:
+        """Encode ``domain`` with ``encoder`` from the next batch on (a reloaded model's)."""
+        self._encoders[domain] = encoder
+
+    def take(self, records: Sequence[Record]) -> Intake:
+        intake = Intake()
+        valid: list[tuple[Record, CustomerEvent]] = []
+        for record in records:
+            try:
+                valid.append((record, self._validate(record)))
+            except InvalidEvent as exc:
+                intake.reject(record, exc)
+        vectors = self._encode(valid, intake)
+        appends, kept = [], []
+        for (record, event), vector in zip(valid, vectors, strict=True):
+            if vector is None:
+                continue
+            appends.append(self._append(record, event, vector))
+            kept.append((record, event, appends[-1]))
+        if not appends:
+            return intake
+        for (record, event, append), stored in zip(
+            kept, self._store.append_many(appends), strict=True
+        ):
+            status = stored.status
+            if status is AppendStatus.DUPLICATE:
+                intake.duplicates += 1
+                continue
+            if status is AppendStatus.OUTSIDE_WINDOW:
+                intake.outside_window += 1
+                continue
+            if status is AppendStatus.APPLIED:
+                intake.applied += 1
+            else:
+                intake.redelivered += 1
+            if len(stored.sequence) == 0:
+                intake.unscored += 1
+                continue
+            intake.requests.append(
+                ScoreRequest(
+                    customer_id=event.customer_id,
+                    domain=event.domain,
+                    event_id=event.event_id,
+                    event_time_ms=append.event_time_ms,
+                    produced_ms=record.timestamp,
+                    sequence=stored.sequence,
+                )
+            )
+        return intake
+
+    def _validate(self, record: Record) -> CustomerEvent:
+        if record.value is None:
+            raise InvalidEvent("invalid_json", "message has no value (tombstone)")
+        event = parse_event(record.value, self._max_bytes)
+        if event.domain not in self._encoders:
+            raise InvalidEvent(
+                "unknown_domain",
+                f"domain: {event.domain!r} has no model here (known: {sorted(self._encoders)})",
+            )
+        if "\x00" in event.event_id or "\x00" in event.customer_id:
+            raise InvalidEvent("invalid_fields", "event_id/customer_id: NUL characters")
+        if record.key is not None and record.key != event.key:
+            raise InvalidEvent(
+                "key_mismatch",
+                f"key {record.key!r} is not customer_id {event.customer_id!r}: "
+                "events must be keyed by customer id to stay ordered",
+            )
+        return event
+
+    def _encode(
+        self, valid: Sequence[tuple[Record, CustomerEvent]], intake: Intake
+    ) -> list[np.ndarray | None]:
+        """One vector per valid event (None where it cannot be encoded: dead-lettered).
+
+        Events and profiles of one domain are encoded with one vectorised call each; if that
+        call fails, the group is encoded one by one to find the events to blame.
+        """
+        out: list[np.ndarray | None] = [None] * len(valid)
+        groups: dict[tuple[str, bool], list[int]] = {}
+        for i, (_, event) in enumerate(valid):
+            groups.setdefault((event.domain, event.kind == "profile"), []).append(i)
+        for (domain, is_profile), rows in groups.items():
+            encoder = self._encoders[domain]
+            try:
+                block = _encode_block(encoder, [valid[i][1] for i in rows], is_profile)
+            except (ValueError, TypeError, KeyError):
+                block = None
+            for j, i in enumerate(rows):
+                record, event = valid[i]
+                try:
+                    vector = (
+                        block[j]
+                        if block is not None
+                        else _encode_block(encoder, [event], is_profile)[0]
+                    )
+                    if not np.isfinite(vector).all():
+                        raise InvalidEvent(
+                            "unencodable", f"{event.kind} fields encode to non-finite values"
+                        )
+                except (ValueError, TypeError, KeyError) as exc:
+                    if not isinstance(exc, InvalidEvent):
+                        exc = InvalidEvent("unencodable", f"{event.kind} fields: {exc}")
+                    intake.reject(record, exc)
+                    continue
+                out[i] = vector
+        return out
+
+    def _append(self, record: Record, event: CustomerEvent, vector: np.ndarray) -> Append:
+        exposure = None
+        if event.kind == "profile":
+            exposure = _exposure(event, self._exposure_fields.get(event.domain))
+        return Append(
+            customer_id=event.customer_id,
+            domain=event.domain,
+            event_id=event.event_id,
+            event_time_ms=event_time_ms(event),
+            kind=event.kind,
+            vector=vector,
+            source=(record.topic, record.partition, record.offset),
+            exposure=exposure,
+        )
+
+
+class RequestIntake:
+    """Decodes score requests; malformed ones and unserved domains become dead letters."""
+
+    def __init__(self, domains: Sequence[str]) -> None:
+        self._domains = set(domains)
+
+    def swap(self, domain: str, encoder: object) -> None:
+        """Nothing to swap: requests arrive encoded (the pipeline calls it for symmetry)."""
+
+    def take(self, records: Sequence[Record]) -> Intake:
+        intake = Intake()
+        for record in records:
+            try:
+                if record.value is None:
+                    raise ValueError("message has no value (tombstone)")
+                request = ScoreRequest.from_bytes(record.value)
+            except (ValueError, KeyError, TypeError) as exc:
+                intake.reject(record, InvalidEvent("invalid_request", f"score request: {exc}"))
+                continue
+            if request.domain not in self._domains:
+                intake.reject(
+                    record,
+                    InvalidEvent(
+                        "unknown_domain",
+                        f"domain: {request.domain!r} has no model here "
+                        f"(known: {sorted(self._domains)})",
+                    ),
+                )
+                continue
+            intake.requests.append(request)
+        return intake
+
+
+def _encode_block(encoder: Encoder, events: Sequence[CustomerEvent], is_profile: bool):
+    if is_profile:
+        return encoder.encode_profiles_many([e.fields for e in events])
+    return encoder.encode_events_many([e.kind for e in events], [e.fields for e in events])
+
+
+def _exposure(event: CustomerEvent, name: str | None) -> float | None:
+    if name is None:
+        return None
+    value = event.fields.get(name)
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value)
