@@ -3,7 +3,7 @@
 Run on a machine with CUDA: ``python -m benchmarks.gpu_throughput OUT.json``. Inputs have
 credit default's shapes (6 monthly events of 22 features, an 18-feature profile, every slot
 real); the weights are freshly initialised, which does not change the work done. Needs only
-numpy and torch (plus this repository's ``model`` and ``training.efficiency``).
+numpy and torch (plus this repository's ``model`` and ``benchmarks.tables.efficiency``).
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ from pathlib import Path
 
 import torch
 
+from benchmarks.tables.efficiency import count_parameters, measure_latency, measure_throughput
 from model import DEFAULT_VARIANT, build
-from training.efficiency import count_parameters, measure_latency, measure_throughput
 
 __all__ = ["main"]
 

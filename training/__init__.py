@@ -1,10 +1,12 @@
-"""Training beside the data path: fit loop, metrics, baselines, efficiency, the paper's tables.
+"""Training beside the data path: fit loop, cross-fitting, calibration, metrics, refreshes.
 
 Public names resolve lazily (PEP 562), so ``import training.datasets`` (used by ``crmrisk
-replay``) does not pull in torch, LightGBM and matplotlib. Modules: ``train`` (load, build, fit,
-evaluate, save), ``evaluate`` (metrics, validation-only threshold), ``baselines`` (classical
-models on flattened arrays), ``efficiency`` (params, FLOPs, latency, throughput),
-``experiments`` (Tables 1-4 runner), ``report`` (markdown + plots), ``datasets`` (adapters).
+replay``) does not pull in torch. Modules: ``train`` (load, build, fit, evaluate, save),
+``crossfit`` (members on folds, out-of-fold calibration), ``calibration`` (Platt, conformal
+margins), ``evaluate`` (metrics, validation-only threshold), ``incremental`` and
+``trainer_loop`` (refreshes while serving), ``drift``, ``point_in_time``, ``datasets``
+(adapters). The paper's tables (baselines, efficiency, the runner, the report) live in
+``benchmarks/tables``.
 """
 
 from __future__ import annotations
@@ -25,20 +27,14 @@ _EXPORTS = {
     "predict": "training.train",
     "seed_everything": "training.train",
     "train_domain": "training.train",
+    "Fitted": "training.crossfit",
+    "cross_fit": "training.crossfit",
+    "fit_model": "training.crossfit",
     "binary_metrics": "training.evaluate",
     "choose_threshold": "training.evaluate",
     "expected_calibration_error": "training.evaluate",
     "quantile_metrics": "training.evaluate",
     "score_split": "training.evaluate",
-    "BASELINES": "training.baselines",
-    "fit_baseline": "training.baselines",
-    "flatten": "training.baselines",
-    "Efficiency": "training.efficiency",
-    "measure_efficiency": "training.efficiency",
-    "BenchConfig": "training.experiments",
-    "bench_config": "training.experiments",
-    "run_benchmark": "training.experiments",
-    "write_report": "training.report",
 }
 
 __all__ = sorted(_EXPORTS)

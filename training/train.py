@@ -17,7 +17,6 @@ import random
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
@@ -497,14 +496,15 @@ def _json_safe(value: Any) -> Any:
     return value
 
 
-def new_version() -> str:
-    """A sortable, unique-enough version name: UTC time to the second."""
-    return datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-
-
 def train_domain(job: TrainJob, show_progress: bool = False) -> SavedModel:
-    """Load ``job.domain``, train ``job.variant``, evaluate, and save checkpoint + manifest."""
+    """Load ``job.domain``, train ``job.variant``, evaluate, and publish it to the registry.
+
+    The model becomes the next version (``v0001``, ``v0002`` ...) of the domain in the registry
+    under ``job.models_dir``, the one store the workers and ``crmrisk models`` read; making it
+    live is a separate step (``crmrisk train --promote`` or ``crmrisk models promote``).
+    """
     import model as models  # the model package, not the torch module below
+    from model.registry import ModelRegistry
 
     data = load_data(job.domain, job.data_dir, job.seed, job.window, **job.options)
     data = subsample(data, job.max_rows, job.seed)
@@ -547,11 +547,8 @@ def train_domain(job: TrainJob, show_progress: bool = False) -> SavedModel:
         calibration=fitted.calibration,
         history=fitted.history,
     )
-    version = new_version()
-    path = Path(job.models_dir) / job.domain / version
     manifest = {
         "domain": job.domain,
-        "version": version,
         "variant": job.variant,
         "encoder": data.encoder,
         "metrics": metrics,
@@ -569,5 +566,7 @@ def train_domain(job: TrainJob, show_progress: bool = False) -> SavedModel:
             "options": dict(job.options),
         },
     }
-    models.save_checkpoint(path, network.cpu(), _json_safe(manifest))
-    return SavedModel(path=path, version=version, metrics=metrics, fit_seconds=fitted.seconds)
+    entry = ModelRegistry(job.models_dir).publish(job.domain, network.cpu(), _json_safe(manifest))
+    return SavedModel(
+        path=entry.path, version=entry.version, metrics=metrics, fit_seconds=fitted.seconds
+    )

@@ -102,9 +102,15 @@ def tables(
     Writes tables_<mode>.json, runs_<mode>.jsonl (one line per finished run), the markdown
     report (report.md, or report_quick.md in quick mode) and ROC / calibration PNGs.
     """
-    from training.experiments import bench_config, run_benchmark
+    try:
+        from benchmarks.tables.experiments import bench_config, run_benchmark
+    except ModuleNotFoundError as exc:  # the serving install leaves the bench extra out
+        raise typer.BadParameter(
+            f"the tables need the bench extra ({exc.name} is missing): pip install 'crmrisk[bench]'"
+        ) from None
 
     logging.getLogger("training").setLevel(logging.INFO)
+    logging.getLogger("benchmarks").setLevel(logging.INFO)
     settings = Settings()
     config = bench_config(
         quick=quick,

@@ -110,7 +110,11 @@ def promote(
     reason: Annotated[str, typer.Option(help="Recorded in the pointer history.")] = "operator",
 ) -> None:
     """Make VERSION live (its hash is verified first) and announce it to the workers."""
-    settings = Settings()
+    promote_version(Settings(), domain, version, reason)
+
+
+def promote_version(settings: Settings, domain: str, version: str, reason: str) -> None:
+    """Move ``domain``'s pointer to ``version`` and announce it (what ``promote`` runs)."""
     pointer = _pointer(settings)
     promoter, producer = _promoter(settings, pointer)
     try:

@@ -1,4 +1,4 @@
-"""``crmrisk train``: train one domain's model, early-stopped on validation, and save it."""
+"""``crmrisk train``: train a domain's model, publish it to the registry, maybe make it live."""
 
 from __future__ import annotations
 
@@ -53,9 +53,18 @@ def train(
         Path | None,
         typer.Option(
             "--out",
-            help="Models root (default: Settings.model.dir); saved to OUT/<domain>/<version>.",
+            help="Registry root (default: Settings.model.dir); the model becomes the next "
+            "version OUT/versions/<domain>/vNNNN.",
         ),
     ] = None,
+    promote: Annotated[
+        bool,
+        typer.Option(
+            "--promote",
+            help="Make the new version live (moves the model pointer, announces it on "
+            "risk.model-updates; needs Redis and Kafka): workers with --follow-pointer switch.",
+        ),
+    ] = False,
     monitor: Annotated[
         str, typer.Option("--monitor", help="Early stopping on validation auc or loss.")
     ] = "auc",
@@ -74,12 +83,13 @@ def train(
         str | None, typer.Option("--split", help="bank only: 'time' (default) or 'random'.")
     ] = None,
 ) -> None:
-    """Train DOMAIN's model with AdamW and early stopping; save weights + manifest.
+    """Train DOMAIN's model and publish it as the next registry version.
 
     Loads the domain's train/validation/test split, fits the feature encoder on training
-    customers, trains until the validation metric stops improving, scores validation and test
-    (decision threshold chosen on validation), and writes the checkpoint with its manifest to
-    OUT/<domain>/<version>/.
+    customers, cross-fits the model's members on training + validation (each early-stopped on
+    its held-out fold), calibrates them on their out-of-fold predictions, scores test once
+    (decision threshold chosen out-of-fold) and publishes weights + manifest to the registry.
+    With --promote the new version goes live.
     """
     import torch
 
@@ -131,7 +141,23 @@ def train(
     )
     if saved.metrics.get("quantiles_test"):
         _console.print(f"quantiles (test): {json.dumps(saved.metrics['quantiles_test'])}")
-    _console.print(f"saved to {saved.path}")
+    _console.print(f"published {domain} {saved.version}: {saved.path}")
+    if promote:
+        from kafka.errors import KafkaError
+        from redis.exceptions import RedisError
+
+        from crmrisk.commands.models import promote_version
+
+        registry = settings.model.model_copy(update={"dir": job.models_dir})
+        try:
+            promote_version(
+                settings.model_copy(update={"model": registry}), domain, saved.version, "trained"
+            )
+        except (OSError, KafkaError, RedisError) as exc:
+            raise typer.BadParameter(
+                f"{saved.version} is published but not live: {exc}. Start the services "
+                f"(`crmrisk up`), then `crmrisk models promote {saved.version} --domain {domain}`"
+            ) from None
 
 
 def register(app: typer.Typer) -> None:

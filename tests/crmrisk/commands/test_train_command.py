@@ -1,4 +1,4 @@
-"""``crmrisk train`` smoke test: a real (tiny) training run through the CLI, then reload it."""
+"""``crmrisk train``: real (tiny) training runs through the CLI, published to the registry."""
 
 import json
 from pathlib import Path
@@ -13,7 +13,7 @@ from model import load_checkpoint
 DATA = Path(__file__).resolve().parents[3] / "data"
 
 
-def test_train__saves_a_checkpoint_that_reloads(tmp_path, monkeypatch):
+def test_train__publishes_a_registry_version_that_reloads(tmp_path, monkeypatch):
     monkeypatch.setenv("RISK_TRAINING__DATA_DIR", str(DATA))
     result = CliRunner().invoke(
         app,
@@ -34,9 +34,10 @@ def test_train__saves_a_checkpoint_that_reloads(tmp_path, monkeypatch):
     assert result.exit_code == 0, result.output
     assert "test AUC" in result.output
 
-    (saved,) = list((tmp_path / "telco").iterdir())
+    (saved,) = list((tmp_path / "versions" / "telco").glob("v*"))
     model, manifest = load_checkpoint(saved)
-    assert manifest["domain"] == "telco" and manifest["version"] == saved.name
+    assert manifest["domain"] == "telco" and manifest["version"] == saved.name == "v0001"
+    assert "published telco v0001" in result.output
     assert manifest["variant"] == "qrcnn-lstm-cross"
     assert manifest["encoder"]["domain"] == "telco"
     test = manifest["metrics"]["test"]
@@ -93,7 +94,7 @@ def test_train__a_spec_file_gives_a_new_domain_without_code(tmp_path):
         ],
     )
     assert result.exit_code == 0, result.output
-    (saved,) = list((tmp_path / "models" / "subscriptions").iterdir())
+    (saved,) = list((tmp_path / "models" / "versions" / "subscriptions").glob("v*"))
     _, manifest = load_checkpoint(saved)
     assert manifest["domain"] == "subscriptions"
     assert manifest["encoder"]["domain"] == "subscriptions"
@@ -104,3 +105,29 @@ def test_train__needs_a_domain_or_a_spec(tmp_path):
     result = CliRunner().invoke(app, ["train", "--out", str(tmp_path)])
     assert result.exit_code == 2
     assert "--domain or --spec" in result.output
+
+
+def test_train__promote_makes_the_new_version_live_and_announces_it(
+    tmp_path, monkeypatch, settings, redis_client, redis_prefix, new_topic
+):
+    from kafka import KafkaConsumer, TopicPartition
+
+    from state import ModelPointer
+
+    updates = new_topic(partitions=1, prefix="it-model-updates")
+    monkeypatch.setenv("RISK_TRAINING__DATA_DIR", str(DATA))
+    monkeypatch.setenv("RISK_KAFKA__BOOTSTRAP_SERVERS", settings.kafka.bootstrap_servers)
+    monkeypatch.setenv("RISK_REDIS__URL", settings.redis.url)
+    monkeypatch.setenv("RISK_REDIS__KEY_PREFIX", redis_prefix.rstrip(":"))
+    monkeypatch.setenv("RISK_KAFKA__TOPICS__MODEL_UPDATES", updates)
+    args = ["train", "--domain", "telco", "--epochs", "1", "--max-rows", "150", "--threads", "1"]
+    result = CliRunner().invoke(app, [*args, "--out", str(tmp_path), "--promote"])
+    assert result.exit_code == 0, result.output
+    pointer = ModelPointer(redis_client, redis_prefix.rstrip(":"), 10)
+    assert pointer.current("telco") == "v0001"
+    consumer = KafkaConsumer(bootstrap_servers=settings.kafka.bootstrap_servers.split(","))
+    consumer.assign([TopicPartition(updates, 0)])
+    consumer.seek_to_beginning()
+    messages = [m for batch in consumer.poll(timeout_ms=5000).values() for m in batch]
+    consumer.close()
+    assert [json.loads(m.value)["version"] for m in messages] == ["v0001"]

@@ -1,7 +1,7 @@
 import numpy as np
 import torch
 
-from training.efficiency import count_flops, count_parameters, measure_efficiency
+from benchmarks.tables.efficiency import count_flops, count_parameters, measure_efficiency
 
 
 class _ProfileLinear(torch.nn.Module):

@@ -1,8 +1,8 @@
 """The benchmark report: four tables in markdown beside the paper's claims and our bars, plus plots.
 
-Input is the results dictionary ``training.experiments`` writes to ``tables_<mode>.json``; every
-number in the report is read from it. The paper's claims and the bars are quoted constants from
-``PAPER.md`` and ``ANCHORS.md``, labelled as such.
+Input is the results dictionary ``benchmarks.tables.experiments`` writes to
+``tables_<mode>.json``; every number in the report is read from it. The paper's claims and
+the bars are quoted constants from ``PAPER.md`` and ``ANCHORS.md``, labelled as such.
 """
 
 from __future__ import annotations

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
+from benchmarks.tables.experiments import PROTOCOLS, bench_config, run_benchmark, summarise
 from crmrisk.cli import app
-from training.experiments import PROTOCOLS, bench_config, run_benchmark, summarise
 
 DATA = Path(__file__).resolve().parents[2] / "data"
 
@@ -87,7 +87,7 @@ def test_run_benchmark__quick_end_to_end(tmp_path, monkeypatch):
 
 
 def test_read_runs__later_files_win_and_redo_patterns_are_left_out(tmp_path):
-    from training.experiments import _read_runs
+    from benchmarks.tables.experiments import _read_runs
 
     first, second = tmp_path / "runs_a.jsonl", tmp_path / "runs_b.jsonl"
     first.write_text(
@@ -103,7 +103,7 @@ def test_read_runs__later_files_win_and_redo_patterns_are_left_out(tmp_path):
 
 
 def test_runs_files__the_main_file_of_resumed_and_redone_runs_wins_over_shards(tmp_path):
-    from training.experiments import _read_runs, runs_files
+    from benchmarks.tables.experiments import _read_runs, runs_files
 
     (tmp_path / "runs_full_a.jsonl").write_text(json.dumps({"key": "k", "v": "shard"}) + "\n")
     (tmp_path / "runs_full.jsonl").write_text(json.dumps({"key": "k", "v": "redone"}) + "\n")

@@ -1,4 +1,4 @@
-from training.report import bar_verdicts, render_markdown, write_report
+from benchmarks.tables.report import bar_verdicts, render_markdown, write_report
 
 
 def _stat(mean, std=0.01, n=5):

@@ -35,9 +35,9 @@ import sklearn
 import torch
 from sklearn.metrics import roc_curve
 
-from training.baselines import TUNING_TRIALS, fit_baseline, fit_lightgbm_quantiles, flatten
+from benchmarks.tables.baselines import TUNING_TRIALS, fit_baseline, fit_lightgbm_quantiles, flatten
+from benchmarks.tables.efficiency import measure_efficiency
 from training.crossfit import fit_model
-from training.efficiency import measure_efficiency
 from training.evaluate import binary_metrics, quantile_metrics, score_split
 from training.train import (
     Arrays,
@@ -764,7 +764,7 @@ def run_benchmark(
     Returns the report's path (or the shard's runs file).
     """
     import model as models
-    from training.report import write_report
+    from benchmarks.tables.report import write_report
     from training.train import load_data
 
     started = datetime.now(UTC)
