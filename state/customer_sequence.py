@@ -30,6 +30,7 @@ class AppendStatus(IntEnum):
     REDELIVERED = -1  # this partition offset was already applied: a replay after a crash
     OUTSIDE_WINDOW = 2  # older than every event of a full window: nothing changed
     READ = 3
+    CONFLICT = 4  # the event id is stored with other content: a producer bug, nothing changed
 
 
 _STATUS = {int(s): s for s in AppendStatus}  # a dict lookup: calling the enum is slow
@@ -47,6 +48,7 @@ class Append:
     vector: np.ndarray  # float32 (event_dim,) or (profile_dim,) when kind == "profile"
     source: tuple[str, int, int] | None = None
     exposure: float | None = None  # amount at risk (profiles only), e.g. a credit limit
+    content_hash: bytes = b""  # 8 bytes naming the event's content; b"" = unknown
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +70,7 @@ class CustomerSequence:
 class AppendResult:
     status: AppendStatus
     sequence: CustomerSequence
+    stored_hash: bytes | None = None  # with CONFLICT: the content hash already stored
 
 
 class CustomerSequenceStore:
@@ -100,7 +103,7 @@ class CustomerSequenceStore:
         return f"{self._prefix}:seq:{domain}:{{{customer_id}}}"
 
     def _append_args(self, item: Append) -> list[bytes | str | int]:
-        """The script's 10 per-event arguments (customer_sequence.lua, ARGV)."""
+        """The script's 11 per-event arguments (customer_sequence.lua, ARGV)."""
         guard, offset = ("", 0)
         if item.source is not None:
             topic, partition, offset = item.source
@@ -117,6 +120,7 @@ class CustomerSequenceStore:
             self.window,
             self.ttl_s,
             "" if item.exposure is None else repr(float(item.exposure)),
+            item.content_hash,
         ]
 
     def append(self, item: Append) -> AppendResult:
@@ -132,7 +136,7 @@ class CustomerSequenceStore:
         for item in items:
             args.extend(self._append_args(item))
         (replies,) = self._run_many([[len(keys), *keys, *args]])
-        return [AppendResult(_STATUS[r[0]], _decode(r)) for r in replies]
+        return [AppendResult(_STATUS[r[0]], _decode(r), r[7]) for r in replies]
 
     def read(self, customer_id: str, domain: str) -> CustomerSequence:
         """The customer's current window (empty when unknown or expired)."""
@@ -178,7 +182,7 @@ class CustomerSequenceStore:
 
 
 def _decode(reply: list) -> CustomerSequence:
-    _, ids, times, vectors, kinds, profile, exposure = reply
+    _, ids, times, vectors, kinds, profile, exposure = reply[:7]
     event_ids = ids.decode().split("\0")[:-1]
     length = len(event_ids)
     events = np.frombuffer(vectors, dtype=np.float32)

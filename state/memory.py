@@ -19,13 +19,22 @@ from state.customer_sequence import Append, AppendResult, AppendStatus, Customer
 
 __all__ = ["MemoryAlertStore", "MemoryScoreStore", "MemorySequenceStore"]
 
+_UNKNOWN = b"\0" * 8
+
+
+def _differ(new: bytes, stored: bytes) -> bool:
+    """An unknown hash (empty, or all zero as stored) never conflicts."""
+    return new != b"" and stored != _UNKNOWN and new != stored
+
 
 @dataclass
 class _Window:
     events: list[tuple[int, str, str, np.ndarray]] = field(default_factory=list)  # (t, id, kind, v)
+    hashes: dict[str, bytes] = field(default_factory=dict)  # event id -> content hash
     profile: np.ndarray | None = None
     profile_time: int | None = None
     profile_id: str | None = None
+    profile_hash: bytes = _UNKNOWN
     exposure: float | None = None
     offsets: dict[str, int] = field(default_factory=dict)
 
@@ -76,15 +85,20 @@ class MemorySequenceStore:
             guard = f"o:{topic}:{partition}"
             if guard in w.offsets and w.offsets[guard] >= offset:
                 return AppendResult(AppendStatus.REDELIVERED, w.sequence())
-        status = AppendStatus.APPLIED
+        status, stored = AppendStatus.APPLIED, None
         if item.kind == "profile":
             if w.profile_id == item.event_id:
                 status = AppendStatus.DUPLICATE
+                if _differ(item.content_hash, w.profile_hash):
+                    status, stored = AppendStatus.CONFLICT, w.profile_hash
             elif w.profile_time is None or w.profile_time <= item.event_time_ms:
                 w.profile, w.profile_time, w.profile_id = vector, item.event_time_ms, item.event_id
                 w.exposure = item.exposure
+                w.profile_hash = item.content_hash or _UNKNOWN
         elif any(i == item.event_id for _, i, _, _ in w.events):
             status = AppendStatus.DUPLICATE
+            if _differ(item.content_hash, w.hashes[item.event_id]):
+                status, stored = AppendStatus.CONFLICT, w.hashes[item.event_id]
         else:
             entry = (int(item.event_time_ms), item.event_id, item.kind, vector)
             ordered = sorted([*w.events, entry], key=lambda e: (e[0], e[1].encode()))
@@ -92,9 +106,11 @@ class MemorySequenceStore:
                 status = AppendStatus.OUTSIDE_WINDOW
             else:
                 w.events = ordered[-self.window :]
+                w.hashes = {i: w.hashes.get(i, _UNKNOWN) for _, i, _, _ in w.events}
+                w.hashes[item.event_id] = item.content_hash or _UNKNOWN
         if guard is not None:
             w.offsets[guard] = item.source[2]
-        return AppendResult(status, w.sequence())
+        return AppendResult(status, w.sequence(), stored)
 
 
 class MemoryAlertStore:

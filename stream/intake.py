@@ -4,7 +4,10 @@ Two intakes feed the same pipeline (``stream/pipeline.py``):
 
 - ``EventIntake`` (``crm.events``): validate each record, encode the batch's events and profiles
   per domain with one vectorised call each, append them all to the sequence store in one call,
-  and ask a score for every stored event (with the exact window the append left);
+  and ask a score for every stored event (with the exact window the append left). An exact
+  duplicate (same event id, same content) is ignored; the same id with other content is a
+  producer bug the user must see: a dead letter ``event_id_conflict`` naming both contents'
+  hashes (``content_hash``: kind, time and fields, canonical JSON);
 - ``RequestIntake`` (``risk.score-requests``, from an ingest worker with the topic handoff):
   decode each request.
 
@@ -14,12 +17,14 @@ Bad input never stops the batch: each record that cannot be used becomes a ``Dea
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
 import numpy as np
+import orjson
 
 from state import Append, AppendStatus
 from stream.events import (
@@ -34,7 +39,7 @@ from stream.ports import Record, SequenceStore
 from stream.requests import ScoreRequest
 from stream.transform import event_time_ms
 
-__all__ = ["Encoder", "EventIntake", "Intake", "RequestIntake"]
+__all__ = ["Encoder", "EventIntake", "Intake", "RequestIntake", "content_hash"]
 
 log = logging.getLogger(__name__)
 
@@ -127,6 +132,18 @@ class EventIntake:
             kept, self._store.append_many(appends), strict=True
         ):
             status = stored.status
+            if status is AppendStatus.CONFLICT:
+                intake.reject(
+                    record,
+                    InvalidEvent(
+                        "event_id_conflict",
+                        f"event_id {event.event_id!r} of customer {event.customer_id!r} is "
+                        f"already stored with other content (stored content hash "
+                        f"{(stored.stored_hash or b'').hex()}, this one "
+                        f"{append.content_hash.hex()}): event ids must name one event",
+                    ),
+                )
+                continue
             if status is AppendStatus.DUPLICATE:
                 intake.duplicates += 1
                 continue
@@ -222,6 +239,7 @@ class EventIntake:
             vector=vector,
             source=(record.topic, record.partition, record.offset),
             exposure=exposure,
+            content_hash=content_hash(event),
         )
 
 
@@ -256,6 +274,23 @@ class RequestIntake:
                 continue
             intake.requests.append(request)
         return intake
+
+
+def content_hash(event: CustomerEvent) -> bytes:
+    """8 bytes naming what the event says: its kind, time and fields (canonical JSON).
+
+    >>> from stream.events import parse_event
+    >>> a = parse_event(b'{"event_id": "e", "customer_id": "c", "domain": "d", "kind": "k",'
+    ...                 b' "event_time": "2024-01-01T00:00:00Z", "fields": {"x": 1, "y": 2}}')
+    >>> b = a.model_copy(update={"fields": {"y": 2, "x": 1}})
+    >>> content_hash(a) == content_hash(b), content_hash(a) == content_hash(
+    ...     a.model_copy(update={"fields": {"x": 1, "y": 3}}))
+    (True, False)
+    """
+    document = [event.kind, event_time_ms(event), event.fields]
+    return hashlib.blake2b(
+        orjson.dumps(document, option=orjson.OPT_SORT_KEYS), digest_size=8
+    ).digest()
 
 
 def _encode_block(encoder: Encoder, events: Sequence[CustomerEvent], is_profile: bool):

@@ -1,7 +1,8 @@
 """Prometheus metrics of one worker, in its own registry, served with a health endpoint.
 
 ``GET /metrics`` is the Prometheus text format; ``GET /health`` answers 200 with JSON while the
-worker's loop has completed a step recently, 503 otherwise.
+worker's loop has completed a step recently and no check reports a problem, 503 otherwise, with
+the reasons (e.g. "degraded": the model pointer is unreadable, promotions are not followed).
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ import json
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Protocol
 
@@ -24,7 +25,7 @@ from prometheus_client import (
     generate_latest,
 )
 
-__all__ = ["Scraped", "WorkerMetrics", "serve"]
+__all__ = ["Scraped", "WorkerMetrics", "health_report", "serve"]
 
 _MS_BUCKETS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000, 30000)
 _SIZE_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048)
@@ -114,19 +115,41 @@ class Scraped(Protocol):
     last_step_s: float | None
 
 
+def health_report(
+    metrics: Scraped, stale_after_s: float, checks: Sequence[Callable[[], str | None]] = ()
+) -> dict:
+    """What /health answers: ``ok``, a ``status`` (ok | stale | degraded) and the reasons.
+
+    >>> class M: last_step_s = time.time()
+    >>> health_report(M(), 30.0, [lambda: "model pointer unreadable"])["status"]
+    'degraded'
+    """
+    last = metrics.last_step_s
+    age = None if last is None else time.time() - last
+    reasons = [reason for check in checks if (reason := check())]
+    fresh = age is not None and age < stale_after_s
+    status = "stale" if not fresh else "degraded" if reasons else "ok"
+    if not fresh:
+        reasons.insert(0, "the loop has not completed a step recently")
+    return {"ok": status == "ok", "status": status, "reasons": reasons, "last_step_age_s": age}
+
+
 def serve(
-    metrics: Scraped, port: int, stale_after_s: float = 30.0, host: str = "127.0.0.1"
+    metrics: Scraped,
+    port: int,
+    stale_after_s: float = 30.0,
+    host: str = "127.0.0.1",
+    checks: Sequence[Callable[[], str | None]] = (),
 ) -> ThreadingHTTPServer:
     """Serve /metrics and /health on a daemon thread; ``server.shutdown()`` stops it.
 
     ``host`` is loopback by default; a container sets it to 0.0.0.0 so that a published port
-    and Prometheus in another container can reach it.
+    and Prometheus in another container can reach it. Each of ``checks`` returns None when all
+    is well, else the reason the worker is degraded.
     """
 
     def healthy() -> dict:
-        last = metrics.last_step_s
-        age = None if last is None else time.time() - last
-        return {"ok": age is not None and age < stale_after_s, "last_step_age_s": age}
+        return health_report(metrics, stale_after_s, checks)
 
     handler = type("Handler", (_Handler,), {"metrics": metrics, "healthy": staticmethod(healthy)})
     server = ThreadingHTTPServer((host, port), handler)

@@ -39,6 +39,10 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
+POINTER_ERRORS = Counter(
+    "crmrisk_model_pointer_errors_total",
+    "Failed reads of the live-model pointer by the model watcher (it retries with backoff).",
+)
 RELOADS = Counter(
     "crmrisk_model_reloads_total",
     "Model versions the inference worker tried to load, by outcome.",
@@ -183,6 +187,7 @@ class ModelWatcher(Generic[T]):
         self._refused: dict[str, str] = {}  # domain -> version that failed, not retried
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._problem: str | None = None  # why the pointer cannot be read now, if it cannot
         self.on_refused: Callable[[str, str, Exception], None] | None = None
 
     # -- the worker's side ------------------------------------------------------------------
@@ -203,6 +208,12 @@ class ModelWatcher(Generic[T]):
         with self._lock:
             ready, self._ready = self._ready, {}
         return ready
+
+    def health(self) -> str | None:
+        """None while the watcher can follow the pointer, else why not (for ``/health``)."""
+        if self._thread is not None and not self._thread.is_alive() and not self._stop.is_set():
+            return "model watcher thread is not running: promotions are not followed"
+        return self._problem
 
     def close(self) -> None:
         self._stop.set()
@@ -268,41 +279,72 @@ class ModelWatcher(Generic[T]):
         return LoadedModel(domain, version, value, entry.manifest, datetime.now(UTC))
 
     def _run(self) -> None:
+        """Watch until closed. Nothing stops it but ``close``: a pointer or broker that cannot be
+        reached is retried with backoff (doubling up to ``check_every_s``), counted, and reported
+        by ``health`` until it answers again; the loaded models keep serving meanwhile."""
         consumer = None
+        # Wait in slices of at most a second so that close() returns promptly.
+        slice_s = min(self._check_every_s, 1.0)
+        next_check = time.monotonic() + self._check_every_s
+        backoff_s = min(0.5, self._check_every_s)
+        next_subscribe = 0.0
+        while not self._stop.is_set():
+            if consumer is None and time.monotonic() >= next_subscribe:
+                consumer = self._subscribe()
+                next_subscribe = time.monotonic() + self._check_every_s
+            announced = False
+            try:
+                if consumer is not None:
+                    for records in consumer.poll(timeout_ms=int(slice_s * 1000)).values():
+                        for record in records:
+                            announced = True
+                            log.info("model update announced: %s", record.value[:200])
+                else:
+                    self._stop.wait(slice_s)
+            except Exception as exc:  # the broker went away: re-subscribe, the pointer decides
+                log.warning("model updates topic unreadable (%s); re-subscribing", exc)
+                consumer = self._close(consumer)
+                self._stop.wait(slice_s)
+            if self._stop.is_set():
+                break
+            if not (announced or time.monotonic() >= next_check):
+                continue
+            try:
+                self.check()
+            except Exception as exc:
+                POINTER_ERRORS.inc()
+                if self._problem is None:
+                    log.error("model pointer unreadable, retrying: %s", exc)
+                self._problem = f"model pointer unreadable (retrying): {exc}"
+                next_check = time.monotonic() + backoff_s
+                backoff_s = min(backoff_s * 2, self._check_every_s)
+                continue
+            if self._problem is not None:
+                log.info("model pointer readable again")
+            self._problem = None
+            backoff_s = min(0.5, self._check_every_s)
+            next_check = time.monotonic() + self._check_every_s
+        self._close(consumer)
+
+    def _subscribe(self) -> KafkaConsumer | None:
         try:
             consumer = KafkaConsumer(**self._kafka_config, group_id=None, enable_auto_commit=False)
             partitions = consumer.partitions_for_topic(self._topic) or {0}
             assigned = [TopicPartition(self._topic, p) for p in sorted(partitions)]
             consumer.assign(assigned)
             consumer.seek_to_end(*assigned)  # past changes are already in the pointer
+            return consumer
         except Exception as exc:
             log.warning("model updates topic unavailable (%s); checking the pointer only", exc)
-            consumer = None
-        # Wait in slices of at most a second so that close() returns promptly.
-        slice_s = min(self._check_every_s, 1.0)
-        next_check = time.monotonic() + self._check_every_s
-        try:
-            while not self._stop.is_set():
-                announced = False
-                if consumer is not None:
-                    batch = consumer.poll(timeout_ms=int(slice_s * 1000))
-                    for records in batch.values():
-                        for record in records:
-                            announced = True
-                            log.info("model update announced: %s", record.value[:200])
-                else:
-                    self._stop.wait(slice_s)
-                if self._stop.is_set():
-                    break
-                if announced or time.monotonic() >= next_check:
-                    self.check()
-                    next_check = time.monotonic() + self._check_every_s
-        except Exception:
-            log.exception("model watcher stopped")
-            raise
-        finally:
-            if consumer is not None:
+            return None
+
+    @staticmethod
+    def _close(consumer: KafkaConsumer | None) -> None:
+        if consumer is not None:
+            try:
                 consumer.close()
+            except Exception as exc:  # closing a consumer whose broker is gone
+                log.debug("closing the model updates consumer: %s", exc)
 
 
 def _is_number(value: Any) -> bool:

@@ -3,9 +3,10 @@
 ``Pipeline.step`` runs the delivery steps of one batch, in this order; offsets are committed only
 once everything before them is durable:
 
-0. between batches, swap in a reloaded model (never inside a batch: one batch, one version);
 1. take a dynamic batch of records from the source (up to ``max_batch_size`` or
-   ``max_delay_ms``);
+   ``max_delay_ms``), then swap in a model reloaded meanwhile (checked once the batch is in
+   hand, not before the wait for it: a batch is scored by one version, the newest ready when
+   its records arrived);
 2. intake: validate, encode and append the events to the sequence store in one call (or decode
    score requests from an ingest worker); whatever cannot be used becomes a dead letter;
 3. score: one forward pass per domain (or, with the topic handoff, pass the requests on);
@@ -113,10 +114,10 @@ class Pipeline:
 
     async def step(self, idle_timeout_s: float = 0.5) -> StepReport:
         m = self.metrics
-        if self._between_batches is not None:  # 0. reloaded models, between batches only
+        records = await self.source.next_batch(idle_timeout_s)  # 1.
+        if self._between_batches is not None:  # reloaded models, between batches only
             for domain, kit in self._between_batches().items():
                 self.swap(domain, kit)
-        records = await self.source.next_batch(idle_timeout_s)  # 1.
         if not records:
             m.mark_step()
             return StepReport()

@@ -40,8 +40,14 @@ def _serve_until_signal(
     except LookupError as exc:
         raise typer.BadParameter(str(exc)) from None
     metrics = WorkerMetrics()
+    checks = [watcher.health] if watcher is not None else []
     server = (
-        serve(metrics, settings.scoring.metrics_port, host=settings.scoring.metrics_host)
+        serve(
+            metrics,
+            settings.scoring.metrics_port,
+            host=settings.scoring.metrics_host,
+            checks=checks,
+        )
         if settings.scoring.metrics_port
         else None
     )

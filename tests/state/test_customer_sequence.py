@@ -7,6 +7,7 @@ Every contract test runs against real Redis and against the in-memory twin
 
 import random
 import uuid
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
@@ -167,14 +168,18 @@ def test_redis_and_memory_stores_agree_on_a_random_stream(redis_client, prefix):
             )  # fmt: skip
         else:
             offset = i if rng.random() < 0.9 else rng.randrange(i + 1)  # some replays
-            items.append(
-                _append(f"e{rng.randrange(60)}", rng.randrange(100), offset, customer=customer)
-            )
+            item = _append(f"e{rng.randrange(60)}", rng.randrange(100), offset, customer=customer)
+            if rng.random() < 0.8:  # most with a content hash, of two possible contents
+                item = replace(item, content_hash=bytes([rng.randrange(2)]) * 8)
+            items.append(item)
     redis_store, memory = _store(redis_client, prefix, window_size=5), MemorySequenceStore(5)
+    seen = set()
     for start in range(0, len(items), 37):
         chunk = items[start : start + 37]
         for a, b in zip(redis_store.append_many(chunk), memory.append_many(chunk), strict=True):
+            seen.add(a.status)
             assert a.status is b.status
+            assert a.stored_hash == b.stored_hash
             assert a.sequence.event_ids == b.sequence.event_ids
             assert a.sequence.event_times_ms.tolist() == b.sequence.event_times_ms.tolist()
             np.testing.assert_array_equal(a.sequence.events, b.sequence.events)
@@ -183,6 +188,7 @@ def test_redis_and_memory_stores_agree_on_a_random_stream(redis_client, prefix):
                 assert b.sequence.profile is None
             else:
                 np.testing.assert_array_equal(a.sequence.profile, b.sequence.profile)
+    assert seen == set(AppendStatus) - {AppendStatus.READ}  # every outcome was exercised
 
 
 def test_read_many__agrees_with_read(make):
@@ -225,3 +231,36 @@ def test_append_many__recovers_when_redis_lost_the_script(redis_client, prefix):
     store._sha = "0" * 40  # as after a Redis restart or SCRIPT FLUSH: NOSCRIPT
     assert store.append(_append("a", 10)).status is AppendStatus.APPLIED
     assert store.read("c1", "credit").event_ids == ["a"]
+
+
+def test_append__same_event_id_other_content_is_a_conflict_not_a_duplicate(make):
+    store = make()
+    first = Append(
+        "c1", "credit", "a", 10, "bill", np.ones(DIM, np.float32), content_hash=b"h1" * 4
+    )
+    same = Append("c1", "credit", "a", 10, "bill", np.ones(DIM, np.float32), content_hash=b"h1" * 4)
+    other = Append(
+        "c1", "credit", "a", 10, "bill", np.ones(DIM, np.float32), content_hash=b"h2" * 4
+    )
+    unknown = Append("c1", "credit", "a", 10, "bill", np.ones(DIM, np.float32))
+    assert store.append(first).status is AppendStatus.APPLIED
+    assert store.append(same).status is AppendStatus.DUPLICATE
+    clash = store.append(other)
+    assert clash.status is AppendStatus.CONFLICT and clash.stored_hash == b"h1" * 4
+    assert clash.sequence.event_ids == ["a"]
+    assert store.append(unknown).status is AppendStatus.DUPLICATE  # no hash: cannot tell
+    # A profile too, and an event stored before hashes existed never conflicts.
+    profile = Append(
+        "c1", "credit", "p", 5, "profile", np.ones(2, np.float32), content_hash=b"p" * 8
+    )
+    store.append(profile)
+    changed = Append(
+        "c1", "credit", "p", 5, "profile", np.ones(2, np.float32), content_hash=b"q" * 8
+    )
+    assert store.append(changed).status is AppendStatus.CONFLICT
+    legacy = Append("c1", "credit", "b", 20, "bill", np.ones(DIM, np.float32))
+    store.append(legacy)
+    rehash = Append(
+        "c1", "credit", "b", 20, "bill", np.ones(DIM, np.float32), content_hash=b"x" * 8
+    )
+    assert store.append(rehash).status is AppendStatus.DUPLICATE

@@ -143,3 +143,23 @@ def test_request_intake__decodes_requests_and_dead_letters_the_rest(ingestor):
         "unknown_domain",
         "invalid_request",
     ]
+
+
+def test_take__same_event_id_other_content_is_a_dead_letter_an_exact_duplicate_is_not(ingestor):
+    first = ingestor.take(_records([(b"c1", _raw("a", day=1, amount=5))]))
+    assert [r.event_id for r in first.requests] == ["a"]
+    again = ingestor.take(
+        [
+            Record("events", 0, 10, b"c1", _raw("a", day=1, amount=5), 2000),  # exact duplicate
+            Record("events", 0, 11, b"c1", _raw("a", day=1, amount=7), 2001),  # other content
+            Record("events", 0, 12, b"c1", _raw("b", day=2), 2002),
+        ]
+    )
+    assert again.duplicates == 1
+    assert [d.reason for d in again.dead_letters] == ["event_id_conflict"]
+    letter = again.dead_letters[0]
+    assert letter.offset == 11 and letter.original() == _raw("a", day=1, amount=7)
+    stored, new = letter.error.split("stored content hash ")[1].split(", this one ")
+    assert len(stored) == 16 and new.startswith(tuple("0123456789abcdef")) and stored != new[:16]
+    assert [r.event_id for r in again.requests] == ["b"]
+    assert again.requests[0].sequence.event_ids == ["a", "b"]  # stored once, unchanged

@@ -1,0 +1,51 @@
+"""The fused members compute what the members compute, faster (model/fused.py)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from model import build
+from model.fused import fuse
+from tests.model.conftest import EVENT_DIM, PROFILE_DIM, random_batch
+
+
+@pytest.mark.parametrize(
+    ("members", "quantiles", "options"),
+    [
+        (3, (0.1, 0.5, 0.9), {}),
+        (1, (), {}),
+        (2, (0.2, 0.8), {"heads": 2, "region_pool": "max", "kernel_sizes": (1, 3)}),
+        (3, (), {"region_pool": "avg", "regions": 3}),
+    ],
+)
+def test_fuse__outputs_equal_the_members(members, quantiles, options):
+    model = build("qrcnn-lstm-cross", EVENT_DIM, PROFILE_DIM, quantiles, seed=4,
+                  members=members, **options).eval()  # fmt: skip
+    model.set_calibration(0.8, -0.3)
+    model.set_interval_margin(0.2)
+    fused = fuse(model)
+    for lengths, slots in (([6, 1, 3, 6, 2], 6), ([1], 1), ([9, 4, 32], 32)):
+        batch = random_batch(lengths, slots, seed=len(lengths))
+        with torch.inference_mode():
+            want, got = model(*batch), fused(*batch)
+        torch.testing.assert_close(got.logit, want.logit, atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(got.probability, want.probability, atol=1e-6, rtol=1e-5)
+        torch.testing.assert_close(got.attention, want.attention, atol=1e-6, rtol=1e-5)
+        if quantiles:
+            torch.testing.assert_close(got.quantiles, want.quantiles, atol=1e-5, rtol=1e-5)
+        else:
+            assert got.quantiles is None
+
+
+def test_fuse__no_profile_fields_uses_the_learned_constant():
+    model = build("qrcnn-lstm-cross", EVENT_DIM, 0, (), seed=1, members=2).eval()
+    batch = random_batch([3, 5], 5, profile_dim=0)
+    with torch.inference_mode():
+        torch.testing.assert_close(fuse(model)(*batch).logit, model(*batch).logit, atol=1e-5,
+                                   rtol=1e-5)  # fmt: skip
+
+
+def test_fuse__other_families_are_left_alone():
+    assert fuse(build("lstm", EVENT_DIM, PROFILE_DIM, ())) is None
+    assert fuse(build("qrcnn-lstm-self", EVENT_DIM, PROFILE_DIM, ())) is None
