@@ -3,10 +3,14 @@
 Measured in one run, on fresh topics and keys, against the local broker and Redis:
 
 1. bare consumers: aiokafka ``getmany`` (the client the workers use) and kafka-python ``poll``
-   read the same backlog of credit events, doing nothing else;
-2. sustained end to end: one ``crmrisk worker ingest`` process drains the same backlog (parse,
-   encode, Lua append in one pipeline per batch, forward pass, scores and alerts produced, latest
-   scores and alert state written, offsets committed); events/s from its first to last batch;
+   read the same backlog of credit events and ``json.loads`` each message (the least a worker
+   must do with one; the ratio's denominator), plus the fetch-only aiokafka rate for reference;
+2. sustained end to end: ``crmrisk worker ingest`` processes (1, then 2) drain the same backlog
+   (parse, encode, one Lua call per batch, forward pass, scores and alerts produced, latest
+   scores and alert state written, offsets committed). The backlog is published before the
+   workers start; the clock starts once their consumer group is stable (so no rebalance falls
+   inside it) and runs until the last score is published; the events consumed before it started
+   are not counted. Each worker's peak resident memory (VmHWM) is recorded;
 3. latency at half load: a paced producer (another process) sends at half the rate of (2) to a
    fresh topic; event -> score latency = score record timestamp - event record timestamp;
 4. the inference worker alone, batch size 1 vs dynamic batching: requests built from real
@@ -164,7 +168,7 @@ def _publish_process(settings_json: str, pairs, rate: float | None) -> None:
 
 
 # -- 1. bare consumers --------------------------------------------------------------------------
-async def bare_aiokafka(settings: Settings, expected: int) -> float:
+async def bare_aiokafka(settings: Settings, expected: int, decode: bool = True) -> float:
     from aiokafka import AIOKafkaConsumer
 
     consumer = AIOKafkaConsumer(
@@ -182,7 +186,11 @@ async def bare_aiokafka(settings: Settings, expected: int) -> float:
             polled = await consumer.getmany(timeout_ms=1000, max_records=2000)
             if polled and started is None:
                 started = time.perf_counter()
-            n += sum(len(v) for v in polled.values())
+            for records in polled.values():
+                if decode:
+                    for record in records:
+                        json.loads(record.value)
+                n += len(records)
         return n / (time.perf_counter() - started)
     finally:
         await consumer.stop()
@@ -205,7 +213,10 @@ def bare_kafka_python(settings: Settings, expected: int) -> float:
             polled = consumer.poll(timeout_ms=1000, max_records=2000)
             if polled and started is None:
                 started = time.perf_counter()
-            n += sum(len(v) for v in polled.values())
+            for records in polled.values():
+                for record in records:
+                    json.loads(record.value)
+                n += len(records)
         return n / (time.perf_counter() - started)
     finally:
         consumer.close()
@@ -304,6 +315,16 @@ class Worker:
                     raise RuntimeError(f"worker did not start; see {log_path}") from None
                 time.sleep(0.2)
 
+    def peak_rss_mb(self) -> float | None:
+        """The process's peak resident set (VmHWM), in MiB."""
+        try:
+            for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+        except OSError:
+            return None
+        return None
+
     def counts(self) -> tuple[float, float]:
         return (
             _metric(self.port, "crmrisk_events_in_total"),
@@ -320,34 +341,40 @@ class Worker:
 
 
 def drain(
-    workers: list[Worker], expected_events: int, expected_scores: int, timeout_s: float
+    workers: list[Worker],
+    expected_events: int,
+    expected_scores: int,
+    timeout_s: float,
+    started: float,
+    consumed_before: float,
 ) -> dict:
-    """Events/s from the first consumed event until every expected score is published."""
-    started = done = None
+    """Events/s from ``started`` (the clock) until every expected score is published; the
+    ``consumed_before`` events consumed before the clock started are not counted."""
+    done = None
     deadline = time.monotonic() + timeout_s
     events_in = scores = 0.0
     while time.monotonic() < deadline:
         counts = [w.counts() for w in workers]
         events_in, scores = sum(c[0] for c in counts), sum(c[1] for c in counts)
-        now = time.perf_counter()
-        if started is None and events_in > 0:
-            started = now
         if events_in >= expected_events and scores >= expected_scores:
-            done = now
+            done = time.perf_counter()
             break
         time.sleep(0.05)
-    if done is None or started is None:
+    if done is None:
         raise RuntimeError(
             f"workers consumed {events_in:.0f}/{expected_events} events and published "
             f"{scores:.0f}/{expected_scores} scores in {timeout_s} s"
         )
+    counted = expected_events - consumed_before
     return {
         "workers": len(workers),
         "events": expected_events,
+        "events_counted": counted,
         "events_consumed": events_in,
         "scores": scores,
         "seconds": done - started,
-        "events_per_s": expected_events / (done - started),
+        "events_per_s": counted / (done - started),
+        "peak_rss_mb": [w.peak_rss_mb() for w in workers],
     }
 
 
@@ -380,23 +407,25 @@ def run_backlog(
 ) -> dict:
     """``n_workers`` processes of one consumer group drain a backlog on fresh topics and keys.
 
-    The workers join the empty topic first and the group settles, so no rebalance (a pause
-    of seconds, and redelivered batches) falls inside the measurement; then another process
-    publishes the backlog as fast as it can, and the clock runs from the first consumed event
-    until the last score is published.
+    The backlog is published first, in full, so no publisher shares the cores with the workers;
+    then the workers start. The clock starts once the group is stable (a rebalance is a pause of
+    seconds and redelivers batches) and runs until the last score is published; what the
+    workers consumed before it started is not counted.
     """
     tag = uuid.uuid4().hex[:8]
     s = make_settings(base, tag, partitions)
     workers: list[Worker] = []
     try:
-        workers = start_workers(s, checkpoint, n_workers, workdir, tag)
-        settle_s = wait_group_stable(s, n_workers)
         publisher = multiprocessing.get_context("spawn").Process(
             target=_publish_process, args=(s.model_dump_json(), pairs, None)
         )
         publisher.start()
-        result = drain(workers, len(pairs), scores, timeout_s=900)
         publisher.join()
+        workers = start_workers(s, checkpoint, n_workers, workdir, tag)
+        settle_s = wait_group_stable(s, n_workers)
+        started = time.perf_counter()
+        before = sum(w.counts()[0] for w in workers)
+        result = drain(workers, len(pairs), scores, 900, started, before)
         return result | {"group_settled_after_s": round(settle_s, 1)}
     finally:
         for w in workers:
@@ -599,11 +628,16 @@ def measure_stream(
     try:
         asyncio.run(_publish(s, pairs, None))
         result["bare_aiokafka_per_s"] = asyncio.run(bare_aiokafka(s, len(pairs)))
+        result["bare_aiokafka_fetch_only_per_s"] = asyncio.run(
+            bare_aiokafka(s, len(pairs), decode=False)
+        )
         result["bare_kafka_python_per_s"] = bare_kafka_python(s, len(pairs))
         result["bare_faust_take_per_s"] = bare_faust(s, len(pairs))
         log.info(
-            "bare: aiokafka %.0f/s, kafka-python %.0f/s, faust take %.0f/s",
+            "bare (read + json.loads): aiokafka %.0f/s (fetch only %.0f/s), kafka-python %.0f/s,"
+            " faust take %.0f/s (no decode)",
             result["bare_aiokafka_per_s"],
+            result["bare_aiokafka_fetch_only_per_s"],
             result["bare_kafka_python_per_s"],
             result["bare_faust_take_per_s"],
         )
@@ -630,7 +664,7 @@ def measure_stream(
         n_workers = result["end_to_end"]["workers"]
         workers = start_workers(s, checkpoint, n_workers, workdir, "half")
         try:
-            time.sleep(3)  # group join before the clock starts
+            wait_group_stable(s, n_workers)  # no rebalance inside the measurement
             producer = multiprocessing.get_context("spawn").Process(
                 target=_publish_process, args=(s.model_dump_json(), pairs[:count], half)
             )

@@ -72,6 +72,11 @@ class KafkaSettings(BaseModel):
     max_message_bytes: int = Field(
         64 * 1024, ge=1024, description="Inbound events larger than this go to the DLQ."
     )
+    producer: Literal["confluent", "aiokafka"] = Field(
+        "confluent",
+        description="The workers' producer client: confluent-kafka (librdkafka; about a third "
+        "of aiokafka's CPU per message, benchmarks/kafka_clients.py) or aiokafka.",
+    )
     topics: TopicSettings = Field(default_factory=TopicSettings)
 
     def client_config(self) -> dict[str, Any]:

@@ -24,7 +24,7 @@ from state import AlertStateStore, CustomerSequenceStore, LatestScoreStore, Mode
 from stream.alert_policy import AlertPolicy
 from stream.alerting import Alerter
 from stream.intake import EventIntake, RequestIntake
-from stream.kafka_io import BatchProducer, KafkaSource, new_consumer
+from stream.kafka_io import BatchProducer, FastProducer, KafkaSource, new_consumer
 from stream.metrics import WorkerMetrics
 from stream.models import DomainModel, load_domain_model
 from stream.pipeline import Pipeline, Scoring, Topics
@@ -114,7 +114,7 @@ class Worker:
 
     pipeline: Pipeline
     consumer: Any
-    producer: BatchProducer
+    producer: BatchProducer | FastProducer
     client: redis.Redis
 
     async def run(self, stop: asyncio.Event, idle_timeout_s: float = 0.5) -> None:
@@ -151,7 +151,8 @@ def build_worker(
     k, r, s = settings.kafka, settings.redis, settings.scoring
     handoff = handoff or s.handoff
     client = redis_client(settings)
-    producer = BatchProducer(k.client_config(), f"{k.client_id}-{role}")
+    make_producer = FastProducer if k.producer == "confluent" else BatchProducer
+    producer = make_producer(k.client_config(), f"{k.client_id}-{role}")
     source_topic = k.topics.events if role == "ingest" else k.topics.score_requests
     consumer = new_consumer(
         k.client_config(), [source_topic], f"{k.group_id}-{role}", f"{k.client_id}-{role}"

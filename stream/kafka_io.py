@@ -1,10 +1,13 @@
-"""aiokafka plumbing: clients from plain options, batched produce, a getmany source, commits.
+"""Kafka plumbing: the consumer (aiokafka), the producer (confluent-kafka), commits and lag.
 
-Why aiokafka and not faust agents or kafka-python: measured on this 2-core machine (see
-benchmarks/stream_e2e.py), kafka-python consumes ~13k and produces ~9k msg/s, too slow for the
-20k events/s bar on its own; aiokafka's ``getmany`` reads ~190k msg/s and its batch API
-(``create_batch``/``send_batch``) produces ~140k msg/s, where per-message ``send`` manages ~33k.
-faust runs on aiokafka and adds per-message stream machinery on top.
+Chosen by numbers (``benchmarks/kafka_clients.py``: the three Python clients side by side on
+one backlog, CPU per message): consuming and JSON-decoding, aiokafka's ``getmany`` and
+confluent-kafka's ``consume`` cost about the same (~6 us a message here) and kafka-python ~7x
+more; producing (idempotent, acks=all), confluent-kafka (librdkafka, C) costs ~2 us a message,
+aiokafka's batch API ~7 us and kafka-python ~55 us. So the workers consume with aiokafka, whose
+asyncio consumer the pipeline awaits, and produce with confluent-kafka, whose ``produce`` only
+queues (its own threads send) and whose flush runs off the event loop. faust runs on aiokafka
+and adds per-message stream machinery on top.
 """
 
 from __future__ import annotations
@@ -18,9 +21,11 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.errors import CommitFailedError, IllegalStateError
 from aiokafka.partitioner import DefaultPartitioner
 from aiokafka.structs import TopicPartition
+from confluent_kafka import KafkaError, KafkaException, Producer
 
 __all__ = [
     "BatchProducer",
+    "FastProducer",
     "KafkaSource",
     "commit_batch",
     "consumer_lag",
@@ -196,3 +201,89 @@ class BatchProducer:
         pending, self._pending = self._pending, []
         if pending:
             await asyncio.gather(*pending)
+
+
+def _librdkafka_options(client: Mapping[str, Any]) -> dict[str, Any]:
+    """``KafkaSettings.client_config()`` mapped onto librdkafka's property names."""
+    servers = client["bootstrap_servers"]
+    options: dict[str, Any] = {
+        "bootstrap.servers": servers if isinstance(servers, str) else ",".join(servers),
+        "security.protocol": client.get("security_protocol") or "PLAINTEXT",
+    }
+    names = {
+        "sasl_mechanism": "sasl.mechanism",
+        "sasl_plain_username": "sasl.username",
+        "sasl_plain_password": "sasl.password",
+        "ssl_cafile": "ssl.ca.location",
+        "ssl_certfile": "ssl.certificate.location",
+        "ssl_keyfile": "ssl.key.location",
+    }
+    options.update({names[k]: client[k] for k in names if client.get(k) is not None})
+    return options
+
+
+class FastProducer:
+    """``BatchProducer``'s interface on confluent-kafka: idempotent, ``acks=all``, keyed like
+    the Java client (murmur2), so a customer's messages land where every other client puts them.
+
+    ``send_many`` queues (librdkafka's threads send); ``flush`` waits, off the event loop, until
+    everything queued is acknowledged and raises the first delivery error, if any.
+    """
+
+    def __init__(self, client: Mapping[str, Any], client_id: str, linger_ms: int = 5) -> None:
+        self._producer = Producer(
+            {
+                **_librdkafka_options(client),
+                "client.id": client_id,
+                "enable.idempotence": True,
+                "acks": "all",
+                "linger.ms": linger_ms,
+                "batch.size": 1024 * 1024,
+                "partitioner": "murmur2_random",
+            }
+        )
+        self._errors: list[str] = []
+
+    async def start(self) -> None:
+        return None
+
+    async def stop(self) -> None:
+        await self.flush()
+
+    def _delivered(self, error: Any, message: Any) -> None:
+        if error is not None:
+            self._errors.append(f"{message.topic()}: {error}")
+
+    async def send_many(
+        self,
+        topic: str,
+        messages: Iterable[tuple[bytes | None, bytes]],
+        timestamp_ms: int | None = None,
+    ) -> int:
+        """Queue (key, value) pairs; returns how many."""
+        produce, count = self._producer.produce, 0
+        extra = {} if timestamp_ms is None else {"timestamp": timestamp_ms}
+        for key, value in messages:
+            while True:
+                try:
+                    produce(topic, value, key, on_delivery=self._delivered, **extra)
+                    break
+                except BufferError:  # the local queue is full: let it drain
+                    await asyncio.to_thread(self._producer.poll, 0.05)
+                except KafkaException as exc:
+                    if exc.args[0].code() == KafkaError.MSG_SIZE_TOO_LARGE:
+                        raise ValueError(
+                            f"a message of {len(value)} bytes does not fit the producer's limit"
+                        ) from None
+                    raise
+            count += 1
+        self._producer.poll(0)  # serve delivery callbacks of earlier messages
+        return count
+
+    async def flush(self, timeout_s: float = 60.0) -> None:
+        left = await asyncio.to_thread(self._producer.flush, timeout_s)
+        errors, self._errors = self._errors, []
+        if errors:
+            raise RuntimeError(f"{len(errors)} message(s) not delivered, first: {errors[0]}")
+        if left:
+            raise TimeoutError(f"{left} message(s) unacknowledged after {timeout_s} s")
