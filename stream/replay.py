@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from stream.events import CustomerEvent, Outcome
-from stream.kafka_io import BatchProducer
+from stream.kafka_io import BatchProducer, FastProducer
 from stream.transform import event_time_ms
 
 if TYPE_CHECKING:
@@ -32,7 +32,7 @@ def in_event_time_order(events: Iterable[CustomerEvent]) -> list[CustomerEvent]:
 
 
 async def publish_events(
-    producer: BatchProducer,
+    producer: BatchProducer | FastProducer,
     topic: str,
     events: Sequence[CustomerEvent] | Sequence[tuple[bytes, bytes]],
     rate: float | None = None,
@@ -66,7 +66,9 @@ async def publish_events(
     return time.perf_counter() - started
 
 
-async def publish_outcomes(producer: BatchProducer, topic: str, outcomes: Iterable[Outcome]) -> int:
+async def publish_outcomes(
+    producer: BatchProducer | FastProducer, topic: str, outcomes: Iterable[Outcome]
+) -> int:
     count = await producer.send_many(topic, ((o.key, o.to_bytes()) for o in outcomes))
     await producer.flush()
     return count
@@ -82,7 +84,8 @@ async def replay(
     """Publish ``events`` then ``outcomes``; returns the seconds the events took."""
     k = settings.kafka
     # Paced, every small chunk should leave at once; flat out, lingering lets batches fill.
-    producer = BatchProducer(k.client_config(), f"{k.client_id}-replay", linger_ms=0 if rate else 5)
+    make = FastProducer if k.producer == "confluent" else BatchProducer
+    producer = make(k.client_config(), f"{k.client_id}-replay", linger_ms=0 if rate else 5)
     await producer.start()
     try:
         with Progress(

@@ -39,15 +39,34 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+def bucket(n: int) -> int:
+    """The padded size for ``n`` rows or slots: a power of two up to 64, then a multiple of 64.
+
+    oneDNN (the CPU LSTM) builds a kernel for every new input shape, ~3 ms each here, and
+    keeps a bounded cache of them: with batch sizes and window lengths free, a live stream
+    meets new shapes all the time and pays it in its latency tail. Padding to a few sizes
+    keeps the shapes few; padded rows and slots cannot change a real customer's output.
+
+    >>> [bucket(n) for n in (1, 3, 6, 33, 64, 65, 500, 512)]
+    [1, 4, 8, 64, 64, 128, 512, 512]
+    """
+    if n <= 64:
+        return 1 << max(n - 1, 0).bit_length()
+    return -(-n // 64) * 64
+
+
 def pad(
-    requests: Sequence[ScoreRequest], event_dim: int, profile_dim: int
+    requests: Sequence[ScoreRequest], event_dim: int, profile_dim: int, buckets: bool = False
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Right-pad windows into ``events (B, T, E)``, ``mask (B, T)``, ``profile (B, P)``.
 
-    T is the longest window in the batch; a missing profile is zeros.
+    T is the longest window in the batch and B the number of requests, or with ``buckets``
+    both rounded up by ``bucket`` (the extra rows are all padding); a missing profile is zeros.
     """
     size = len(requests)
     longest = max(len(r.sequence) for r in requests)
+    if buckets:
+        size, longest = bucket(size), bucket(longest)
     events = np.zeros((size, longest, event_dim), dtype=np.float32)  # (B, T, E)
     mask = np.zeros((size, longest), dtype=bool)  # (B, T)
     profile = np.zeros((size, profile_dim), dtype=np.float32)  # (B, P)
@@ -146,9 +165,12 @@ class Scorer:
     def score(self, requests: Sequence[ScoreRequest]) -> list[Scored]:
         if not requests:
             return []
-        probability, quantiles, attention = self.forward(
-            *pad(requests, self.event_dim, self.profile_dim)
-        )
+        events, mask, profile = pad(requests, self.event_dim, self.profile_dim, buckets=True)
+        mask[len(requests) :, 0] = True  # padding rows: one zero event, so every row is valid
+        probability, quantiles, attention = self.forward(events, mask, profile)
+        n = len(requests)
+        probability, attention = probability[:n], attention[:n]
+        quantiles = None if quantiles is None else quantiles[:n]
         tops = self._top_positions(requests, attention)
         scored = []
         for i, request in enumerate(requests):

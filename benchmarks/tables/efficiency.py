@@ -159,17 +159,23 @@ def measure_efficiency(
     latency_repeats: int = 300,
     throughput_seconds: float = 2.0,
     device: str = "cpu",
+    served: torch.nn.Module | None = None,
 ) -> Efficiency:
-    """All figures on real customers' arrays (FLOPs on the longest sequence given)."""
+    """All figures on real customers' arrays (FLOPs on the longest sequence given).
+
+    Size and FLOPs are ``model``'s; latency and throughput are those of ``served`` when given
+    (what the stream runs, e.g. the fused members: the same outputs, other operations).
+    """
     dev = torch.device(device)
     model = model.to(dev).eval()
+    timed = model if served is None else served.to(dev).eval()
     e = torch.as_tensor(np.asarray(events, np.float32), device=dev)
     m = torch.as_tensor(np.asarray(mask, bool), device=dev)
     p = torch.as_tensor(np.asarray(profile, np.float32), device=dev)
     longest = int(m.sum(dim=1).argmax())
     flops = count_flops(model, *_one_customer(e, m, p, longest))
-    p50, p99 = measure_latency(model, e, m, p, repeats=latency_repeats)
-    throughput = measure_throughput(model, e, m, p, batch_size, throughput_seconds)
+    p50, p99 = measure_latency(timed, e, m, p, repeats=latency_repeats)
+    throughput = measure_throughput(timed, e, m, p, batch_size, throughput_seconds)
     return Efficiency(
         parameters=count_parameters(model),
         flops_per_customer=flops,
