@@ -40,9 +40,9 @@ from sklearn.metrics import roc_auc_score
 import model
 from model.features import FeatureEncoder
 from model.registry import ModelRegistry
-from stream.events import Outcome
 from training.crossfit import fit_model
 from training.datasets import fit_encoder, load_domain, to_arrays
+from training.datasets.feed import dataset_outcomes
 from training.evaluate import expected_calibration_error
 from training.incremental import (
     ExampleBuffer,
@@ -204,17 +204,8 @@ def _feed(trainer: IncrementalTrainer, domain: str, records: list[Any], trained:
         trainer.observe_event(r.profile_event(domain))
         for event in r.events:
             trainer.observe_event(event)
-        trainer.observe_outcome(
-            Outcome(
-                customer_id=r.customer_id,
-                domain=domain,
-                as_of=r.as_of,
-                observed_at=r.as_of,
-                label=r.label,
-                value=r.target,
-            ),
-            trained=trained,
-        )
+    for outcome in dataset_outcomes(records, domain):
+        trainer.observe_outcome(outcome, trained=trained)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -31,10 +31,6 @@ from model.risk_model import RiskModel, _widen
 __all__ = ["FusedMembers", "fuse"]
 
 
-def _block_diagonal(blocks: list[torch.Tensor]) -> torch.Tensor:
-    return torch.block_diag(*blocks)
-
-
 class FusedMembers(nn.Module):
     """``forward(events, mask, profile) -> RiskOutput``, as the ``RiskModel`` it was built from."""
 
@@ -87,7 +83,7 @@ class FusedMembers(nn.Module):
         # LSTMs stay one per member: a block-diagonal LSTM multiplies K times more zeros than
         # it saves in calls (measured: slower at every batch size here).
         self.lstms = nn.ModuleList(m.recurrent.rnn for m in members)
-        self.hidden, self.features = c.hidden, c.channels
+        self.features = c.channels
         # Profile embedding (the attention's query source): one product over the shared profile.
         self.constant_profile = first.profile.linear is None
         if self.constant_profile:
@@ -97,11 +93,11 @@ class FusedMembers(nn.Module):
             register("profile_bias", torch.cat([m.profile.linear.bias for m in members]))
         # Cross-attention: the members' heads side by side.
         d = c.d_k
-        register("q_weight", _block_diagonal([m.attention.w_q.weight for m in members]))
+        register("q_weight", torch.block_diag(*[m.attention.w_q.weight for m in members]))
         register("q_bias", torch.cat([m.attention.w_q.bias for m in members]))
-        register("k_weight", _block_diagonal([m.attention.w_kv.weight[:d] for m in members]))
+        register("k_weight", torch.block_diag(*[m.attention.w_kv.weight[:d] for m in members]))
         register("k_bias", torch.cat([m.attention.w_kv.bias[:d] for m in members]))
-        register("v_weight", _block_diagonal([m.attention.w_kv.weight[d:] for m in members]))
+        register("v_weight", torch.block_diag(*[m.attention.w_kv.weight[d:] for m in members]))
         register("v_bias", torch.cat([m.attention.w_kv.bias[d:] for m in members]))
         # Heads: each member's hidden layer reads its own [last state, context, summary, query].
         parts = (c.hidden, d, s, c.profile_hidden)
@@ -117,11 +113,11 @@ class FusedMembers(nn.Module):
                 src, dst = src + size, dst + k * size
         register("hidden_weight", head)
         register("hidden_bias", torch.cat([m.heads.hidden[0].bias for m in members]))
-        register("logit_weight", _block_diagonal([m.heads.logit.weight for m in members]))
+        register("logit_weight", torch.block_diag(*[m.heads.logit.weight for m in members]))
         register("logit_bias", torch.cat([m.heads.logit.bias for m in members]))
         if self.quantile_count:
             register(
-                "quantile_weight", _block_diagonal([m.heads.quantiles.weight for m in members])
+                "quantile_weight", torch.block_diag(*[m.heads.quantiles.weight for m in members])
             )
             register("quantile_bias", torch.cat([m.heads.quantiles.bias for m in members]))
         register("calibration", model.calibration)

@@ -3,7 +3,6 @@
 The event intake runs against real Redis and the in-memory twin of the sequence store.
 """
 
-import json
 from collections import namedtuple
 
 import numpy as np
@@ -12,6 +11,7 @@ import pytest
 from state import CustomerSequenceStore
 from state.memory import MemorySequenceStore
 from stream.intake import EventIntake, RequestIntake
+from tests.stream.conftest import raw_event as _raw
 
 pytestmark = pytest.mark.integration
 
@@ -27,19 +27,6 @@ class _Encoder:
 
     def encode_profiles_many(self, fields):
         return np.array([[float(f["limit"])] for f in fields], dtype=np.float32).reshape(-1, 1)
-
-
-def _raw(event_id, customer="c1", day=1, kind="bill", **fields):
-    return json.dumps(
-        {
-            "event_id": event_id,
-            "customer_id": customer,
-            "event_time": f"2024-01-{day:02d}T00:00:00Z",
-            "domain": "credit",
-            "kind": kind,
-            "fields": fields or {"amount": day},
-        }
-    ).encode()
 
 
 @pytest.fixture(params=["redis", "memory"])

@@ -8,7 +8,6 @@ on the real broker and Redis is what tests/integration checks (worker kill, exac
 from __future__ import annotations
 
 import asyncio
-import json
 from collections import namedtuple
 
 import pytest
@@ -25,6 +24,7 @@ from stream.metrics import WorkerMetrics
 from stream.models import DomainModel
 from stream.pipeline import Pipeline, Scoring, Topics
 from stream.scorer import Scorer
+from tests.stream.conftest import raw_event as _raw
 
 Record = namedtuple("Record", "topic partition offset key value timestamp")
 TOPICS = Topics("dlq", "scores", "alerts", "requests")
@@ -46,19 +46,6 @@ def _kit(version: str, seed: int = 0, bias: float = 0.0) -> DomainModel:
         quantiles=(), device=torch.device("cpu"), top_events=2,
     )  # fmt: skip
     return DomainModel("credit", version, encoder, scorer, {})
-
-
-def _raw(event_id: str, customer: str = "c1", day: int = 1, kind: str = "bill", **fields) -> bytes:
-    return json.dumps(
-        {
-            "event_id": event_id,
-            "customer_id": customer,
-            "event_time": f"2024-01-{day:02d}T00:00:00Z",
-            "domain": "credit",
-            "kind": kind,
-            "fields": fields or {"amount": day},
-        }
-    ).encode()
 
 
 class Log(list):
