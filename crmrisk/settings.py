@@ -72,6 +72,12 @@ class KafkaSettings(BaseModel):
     max_message_bytes: int = Field(
         64 * 1024, ge=1024, description="Inbound events larger than this go to the DLQ."
     )
+    max_future_s: float | None = Field(
+        86_400.0,
+        ge=0,
+        description="Events dated more than this many seconds after the clock go to the DLQ "
+        "as future_event (unset: no limit).",
+    )
     producer: Literal["confluent", "aiokafka"] = Field(
         "confluent",
         description="The workers' producer client: confluent-kafka (librdkafka; about a third "
@@ -113,10 +119,21 @@ class RedisSettings(BaseModel):
     key_prefix: str = Field("crmrisk", description="Prefix of every key the project writes.")
     window: int = Field(32, ge=1, description="Events kept per customer and domain (W).")
     ttl_s: int = Field(90 * 24 * 3600, ge=1, description="Inactive customers expire after this.")
+    socket_timeout_s: float = Field(
+        10.0, gt=0, description="A Redis reply slower than this counts as Redis being down."
+    )
+    connect_timeout_s: float = Field(2.0, gt=0, description="Timeout of a Redis connect.")
+    cluster: bool = Field(
+        False,
+        description="Talk to a Redis Cluster (url names any node; keys carry hash tags).",
+    )
 
     def client_kwargs(self) -> dict[str, Any]:
         """Keyword arguments for ``redis.Redis.from_url(self.url, **kwargs)``."""
-        kwargs: dict[str, Any] = {}
+        kwargs: dict[str, Any] = {
+            "socket_timeout": self.socket_timeout_s,
+            "socket_connect_timeout": self.connect_timeout_s,
+        }
         if self.password:
             kwargs["password"] = self.password.get_secret_value()
         if self.username:
@@ -158,6 +175,19 @@ class ScoringSettings(BaseModel):
             "retail": "churn",
         },
         description="Per domain, what an alert warns of (default, churn, non_conversion, risk).",
+    )
+    outage_max_backoff_s: float = Field(
+        5.0, gt=0, description="Longest wait between two retries while Redis or Kafka is down."
+    )
+    outage_give_up_s: float = Field(
+        900.0,
+        gt=0,
+        description="A worker stops (for its supervisor to restart) after one outage this long.",
+    )
+    rebuild_state: bool = Field(
+        True,
+        description="Rebuild a partition's windows and alert states from crm.events when Redis "
+        "lost them (missing state mark), before scoring it.",
     )
     handoff: Literal["inline", "topic"] = Field(
         "inline",

@@ -12,6 +12,7 @@ from state.customer_sequence import (
 from state.errors import StateError
 from state.latest_score import LatestScoreStore
 from state.model_pointer import ANY, ModelPointer, PointerChange, PointerConflict, PointerError
+from state.partition_marks import PartitionMarks
 from state.pipeline import round_trip
 
 __all__ = [
@@ -25,6 +26,7 @@ __all__ = [
     "CustomerSequenceStore",
     "LatestScoreStore",
     "ModelPointer",
+    "PartitionMarks",
     "PointerChange",
     "PointerConflict",
     "PointerError",

@@ -8,6 +8,7 @@ is one pipeline.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence as Seq
 from dataclasses import dataclass
 from enum import IntEnum
@@ -97,7 +98,9 @@ class CustomerSequenceStore:
         self._prefix = prefix
         self.window = window
         self.ttl_s = ttl_s
-        self._sha = self._load_script()
+        # EVALSHA by the script's SHA1 (what SCRIPT LOAD would answer), loaded on the first
+        # NOSCRIPT: building a store needs no Redis, so a worker can start while Redis is down.
+        self._sha = hashlib.sha1(_SCRIPT.encode()).hexdigest()
 
     def _key(self, customer_id: str, domain: str) -> str:
         return f"{self._prefix}:seq:{domain}:{{{customer_id}}}"

@@ -17,7 +17,7 @@ import numpy as np
 from state.alert_state import AlertState
 from state.customer_sequence import Append, AppendResult, AppendStatus, CustomerSequence
 
-__all__ = ["MemoryAlertStore", "MemoryScoreStore", "MemorySequenceStore"]
+__all__ = ["MemoryAlertStore", "MemoryMarks", "MemoryScoreStore", "MemorySequenceStore"]
 
 _UNKNOWN = b"\0" * 8
 
@@ -153,3 +153,19 @@ class MemoryScoreStore:
 
     def read_many(self, customers: Sequence[tuple[str, str]]) -> list[bytes | None]:
         return [self._data.get(key) for key in customers]
+
+
+class MemoryMarks:
+    """``PartitionMarks`` in a dict (same contract, no Redis)."""
+
+    def __init__(self) -> None:
+        self.marks: dict[tuple[str, int], tuple[int, int]] = {}
+
+    def missing(self, topic: str, partitions: Sequence[int]) -> list[int]:
+        return [p for p in partitions if (topic, p) not in self.marks]
+
+    def mark(self, topic: str, partition: int, rebuilt_events: int, up_to: int) -> None:
+        self.marks[(topic, partition)] = (rebuilt_events, up_to)
+
+    def clear(self, topic: str) -> None:
+        self.marks = {k: v for k, v in self.marks.items() if k[0] != topic}

@@ -1,27 +1,43 @@
-"""Which model version is live per domain, and every change to it, in Redis.
+"""Which model version is live per domain, and every change to it: on disk, cached in Redis.
 
-The pointer is the source of truth for "current": the registry on disk holds every version,
-``risk.model-updates`` only announces changes, and a worker that missed a message still finds
-the right version here. A move is one Lua call (``model_pointer.lua``) that checks the expected
-current version, sets the new one and appends to the history, so two writers (the trainer
-promoting, an operator rolling back) cannot interleave: the loser gets ``PointerConflict``.
+The source of truth is a small journal beside the model registry (``<models>/live/``): the
+registry holds every version, the journal says which one is current, and both survive whatever
+happens to Redis. Redis holds a copy (same keys as before) for readers without the disk, and a
+restarted, empty Redis gets it back from the journal (``repair_cache``, which the model watcher
+calls on every check). ``risk.model-updates`` only announces changes.
 
-Keys: ``{prefix}:model:{domain}:current`` (hash) and ``{prefix}:model:{domain}:history`` (list,
-newest first, capped). Only this class builds them.
+A move takes an exclusive file lock, checks the expected current version, writes the new
+current atomically (temporary file, fsync, rename) and appends to the history, so two writers
+(the trainer promoting, an operator rolling back) cannot interleave: the loser gets
+``PointerConflict``. The Redis copy is written after the journal; failing to write it only
+delays readers of the copy.
+
+Files: ``live/<domain>.json`` (current), ``live/<domain>.history.jsonl`` (oldest first).
+Keys: ``{prefix}:model:{domain}:current`` (hash) and ``{prefix}:model:{domain}:history``
+(list, newest first, capped). Only this class builds them. A deployment whose pointer lived
+only in Redis (before the journal) is migrated on first read.
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
+import logging
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import resources
+from pathlib import Path
 
 import redis
 
 from state.errors import StateError
 
 __all__ = ["ANY", "ModelPointer", "PointerChange", "PointerConflict", "PointerError"]
+
+log = logging.getLogger(__name__)
 
 ANY = "*"  # ``expected`` value that skips the compare-and-set guard
 
@@ -57,33 +73,82 @@ class ModelPointer:
     Parameters
     ----------
     client
-        A ``redis.Redis`` client (bytes or decoded responses both work).
+        A ``redis.Redis`` client for the cache (bytes or decoded responses both work).
     key_prefix
         Prefix of every key written (``RISK_REDIS__KEY_PREFIX``).
     history_limit
-        Changes kept per domain; older ones are trimmed.
+        Changes kept per domain in Redis; the journal keeps all of them.
+    directory
+        The journal's folder: ``<model registry root>/live``.
     """
 
-    def __init__(self, client: redis.Redis, key_prefix: str, history_limit: int) -> None:
+    def __init__(
+        self, client: redis.Redis, key_prefix: str, history_limit: int, directory: Path
+    ) -> None:
         if history_limit < 1:
             raise ValueError(f"history_limit must be >= 1, got {history_limit}")
         self._client = client
         self._prefix = key_prefix
         self._history_limit = history_limit
+        self.directory = Path(directory)
         source = resources.files("state").joinpath("model_pointer.lua").read_text()
         self._move = client.register_script(source)
 
     def _key(self, domain: str, part: str) -> str:
         return f"{self._prefix}:model:{domain}:{part}"
 
+    def _file(self, domain: str, suffix: str) -> Path:
+        return self.directory / f"{domain}{suffix}"
+
+    # -- reads: the journal ------------------------------------------------------------------
     def current(self, domain: str) -> str | None:
         """The live version of ``domain``, or None if none was ever set."""
-        try:
-            value = self._client.hget(self._key(domain, "current"), "version")
-        except redis.RedisError as exc:
-            raise PointerError(f"reading the model pointer of {domain}: {exc}") from exc
-        return _text(value) or None
+        return self._read(domain).get("version") or None
 
+    def previous(self, domain: str) -> str | None:
+        """The version that was live before the current one (the default rollback target)."""
+        return self._read(domain).get("previous") or None
+
+    def history(self, domain: str, limit: int | None = None) -> list[PointerChange]:
+        """Changes of ``domain``'s pointer, newest first."""
+        self._read(domain)  # migrates a Redis-only pointer first
+        path = self._file(domain, ".history.jsonl")
+        try:
+            lines = path.read_text().splitlines() if path.exists() else []
+        except OSError as exc:
+            raise PointerError(f"reading {path}: {exc}") from exc
+        changes = [_change(domain, json.loads(line)) for line in reversed(lines) if line]
+        return changes if limit is None else changes[:limit]
+
+    def _read(self, domain: str, migrate: bool = True) -> dict[str, str]:
+        path = self._file(domain, ".json")
+        try:
+            return json.loads(path.read_text())
+        except FileNotFoundError:
+            return self._migrate(domain) if migrate else {}
+        except (OSError, ValueError) as exc:
+            raise PointerError(f"reading the model pointer {path}: {exc}") from exc
+
+    def _migrate(self, domain: str) -> dict[str, str]:
+        """A pointer set before the journal existed lives only in Redis: copy it to disk."""
+        try:
+            current = self._client.hgetall(self._key(domain, "current"))
+            history = self._client.lrange(self._key(domain, "history"), 0, -1)
+        except redis.RedisError as exc:
+            log.debug("no journal for %s and Redis unreadable: %s", domain, exc)
+            return {}
+        entry = {_text(k): _text(v) for k, v in current.items()}
+        if not entry.get("version"):
+            return {}
+        with self._locked(domain):
+            if not self._file(domain, ".json").exists():
+                lines = [_text(item) for item in reversed(history)]
+                self._file(domain, ".history.jsonl").write_text("".join(f"{x}\n" for x in lines))
+                self._write_current(domain, entry)
+                log.info("model pointer of %s copied from Redis to %s", domain, self.directory)
+        return entry
+
+    # -- moves: the journal, then the cache --------------------------------------------------
     def set(
         self,
         domain: str,
@@ -98,45 +163,99 @@ class ModelPointer:
         if not version or version == ANY:
             raise ValueError(f"invalid version {version!r}")
         changed_at = (now or datetime.now(UTC)).astimezone(UTC)
-        guard = ANY if expected == ANY else (expected or "")
+        self._read(domain)  # migrates a Redis-only pointer (it takes the lock itself)
+        with self._locked(domain):
+            actual = self._read(domain, migrate=False).get("version") or None
+            if expected != ANY and (expected or None) != actual:
+                raise PointerConflict(domain, expected, actual)
+            entry = {
+                "version": version,
+                "previous": actual or "",
+                "changed_at": changed_at.isoformat(),
+                "reason": reason,
+            }
+            try:
+                with self._file(domain, ".history.jsonl").open("a") as history:
+                    history.write(json.dumps(entry) + "\n")
+                    history.flush()
+                    os.fsync(history.fileno())
+                self._write_current(domain, entry)
+            except OSError as exc:
+                raise PointerError(f"moving the model pointer of {domain}: {exc}") from exc
+        self._cache(domain, entry)
+        return PointerChange(domain, version, actual, changed_at, reason)
+
+    def repair_cache(self, domain: str) -> bool:
+        """Copy the journal's current version to Redis if Redis lacks it or differs.
+
+        Returns True when it wrote the copy; Redis errors are logged, not raised (the cache
+        only serves readers without the disk).
+        """
+        entry = self._read(domain)
+        if not entry.get("version"):
+            return False
+        try:
+            cached = _text(self._client.hget(self._key(domain, "current"), "version"))
+        except redis.RedisError as exc:
+            log.debug("model pointer cache of %s unreadable: %s", domain, exc)
+            return False
+        if cached == entry["version"]:
+            return False
+        log.info("model pointer cache of %s: %r -> %r", domain, cached, entry["version"])
+        return self._cache(domain, entry)
+
+    def _cache(self, domain: str, entry: dict[str, str]) -> bool:
         keys = [self._key(domain, "current"), self._key(domain, "history")]
-        args = [version, guard, changed_at.isoformat(), reason, self._history_limit]
+        args = [entry["version"], ANY, entry["changed_at"], entry["reason"], self._history_limit]
         try:
-            ok, other = self._move(keys=keys, args=args)
+            self._move(keys=keys, args=args)
         except redis.RedisError as exc:
-            raise PointerError(f"moving the model pointer of {domain}: {exc}") from exc
-        if not int(ok):
-            raise PointerConflict(domain, expected, _text(other) or None)
-        return PointerChange(domain, version, _text(other) or None, changed_at, reason)
-
-    def history(self, domain: str, limit: int | None = None) -> list[PointerChange]:
-        """Changes of ``domain``'s pointer, newest first."""
-        stop = -1 if limit is None else limit - 1
-        try:
-            raw = self._client.lrange(self._key(domain, "history"), 0, stop)
-        except redis.RedisError as exc:
-            raise PointerError(f"reading the model history of {domain}: {exc}") from exc
-        changes = []
-        for item in raw:
-            entry = json.loads(_text(item))
-            changes.append(
-                PointerChange(
-                    domain=domain,
-                    version=entry["version"],
-                    previous=entry["previous"] or None,
-                    changed_at=datetime.fromisoformat(entry["changed_at"]),
-                    reason=entry["reason"],
-                )
+            log.warning(
+                "model pointer of %s not copied to Redis (%s): readers of the copy "
+                "catch up when it answers",
+                domain,
+                exc,
             )
-        return changes
+            return False
+        return True
 
-    def previous(self, domain: str) -> str | None:
-        """The version that was live before the current one (the default rollback target)."""
+    def _write_current(self, domain: str, entry: dict[str, str]) -> None:
+        path = self._file(domain, ".json")
+        temporary = path.with_suffix(".json.tmp")
+        with temporary.open("w") as handle:
+            json.dump(entry, handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, path)
+        descriptor = os.open(self.directory, os.O_RDONLY)
         try:
-            value = self._client.hget(self._key(domain, "current"), "previous")
-        except redis.RedisError as exc:
-            raise PointerError(f"reading the model pointer of {domain}: {exc}") from exc
-        return _text(value) or None
+            os.fsync(descriptor)
+        finally:
+            os.close(descriptor)
+
+    @contextmanager
+    def _locked(self, domain: str) -> Iterator[None]:
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            handle = self._file(domain, ".lock").open("w")
+        except OSError as exc:
+            raise PointerError(f"locking the model pointer of {domain}: {exc}") from exc
+        with handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _change(domain: str, entry: dict[str, str]) -> PointerChange:
+    return PointerChange(
+        domain=domain,
+        version=entry["version"],
+        previous=entry.get("previous") or None,
+        changed_at=datetime.fromisoformat(entry["changed_at"]),
+        reason=entry.get("reason", ""),
+    )
 
 
 def _text(value: bytes | str | None) -> str:

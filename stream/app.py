@@ -20,14 +20,22 @@ import redis
 import torch
 
 from model.registry import ModelRegistry
-from state import AlertStateStore, CustomerSequenceStore, LatestScoreStore, ModelPointer
+from state import (
+    AlertStateStore,
+    CustomerSequenceStore,
+    LatestScoreStore,
+    ModelPointer,
+    PartitionMarks,
+)
 from stream.alert_policy import AlertPolicy
 from stream.alerting import Alerter
 from stream.intake import EventIntake, RequestIntake
-from stream.kafka_io import BatchProducer, FastProducer, KafkaSource, new_consumer
+from stream.kafka_io import BatchProducer, FastProducer, KafkaHistory, KafkaSource, new_consumer
 from stream.metrics import WorkerMetrics
 from stream.models import DomainModel, load_domain_model
+from stream.outage import Outage
 from stream.pipeline import Pipeline, Scoring, Topics
+from stream.rebuild import StateRebuilder
 from stream.scorer import resolve_device
 
 if TYPE_CHECKING:  # the type only: library code never builds Settings
@@ -40,9 +48,11 @@ __all__ = [
     "follow_pointer",
     "latest_model_dir",
     "load_models",
+    "model_pointer",
     "quiet_kafka_clients",
     "redis_client",
     "run_worker",
+    "worker_outage",
 ]
 
 log = logging.getLogger(__name__)
@@ -58,6 +68,16 @@ def quiet_kafka_clients() -> None:
 
 def redis_client(settings: Settings) -> redis.Redis:
     return redis.Redis.from_url(settings.redis.url, **settings.redis.client_kwargs())
+
+
+def model_pointer(settings: Settings, client: redis.Redis | None = None) -> ModelPointer:
+    """The live-model pointer: journal beside the registry (``<model.dir>/live``), Redis copy."""
+    return ModelPointer(
+        client or redis_client(settings),
+        settings.redis.key_prefix,
+        settings.training.pointer_history,
+        Path(settings.model.dir) / "live",
+    )
 
 
 def latest_model_dir(settings: Settings, domain: str) -> Path | None:
@@ -96,9 +116,7 @@ def follow_pointer(settings: Settings, domains: Sequence[str]):
     k = settings.kafka
     watcher = ModelWatcher(
         ModelRegistry(settings.model.dir),
-        ModelPointer(
-            redis_client(settings), settings.redis.key_prefix, settings.training.pointer_history
-        ),
+        model_pointer(settings),
         domains,
         load=lambda v: load_domain_model(v.path, v.domain, device, settings.scoring.top_events),
         kafka_config=k.client_config(),
@@ -139,12 +157,17 @@ def build_worker(
     metrics: WorkerMetrics | None = None,
     on_alert: Callable[[object], None] | None = None,
     watcher: Any = None,
+    outage: Outage | None = None,
 ) -> Worker:
     """A worker of ``role`` ('ingest' or 'infer') serving ``models``, not yet started.
 
     With a ``watcher`` (``follow_pointer``), a model promoted meanwhile is swapped in between
     two batches: it is fully loaded and verified off the loop first, and a batch is scored by
     one version only, so a reload neither loses nor double-scores a message.
+
+    ``outage`` (made here unless given, e.g. to put its ``health`` on ``/health`` first) retries
+    delivery steps while Redis or Kafka is down. An ingest worker also rebuilds partitions whose
+    state Redis lost (``stream/rebuild.py``) unless ``scoring.rebuild_state`` is off.
     """
     if role not in ROLES:
         raise ValueError(f"role must be one of {ROLES}, got {role!r}")
@@ -163,6 +186,7 @@ def build_worker(
             {d: m.encoder for d, m in models.items()},
             k.max_message_bytes,
             s.exposure_fields,
+            max_future_s=k.max_future_s,
         )
     else:
         intake = RequestIntake(list(models))
@@ -181,19 +205,35 @@ def build_worker(
         alerts=k.topics.alerts,
         score_requests=k.topics.score_requests,
     )
+    metrics = metrics or WorkerMetrics()
     pipeline = Pipeline(
         KafkaSource(consumer, s.max_batch_size, s.max_delay_ms),
         intake,
         producer,
         topics,
-        metrics or WorkerMetrics(),
+        metrics,
         scoring,
         between_batches=(lambda: {d: v.value for d, v in watcher.take().items()})
         if watcher is not None
         else None,
         on_alert=on_alert,
+        outage=outage or worker_outage(settings, metrics),
     )
+    if role == "ingest" and s.rebuild_state:
+        pipeline.rebuilder = StateRebuilder(
+            PartitionMarks(client, r.key_prefix),
+            KafkaHistory(k.client_config(), f"{k.client_id}-rebuild"),
+            pipeline.restore,
+        )
     return Worker(pipeline, consumer, producer, client)
+
+
+def worker_outage(settings: Settings, metrics: WorkerMetrics) -> Outage:
+    """How a worker rides out a Redis or broker outage (``stream/outage.py``), from settings."""
+    s = settings.scoring
+    return Outage(
+        metrics.outage_retries, max_s=s.outage_max_backoff_s, give_up_s=s.outage_give_up_s
+    )
 
 
 async def run_worker(

@@ -8,10 +8,12 @@ field and the reason; consumers turn that into a ``DeadLetter`` and go on.
 from __future__ import annotations
 
 import base64
-import json
+import hashlib
+import math
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
+import orjson
 from pydantic import (
     AwareDatetime,
     BaseModel,
@@ -75,6 +77,16 @@ class CustomerEvent(_Message):
     )
 
     _utc = field_validator("event_time")(_to_utc)
+
+    @field_validator("fields")
+    @classmethod
+    def _finite(cls, fields: dict[str, FieldValue]) -> dict[str, FieldValue]:
+        # NaN/Infinity parse as floats (Python's and pydantic's JSON both accept them) and
+        # would be stored and scored as such: refuse them by name.
+        bad = [k for k, v in fields.items() if isinstance(v, float) and not math.isfinite(v)]
+        if bad:
+            raise ValueError(f"non-finite numbers in {sorted(bad)[:5]}")
+        return fields
 
     @property
     def key(self) -> bytes:
@@ -162,7 +174,10 @@ class DeadLetter(_Message):
     partition: int | None = None
     offset: int | None = None
     key_b64: str | None = None
-    value_b64: str
+    value_b64: str = Field(description="The original bytes, or their first part if truncated.")
+    value_bytes: int = Field(0, description="Size of the original message in bytes.")
+    value_sha256: str = Field("", description="SHA-256 (hex) of the whole original message.")
+    truncated: bool = Field(False, description="Whether value_b64 holds only the first part.")
     received_at: AwareDatetime
 
     def original(self) -> bytes:
@@ -190,8 +205,18 @@ def _parse(model: type[_Message], raw: bytes | str, max_bytes: int) -> Any:
     if size > max_bytes:
         raise InvalidEvent("oversized", f"message is {size} bytes, limit is {max_bytes}")
     try:
-        document = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        # orjson, not json: it stops at 1024 levels of nesting with an error where json would
+        # recurse until RecursionError (a 30,000-deep document crashed the worker), and it
+        # refuses NaN/Infinity, which are not JSON.
+        document = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        data = raw.encode(errors="replace") if isinstance(raw, str) else raw
+        if b"NaN" in data or b"Infinity" in data or "infinity" in str(exc):
+            raise InvalidEvent(
+                "non_finite",
+                f"NaN or an infinite number ({exc}): JSON has neither; send null when a value "
+                "is missing",
+            ) from None
         raise InvalidEvent("invalid_json", f"not valid UTF-8 JSON: {exc}") from None
     if not isinstance(document, dict):
         raise InvalidEvent("invalid_json", "top level must be a JSON object")
@@ -203,7 +228,9 @@ def _parse(model: type[_Message], raw: bytes | str, max_bytes: int) -> Any:
     try:
         return model.model_validate(document)
     except ValidationError as exc:
-        raise InvalidEvent("invalid_fields", _describe(exc)) from None
+        detail = _describe(exc)
+        reason = "non_finite" if "non-finite numbers" in detail else "invalid_fields"
+        raise InvalidEvent(reason, detail) from None
 
 
 def parse_event(raw: bytes | str, max_bytes: int = 64 * 1024) -> CustomerEvent:
@@ -220,7 +247,7 @@ def parse_event(raw: bytes | str, max_bytes: int = 64 * 1024) -> CustomerEvent:
     if isinstance(raw, bytes) and len(raw) <= max_bytes:
         try:
             return CustomerEvent.model_validate_json(raw)
-        except ValidationError:
+        except ValueError:  # ValidationError, or pydantic-core's own limits
             pass
     return _parse(CustomerEvent, raw, max_bytes)
 
@@ -228,6 +255,13 @@ def parse_event(raw: bytes | str, max_bytes: int = 64 * 1024) -> CustomerEvent:
 def parse_outcome(raw: bytes | str, max_bytes: int = 64 * 1024) -> Outcome:
     """Validate one outcome message; raises ``InvalidEvent`` like ``parse_event``."""
     return _parse(Outcome, raw, max_bytes)
+
+
+# A dead letter must always fit the broker (message.max.bytes, 1 MiB by default): the original
+# is kept whole up to this size and truncated beyond it (base64 adds a third), with its size
+# and hash; errors are capped too (a validation error can quote much of a large message).
+MAX_DEAD_LETTER_ORIGINAL = 256 * 1024
+MAX_DEAD_LETTER_ERROR = 2000
 
 
 def dead_letter(
@@ -238,16 +272,29 @@ def dead_letter(
     key: bytes | None = None,
     partition: int | None = None,
     offset: int | None = None,
+    max_original: int = MAX_DEAD_LETTER_ORIGINAL,
 ) -> DeadLetter:
-    """Wrap rejected input so that it can be inspected and replayed later."""
+    """Wrap rejected input so that it can be inspected and replayed later.
+
+    >>> letter = dead_letter(b"x" * 10, "too long", "t", max_original=4)
+    >>> letter.original(), letter.value_bytes, letter.truncated
+    (b'xxxx', 10, True)
+    """
     reason = error.reason if isinstance(error, InvalidEvent) else "rejected"
+    value = value or b""
+    detail = str(error)
+    if len(detail) > MAX_DEAD_LETTER_ERROR:
+        detail = detail[:MAX_DEAD_LETTER_ERROR] + f"... ({len(detail)} characters)"
     return DeadLetter(
         reason=reason,
-        error=str(error),
+        error=detail,
         source_topic=source_topic,
         partition=partition,
         offset=offset,
-        key_b64=base64.b64encode(key).decode() if key is not None else None,
-        value_b64=base64.b64encode(value or b"").decode(),
+        key_b64=base64.b64encode(key[:1024]).decode() if key is not None else None,
+        value_b64=base64.b64encode(value[:max_original]).decode(),
+        value_bytes=len(value),
+        value_sha256=hashlib.sha256(value).hexdigest(),
+        truncated=len(value) > max_original,
         received_at=datetime.now(UTC),
     )

@@ -25,7 +25,9 @@ from confluent_kafka import KafkaError, KafkaException, Producer
 
 __all__ = [
     "BatchProducer",
+    "DeliveryFailed",
     "FastProducer",
+    "KafkaHistory",
     "KafkaSource",
     "commit_batch",
     "consumer_lag",
@@ -34,6 +36,11 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+
+
+class DeliveryFailed(RuntimeError):
+    """Kafka refused or lost messages for good: they must be sent again (not just flushed)."""
+
 
 _SECURITY_KEYS = (
     "security_protocol",
@@ -132,6 +139,61 @@ class KafkaSource:
         return await consumer_lag(self.consumer)
 
 
+class KafkaHistory:
+    """Reads a partition's past records for a state rebuild, on a consumer of its own (no group).
+
+    One consumer serves every ``read`` until ``close``; it is made on first use.
+    """
+
+    def __init__(self, client: Mapping[str, Any], client_id: str, chunk: int = 2000) -> None:
+        self._options = _client_options(client)
+        self._client_id = client_id
+        self._chunk = chunk
+        self._consumer: AIOKafkaConsumer | None = None
+
+    async def _open(self) -> AIOKafkaConsumer:
+        if self._consumer is None:
+            consumer = AIOKafkaConsumer(
+                **self._options,
+                group_id=None,
+                client_id=self._client_id,
+                enable_auto_commit=False,
+                max_partition_fetch_bytes=4 * 1024 * 1024,
+            )
+            await consumer.start()
+            self._consumer = consumer
+        return self._consumer
+
+    async def beginning(self, topic: str, partition: int) -> int:
+        consumer = await self._open()
+        tp = TopicPartition(topic, partition)
+        return (await consumer.beginning_offsets([tp]))[tp]
+
+    async def end(self, topic: str, partition: int) -> int:
+        consumer = await self._open()
+        tp = TopicPartition(topic, partition)
+        return (await consumer.end_offsets([tp]))[tp]
+
+    async def read(self, topic: str, partition: int, start: int, end: int):
+        """Chunks of the records at offsets [start, end), in order."""
+        consumer = await self._open()
+        tp = TopicPartition(topic, partition)
+        consumer.assign([tp])
+        consumer.seek(tp, start)
+        high = await self.end(topic, partition)
+        end = min(end, high)
+        while await consumer.position(tp) < end:
+            polled = await consumer.getmany(tp, timeout_ms=1000, max_records=self._chunk)
+            chunk = [r for r in polled.get(tp, []) if r.offset < end]
+            if chunk:
+                yield chunk
+
+    async def close(self) -> None:
+        if self._consumer is not None:
+            consumer, self._consumer = self._consumer, None
+            await consumer.stop()
+
+
 class BatchProducer:
     """Produces many messages through aiokafka's batch API, keyed like the default partitioner.
 
@@ -200,7 +262,10 @@ class BatchProducer:
         """Wait for every queued batch to be acknowledged (raises if one failed)."""
         pending, self._pending = self._pending, []
         if pending:
-            await asyncio.gather(*pending)
+            try:
+                await asyncio.gather(*pending)
+            except Exception as exc:  # the batches are gone with their futures: send again
+                raise DeliveryFailed(f"a batch was not delivered: {exc!r}") from exc
 
 
 def _librdkafka_options(client: Mapping[str, Any]) -> dict[str, Any]:
@@ -284,6 +349,6 @@ class FastProducer:
         left = await asyncio.to_thread(self._producer.flush, timeout_s)
         errors, self._errors = self._errors, []
         if errors:
-            raise RuntimeError(f"{len(errors)} message(s) not delivered, first: {errors[0]}")
+            raise DeliveryFailed(f"{len(errors)} message(s) not delivered, first: {errors[0]}")
         if left:
             raise TimeoutError(f"{left} message(s) unacknowledged after {timeout_s} s")

@@ -69,6 +69,17 @@ class WorkerMetrics:
             "Messages behind the high watermark (assigned partitions).",
             registry=r,
         )
+        self.outage_retries = Counter(
+            "crmrisk_outage_retries",
+            "Delivery steps retried because Redis or Kafka was unreachable.",
+            ["dependency"],
+            registry=r,
+        )
+        self.rebuilt = Counter(
+            "crmrisk_state_rebuilt_events",
+            "Past events re-applied to rebuild state that Redis lost.",
+            registry=r,
+        )
         self.last_step = Gauge(
             "crmrisk_last_step_seconds", "Unix time of the last completed loop step.", registry=r
         )

@@ -1,13 +1,14 @@
 """Model changes on ``risk.model-updates``: announce them; load them for a switch between batches.
 
-``ModelPromoter`` moves a domain's pointer in Redis (``state.ModelPointer``, the source of truth)
-and then announces the change on ``risk.model-updates`` (keyed by domain). ``ModelWatcher`` runs
-beside an inference worker: a background thread wakes on an announcement (or every
-``check_every_s`` in case one was missed), reads the pointer, and when it names a version other
-than the one loaded, loads that version completely, hash verified, off the scoring thread. The
-worker calls ``take()`` between batches and gets the new model, or nothing; a version that fails
-to load is logged, counted and skipped, and the old model keeps serving. Because the pointer,
-not the message, decides, duplicated, reordered or lost messages cannot load a wrong version.
+``ModelPromoter`` moves a domain's pointer (``state.ModelPointer``: a journal beside the
+registry, the source of truth, copied to Redis) and then announces the change on
+``risk.model-updates`` (keyed by domain). ``ModelWatcher`` runs beside an inference worker: a
+background thread wakes on an announcement (or every ``check_every_s`` in case one was missed),
+reads the pointer, and when it names a version other than the one loaded, loads that version
+completely, hash verified, off the scoring thread. The worker calls ``take()`` between batches
+and gets the new model, or nothing; a version that fails to load is logged, counted and
+skipped, and the old model keeps serving. Because the pointer, not the message, decides,
+duplicated, reordered or lost messages cannot load a wrong version.
 """
 
 from __future__ import annotations
@@ -229,6 +230,7 @@ class ModelWatcher(Generic[T]):
         became_ready = []
         for domain in self._domains:
             version = self._pointer.current(domain)
+            self._pointer.repair_cache(domain)  # a restarted, empty Redis gets its copy back
             live = self._live.get(domain)
             if version is None or (live is not None and live.version == version):
                 continue

@@ -20,6 +20,13 @@ A crash anywhere before step 8 replays the batch: appends are refused by the off
 is exactly-once), the requests are re-scored and re-published (scores and alerts at-least-once,
 an alert with the same ``alert_id``).
 
+Outages (``stream/outage.py``): a step that fails because Redis or the broker is unreachable is
+retried in place, with backoff, the batch kept in hand and nothing committed; ``health`` says
+so meanwhile. Lost state (``stream/rebuild.py``): before step 2 the partitions of the batch are
+checked for their state marks and rebuilt from the topic when Redis lost them; the marks are
+checked again after step 7, and if Redis lost state while the batch was in hand, the batch is
+done again from step 2 on whole histories before its offsets are committed.
+
 The pipeline talks to ports only (``stream/ports.py``): ``stream/app.py`` wires Kafka and Redis
 in, the fast tests wire lists and the in-memory stores.
 """
@@ -31,13 +38,16 @@ import time
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
 
 from state import AlertState
 from stream.alerting import Alerter
 from stream.events import InvalidEvent, dead_letter
 from stream.intake import EventIntake, Intake, RequestIntake
 from stream.metrics import WorkerMetrics
+from stream.outage import Outage
 from stream.ports import AlertStore, RecordSource, ScoreStore, Sink
+from stream.rebuild import StateRebuilder
 from stream.requests import ScoreRequest
 from stream.score_encoding import iso_ms, score_bytes
 from stream.scorer import Scored, Scorer
@@ -46,6 +56,7 @@ __all__ = ["Pipeline", "Scoring", "StepReport", "Topics"]
 
 log = logging.getLogger(__name__)
 
+_MAX_REDOS = 3
 _STORED = ("applied", "duplicates", "redelivered", "outside_window", "unscored")
 
 
@@ -92,6 +103,8 @@ class Pipeline:
         between_batches: Callable[[], Mapping[str, object]] | None = None,
         on_alert: Callable[[object], None] | None = None,
         clock: Callable[[], float] = time.time,
+        outage: Outage | None = None,
+        rebuilder: StateRebuilder | None = None,
     ) -> None:
         if scoring is None and topics.score_requests is None:
             raise ValueError("a pipeline without scoring needs a score_requests topic")
@@ -104,6 +117,12 @@ class Pipeline:
         self._between_batches = between_batches
         self._on_alert = on_alert
         self._clock = clock
+        self.outage = outage or Outage(metrics.outage_retries)
+        self.rebuilder = rebuilder
+
+    def health(self) -> str | None:
+        """None unless the worker is riding out an outage (for ``/health``)."""
+        return self.outage.health()
 
     def swap(self, domain: str, kit: object) -> None:
         """Serve ``domain`` with a reloaded model kit (``stream.models.DomainModel``)."""
@@ -124,34 +143,100 @@ class Pipeline:
         m.events_in.inc(len(records))
         m.batch_size.observe(len(records))
         m.queue_delay_ms.observe(self._clock() * 1000 - min(r.timestamp for r in records))
-        intake = self.intake.take(records)  # 2.
-        for status in _STORED:
-            m.stored.labels(status).inc(getattr(intake, status))
-        if intake.redelivered:
-            log.info("%d redelivered events already stored: re-scoring them", intake.redelivered)
-        scores: list[tuple[str, str, bytes]] = []
-        alerts: list = []
-        changed: list[tuple[str, str, AlertState]] = []
+        retry, redone = self.outage.retry, 0
+        while True:
+            if self.rebuilder is not None:
+                await retry("checking state marks", partial(self.rebuilder.ensure, records))
+            intake = await retry("storing events", partial(self._now, self.intake.take, records))
+            for status in _STORED:
+                m.stored.labels(status).inc(getattr(intake, status))
+            if intake.redelivered:
+                log.info(
+                    "%d redelivered events already stored: re-scoring them", intake.redelivered
+                )
+            scores: list[tuple[str, str, bytes]] = []
+            alerts: list = []
+            changed: list[tuple[str, str, AlertState]] = []
+            if self.scoring is not None:
+                scored = self._score(intake)  # 3.
+                scores, alerts, changed = await retry(  # 4.
+                    "reading alert states", partial(self._now, self._messages, scored)
+                )
+            await retry("publishing", self._publisher(intake, scores, alerts))  # 5. 6.
+            if self.scoring is not None:  # 7.
+                await retry("writing state", partial(self._now, self._write, scores, changed))
+            if self.rebuilder is None or not await retry(
+                "checking state marks", partial(self._now, self.rebuilder.unmarked, records)
+            ):
+                break
+            redone += 1
+            if redone > _MAX_REDOS:  # e.g. an eviction policy dropping the marks: say so
+                raise RuntimeError(
+                    f"Redis lost state {redone} times during one batch: check its maxmemory "
+                    "policy (must be noeviction) and persistence"
+                )
+            log.error("Redis lost state while a batch was in hand: rebuilding, then redoing it")
+        if self.scoring is not None:
+            self._observe(intake.requests, alerts)
+        await retry("committing offsets", partial(self.source.commit, records))  # 8.
+        try:
+            m.lag.set(await self.source.lag())
+        except Exception as exc:  # lag is a gauge: never worth failing a batch over
+            log.debug("consumer lag unavailable: %s", exc)
+        m.mark_step()
+        return StepReport(len(records), len(intake.dead_letters), len(scores), len(alerts))
+
+    def restore(self, records: Sequence) -> int:
+        """Apply past ``records`` to the state only (a rebuild): windows, alert states and
+        latest scores as a replay leaves them; nothing is produced or committed."""
+        intake = self.intake.take(records, guard=False)
+        if intake.dead_letters:  # dead-lettered when they first arrived: not again
+            log.debug("rebuild skipped %d records that were dead letters", len(intake.dead_letters))
+        self.metrics.rebuilt.inc(len(records))
+        if self.scoring is None or not isinstance(self.intake, EventIntake):
+            return len(records)
+        scores, _, changed = self._messages(self._score(intake))
+        self._write(scores, changed)
+        return len(records)
+
+    @staticmethod
+    async def _now(function: Callable, *args: object):
+        """A store call as an awaitable, for ``Outage.retry`` (the stores are synchronous)."""
+        return function(*args)
+
+    def _publisher(self, intake: Intake, scores: list, alerts: list) -> Callable:
+        """Steps 5-6 as one retryable attempt: send once, flush until acknowledged, and send
+        again only if the producer says messages were lost (a timed-out flush keeps them)."""
+        pending = {"send": True}
+
+        async def publish() -> None:
+            if pending["send"]:
+                pending["send"] = False
+                await self._send(intake, scores, alerts)
+            try:
+                await self.sink.flush()
+            except TimeoutError:
+                raise
+            except Exception:
+                pending["send"] = True
+                raise
+
+        return publish
+
+    async def _send(self, intake: Intake, scores: list, alerts: list) -> None:
         if self.scoring is None:  # 3. the topic handoff: an inference worker scores them
             await self.sink.send_many(
                 self.topics.score_requests,
                 ((r.customer_id.encode(), r.to_bytes()) for r in intake.requests),
             )
-        else:
-            scored = self._score(intake)  # 3.
-            scores, alerts, changed = self._messages(scored)  # 4.
-        await self._dead_letters(intake)  # 5.
+        await self._dead_letters(intake)
         await self.sink.send_many(self.topics.scores, ((c.encode(), b) for c, _, b in scores))
         await self.sink.send_many(self.topics.alerts, ((a.key, a.to_bytes()) for a in alerts))
-        await self.sink.flush()  # 6.
-        if self.scoring is not None:  # 7.
-            self.scoring.latest_scores.write_many(scores)
-            self.scoring.alert_states.write_many(changed)
-            self._observe(intake.requests, alerts)
-        await self.source.commit(records)  # 8.
-        m.lag.set(await self.source.lag())
-        m.mark_step()
-        return StepReport(len(records), len(intake.dead_letters), len(scores), len(alerts))
+
+    def _write(self, scores: list, changed: list) -> None:
+        assert self.scoring is not None
+        self.scoring.latest_scores.write_many(scores)
+        self.scoring.alert_states.write_many(changed)
 
     def _score(self, intake: Intake) -> list[Scored]:
         """One forward pass per domain; a request no model here can score is dead-lettered."""
@@ -170,11 +255,37 @@ class Pipeline:
             if not usable:
                 continue
             started = time.perf_counter()
-            scored.extend(scorer.score(usable))
+            try:
+                done = scorer.score(usable)
+            except Exception:  # one bad window must not fail the batch: find it
+                log.exception(
+                    "%s: scoring a batch of %d failed; scoring one by one", domain, len(usable)
+                )
+                done, usable = self._score_each(intake, scorer, usable)
             self.metrics.model_ms.observe((time.perf_counter() - started) * 1000)
+            scored.extend(done)
             kept.extend(usable)
         intake.requests = kept
         return scored
+
+    def _score_each(
+        self, intake: Intake, scorer: Scorer, requests: Sequence[ScoreRequest]
+    ) -> tuple[list[Scored], list[ScoreRequest]]:
+        """Score one by one; whatever still fails becomes a ``scoring_failed`` dead letter."""
+        scored, kept = [], []
+        for request in requests:
+            try:
+                scored.extend(scorer.score([request]))
+            except Exception as exc:
+                error = InvalidEvent("scoring_failed", f"{type(exc).__name__}: {exc}")
+                intake.dead_letters.append(
+                    dead_letter(
+                        request.to_bytes(), error, "score-request", key=request.customer_id.encode()
+                    )
+                )
+                continue
+            kept.append(request)
+        return scored, kept
 
     def _messages(
         self, scored: Sequence[Scored]

@@ -12,7 +12,6 @@ import json
 from pathlib import Path
 from typing import Annotated
 
-import redis
 import typer
 from kafka import KafkaProducer
 from rich.console import Console
@@ -21,6 +20,7 @@ from rich.table import Table
 from crmrisk.settings import Settings
 from model.registry import ModelRegistry, ModelVersion, RegistryError
 from state.model_pointer import ModelPointer, PointerError
+from stream.app import model_pointer
 from stream.model_updates import ModelPromoter
 
 __all__ = ["app", "register"]
@@ -35,8 +35,7 @@ _Domain = Annotated[str, typer.Option("--domain", "-d", help="The domain (credit
 
 
 def _pointer(settings: Settings) -> ModelPointer:
-    client = redis.Redis.from_url(settings.redis.url, **settings.redis.client_kwargs())
-    return ModelPointer(client, settings.redis.key_prefix, settings.training.pointer_history)
+    return model_pointer(settings)
 
 
 def _promoter(settings: Settings, pointer: ModelPointer) -> tuple[ModelPromoter, KafkaProducer]:

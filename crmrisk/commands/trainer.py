@@ -24,6 +24,7 @@ from crmrisk.settings import Settings
 from model.features import FeatureEncoder
 from model.registry import ModelRegistry
 from state.model_pointer import ModelPointer
+from stream.app import model_pointer
 from stream.metrics import serve
 from stream.model_updates import ModelPromoter
 from training.drift import DriftMonitor
@@ -116,7 +117,7 @@ def train_worker(
     settings = Settings()
     torch.set_num_threads(threads)
     client = redis.Redis.from_url(settings.redis.url, **settings.redis.client_kwargs())
-    pointer = ModelPointer(client, settings.redis.key_prefix, settings.training.pointer_history)
+    pointer = model_pointer(settings, client)
     if pointer.current(domain) is None:
         raise typer.BadParameter(
             f"no live model for {domain}: `crmrisk models import PATH --domain {domain} --promote`"

@@ -16,7 +16,13 @@ import typer
 
 from crmrisk.commands.trainer import train_worker
 from crmrisk.settings import Settings
-from stream.app import follow_pointer, load_models, quiet_kafka_clients, run_worker
+from stream.app import (
+    follow_pointer,
+    load_models,
+    quiet_kafka_clients,
+    run_worker,
+    worker_outage,
+)
 from stream.metrics import WorkerMetrics, serve
 
 __all__ = ["register"]
@@ -40,7 +46,8 @@ def _serve_until_signal(
     except LookupError as exc:
         raise typer.BadParameter(str(exc)) from None
     metrics = WorkerMetrics()
-    checks = [watcher.health] if watcher is not None else []
+    outage = worker_outage(settings, metrics)
+    checks = [outage.health] + ([watcher.health] if watcher is not None else [])
     server = (
         serve(
             metrics,
@@ -58,7 +65,14 @@ def _serve_until_signal(
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
         await run_worker(
-            settings, role, models, stop, handoff=handoff, metrics=metrics, watcher=watcher
+            settings,
+            role,
+            models,
+            stop,
+            handoff=handoff,
+            metrics=metrics,
+            watcher=watcher,
+            outage=outage,
         )
 
     try:

@@ -80,7 +80,7 @@ def world(tmp_path, settings, new_topic, redis_client, redis_prefix, credit_data
     )
     registry = ModelRegistry(s.model.dir)
     v1 = registry.publish("credit", network, {"encoder": encoder.to_dict()})
-    pointer = ModelPointer(redis_client, s.redis.key_prefix, 50)
+    pointer = ModelPointer(redis_client, s.redis.key_prefix, 50, s.model.dir / "live")
     producer = KafkaProducer(
         bootstrap_servers=s.kafka.bootstrap_servers.split(","), acks="all", linger_ms=20
     )

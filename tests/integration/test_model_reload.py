@@ -37,7 +37,9 @@ def test_reload__promoted_version_takes_over_between_batches(
         **{k: getattr(stream_settings, k).model_dump() for k in ("kafka", "redis", "scoring")},
         model={"dir": str(tmp_path / "registry")},
     )
-    pointer = ModelPointer(redis_client, settings.redis.key_prefix, 5)
+    pointer = ModelPointer(
+        redis_client, settings.redis.key_prefix, 5, tmp_path / "registry" / "live"
+    )
     pointer.set("credit", first.version, "initial", expected=None)
 
     records = credit_dataset.val[:400]

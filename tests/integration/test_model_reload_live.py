@@ -55,7 +55,7 @@ def test_reload_during_replay__loses_nothing_and_scores_nothing_twice(
         manifest["variant"], network.config.event_dim, network.config.profile_dim, (), seed=1
     )
     v2 = registry.publish("credit", other, {"encoder": manifest["encoder"]}, parent=v1.version)
-    pointer = ModelPointer(redis_client, settings.redis.key_prefix, 20)
+    pointer = ModelPointer(redis_client, settings.redis.key_prefix, 20, settings.model.dir / "live")
     producer = KafkaProducer(**k.client_config(), acks="all", linger_ms=5)
     promoter = ModelPromoter(registry, pointer, producer, updates)
     promoter.promote("credit", v1.version, "initial", expected=None)

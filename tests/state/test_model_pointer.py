@@ -1,8 +1,10 @@
-"""The model pointer against real Redis: moves, compare-and-set, history, isolation."""
+"""The model pointer: journal on disk (the truth) + copy in real Redis; moves, compare-and-set,
+history, isolation, and surviving a Redis that lost everything or does not answer."""
 
 from datetime import UTC, datetime, timedelta
 
 import pytest
+import redis
 
 from state.model_pointer import ANY, ModelPointer, PointerConflict
 
@@ -10,8 +12,15 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
-def pointer(redis_client, redis_prefix):
-    return ModelPointer(redis_client, key_prefix=redis_prefix.rstrip(":"), history_limit=3)
+def pointer(redis_client, redis_prefix, tmp_path):
+    return ModelPointer(
+        redis_client, key_prefix=redis_prefix.rstrip(":"), history_limit=3,
+        directory=tmp_path / "live",
+    )  # fmt: skip
+
+
+def _cached(client, prefix: str, domain: str = "credit") -> bytes | None:
+    return client.hget(f"{prefix.rstrip(':')}:model:{domain}:current", "version")
 
 
 def test_current__none_before_first_set(pointer):
@@ -57,11 +66,60 @@ def test_set__any_skips_the_guard(pointer):
     assert pointer.current("credit") == "v0002"
 
 
-def test_history__is_capped_and_newest_first(pointer):
+def test_history__journal_keeps_all_newest_first_redis_copy_is_capped(
+    pointer, redis_client, redis_prefix
+):
     for n in range(1, 6):
         pointer.set("credit", f"v{n:04d}", f"step {n}")
-    assert [c.version for c in pointer.history("credit")] == ["v0005", "v0004", "v0003"]
+    assert [c.version for c in pointer.history("credit")] == [f"v{n:04d}" for n in range(5, 0, -1)]
     assert [c.version for c in pointer.history("credit", limit=1)] == ["v0005"]
+    assert redis_client.llen(f"{redis_prefix.rstrip(':')}:model:credit:history") == 3
+    assert _cached(redis_client, redis_prefix) == b"v0005"
+
+
+def test_current__survives_redis_losing_everything_and_repairs_the_copy(
+    pointer, redis_client, redis_prefix
+):
+    pointer.set("credit", "v0001", "initial", expected=None)
+    pointer.set("credit", "v0002", "promoted", expected="v0001")
+    for key in redis_client.scan_iter(match=f"{redis_prefix}*"):
+        redis_client.delete(key)  # what a restarted Redis without persistence has
+    assert pointer.current("credit") == "v0002"
+    assert pointer.previous("credit") == "v0001"
+    assert _cached(redis_client, redis_prefix) is None
+    assert pointer.repair_cache("credit") is True
+    assert _cached(redis_client, redis_prefix) == b"v0002"
+    assert pointer.repair_cache("credit") is False  # already in step: nothing written
+
+
+def test_set__works_while_redis_does_not_answer(tmp_path, redis_prefix):
+    dead = redis.Redis(port=1, socket_connect_timeout=0.2)  # nothing listens on port 1
+    pointer = ModelPointer(dead, redis_prefix.rstrip(":"), 3, tmp_path / "live")
+    pointer.set("credit", "v0001", "initial", expected=None)
+    with pytest.raises(PointerConflict):
+        pointer.set("credit", "v0002", "stale", expected="v0009")
+    assert pointer.current("credit") == "v0001"
+    assert pointer.repair_cache("credit") is False
+
+
+def test_a_pointer_kept_only_in_redis_is_migrated_to_the_journal(
+    redis_client, redis_prefix, tmp_path
+):
+    prefix = redis_prefix.rstrip(":")
+    redis_client.hset(f"{prefix}:model:credit:current", mapping={
+        "version": "v0004", "previous": "v0003", "changed_at": "2026-01-01T00:00:00+00:00",
+        "reason": "old deployment"})  # fmt: skip
+    redis_client.lpush(
+        f"{prefix}:model:credit:history",
+        '{"version": "v0004", "previous": '
+        '"v0003", "changed_at": "2026-01-01T00:00:00+00:00", "reason": "old"}',
+    )
+    pointer = ModelPointer(redis_client, prefix, 3, tmp_path / "live")
+    assert pointer.current("credit") == "v0004"
+    assert (tmp_path / "live" / "credit.json").exists()
+    redis_client.delete(f"{prefix}:model:credit:current")
+    assert pointer.current("credit") == "v0004"  # from the journal now
+    assert [c.version for c in pointer.history("credit")] == ["v0004"]
 
 
 def test_domains__are_independent(pointer):

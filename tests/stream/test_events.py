@@ -86,6 +86,54 @@ def test_dead_letter_keeps_the_original_bytes_and_reason():
     assert restored.original() == raw and restored.offset == 7
 
 
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b'{"event_id": ' + b"[" * 30_000 + b"]" * 30_000 + b"}",  # crashed json.loads before
+        b"[" * 30_000,
+        json.dumps(_event(fields={"x": {"y": [[[[1]]]]}})).encode(),
+    ],
+)
+def test_deeply_nested_input_is_invalid_not_a_crash(raw):
+    with pytest.raises(InvalidEvent) as caught:
+        parse_event(raw, max_bytes=1024 * 1024)
+    assert caught.value.reason in {"invalid_json", "invalid_fields"}
+
+
+@pytest.mark.parametrize("token", ["NaN", "Infinity", "-Infinity", "1e999"])
+def test_non_finite_numbers_are_refused_by_field(token):
+    raw = json.dumps(_event(fields={"LIMIT_BAL": 0})).replace(
+        '"LIMIT_BAL": 0', f'"LIMIT_BAL": {token}'
+    )
+    with pytest.raises(InvalidEvent) as caught:
+        parse_event(raw.encode())
+    assert caught.value.reason == "non_finite"
+
+
+def test_non_finite_numbers_built_in_python_are_refused_by_field_name():
+    with pytest.raises(InvalidEvent) as caught:
+        parse_event(json.dumps(_event(fields={"LIMIT_BAL": float("nan")})))  # json writes NaN
+    assert caught.value.reason == "non_finite"
+    with pytest.raises(ValueError, match="LIMIT_BAL"):
+        CustomerEvent.model_validate(_event(fields={"LIMIT_BAL": float("inf")}))
+
+
+def test_dead_letter_of_an_oversized_message_always_fits_the_broker():
+    raw = b'{"event_id": "' + b"x" * 900_000 + b'"}'
+    with pytest.raises(InvalidEvent) as caught:
+        parse_event(raw)
+    letter = dead_letter(raw, caught.value, "crm.events", key=b"k" * 5000, offset=1)
+    wire = letter.to_bytes()
+    assert len(wire) < 1_000_000  # Kafka's default message.max.bytes is 1,048,588
+    assert letter.truncated and letter.value_bytes == len(raw)
+    assert raw.startswith(letter.original()) and len(letter.original()) == 256 * 1024
+    import hashlib
+
+    assert letter.value_sha256 == hashlib.sha256(raw).hexdigest()
+    huge_error = dead_letter(b"x", "e" * 100_000, "crm.events")
+    assert len(huge_error.error) < 2100
+
+
 def test_outcome_contract():
     outcome = parse_outcome(
         json.dumps(

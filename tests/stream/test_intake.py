@@ -150,3 +150,45 @@ def test_take__same_event_id_other_content_is_a_dead_letter_an_exact_duplicate_i
     assert len(stored) == 16 and new.startswith(tuple("0123456789abcdef")) and stored != new[:16]
     assert [r.event_id for r in again.requests] == ["b"]
     assert again.requests[0].sequence.event_ids == ["a", "b"]  # stored once, unchanged
+
+
+def test_ingest__poison_records_become_dead_letters_with_reasons_and_good_ones_are_stored(
+    redis_client, redis_prefix
+):
+    class Exploding(_Encoder):
+        """An encoder with a bug that only one value triggers (not a ValueError)."""
+
+        def encode_events_many(self, kinds, fields):
+            if any(f.get("amount") == 13 for f in fields):
+                raise ZeroDivisionError("unlucky")
+            return super().encode_events_many(kinds, fields)
+
+    store = CustomerSequenceStore(redis_client, redis_prefix.rstrip(":"), window=4, ttl_s=60)
+    now_s = 1_717_200_000.0  # 2024-06-01T00:00:00Z
+    intake = EventIntake(store, {"credit": Exploding()}, 128 * 1024, {}, max_future_s=3600,
+                         clock=lambda: now_s)  # fmt: skip
+    future = _raw("f").replace(b"2024-01-01", b"2999-01-01")
+    soon = _raw("s").replace(b"2024-01-01T00:00:00Z", b"2024-06-01T00:30:00Z")  # +30 min
+    nan = _raw("n").replace(b'"amount": 1', b'"amount": NaN')
+    deep = b'{"fields": ' + b"[" * 30_000 + b"]" * 30_000 + b"}"
+    result = intake.take(
+        _records(
+            [
+                (b"c1", _raw("a", day=1)),
+                (b"c1", future),
+                (b"c1", nan),
+                (b"c1", deep),
+                (b"c1", _raw("x", amount=13)),
+                (b"c1", soon),
+                (b"c1", _raw("b", day=2)),
+            ]
+        )
+    )
+    reasons = sorted(d.reason for d in result.dead_letters)
+    assert reasons == ["future_event", "invalid_json", "non_finite", "unencodable"], [
+        (d.reason, d.error[:80]) for d in result.dead_letters
+    ]
+    assert "ZeroDivisionError" in next(
+        d.error for d in result.dead_letters if d.reason == "unencodable"
+    )
+    assert store.read("c1", "credit").event_ids == ["a", "b", "s"]

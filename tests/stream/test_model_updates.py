@@ -54,7 +54,7 @@ def world(tmp_path, redis_client, redis_prefix, new_topic, kafka_bootstrap):
     models = [_model(seed) for seed in range(3)]
     for m in models:
         registry.publish(DOMAIN, m, {"encoder": {"domain": DOMAIN, "id": "enc-1"}})
-    pointer = ModelPointer(redis_client, redis_prefix.rstrip(":"), history_limit=50)
+    pointer = ModelPointer(redis_client, redis_prefix.rstrip(":"), 50, tmp_path / "models" / "live")
     topic = new_topic(prefix="it-model-updates")
     producer = KafkaProducer(bootstrap_servers=kafka_bootstrap.split(","), acks="all")
     promoter = ModelPromoter(registry, pointer, producer, topic)
@@ -209,9 +209,11 @@ def test_watcher__check_hands_over_a_pointer_move_without_an_announcement(world,
         watcher.close()
 
 
-def test_watcher__start_fails_without_a_live_version(world, kafka_bootstrap, redis_client):
+def test_watcher__start_fails_without_a_live_version(
+    world, kafka_bootstrap, redis_client, tmp_path
+):
     registry, _, _, topic, _ = world
-    empty = ModelPointer(redis_client, "test:nobody-promoted", history_limit=5)
+    empty = ModelPointer(redis_client, "test:nobody-promoted", 5, tmp_path / "nobody")
     watcher = ModelWatcher(
         registry,
         empty,

@@ -254,3 +254,24 @@ def test_step__a_window_the_model_cannot_read_is_a_dead_letter_not_a_crash():
     assert [DeadLetter.model_validate_json(v).reason for v in infer.sink.on("dlq")] == [
         "incompatible_request"
     ]
+
+
+def test_step__a_window_that_breaks_the_model_is_a_dead_letter_and_the_rest_is_scored():
+    kit = _kit("v1", bias=8.0)
+    score = kit.scorer.score
+
+    def fragile(requests):
+        if any(r.event_id == "bad" for r in requests):
+            raise RuntimeError("a kernel failed on this window")
+        return score(requests)
+
+    kit.scorer.score = fragile
+    values = [_raw("a", day=1), _raw("bad", customer="c2", day=1), _raw("b", day=2)]
+    records = [Record("events", 0, i, None, v, 1000) for i, v in enumerate(values)]
+    pipeline, source, sink = _pipeline(Log(), [records], kit=kit)
+    (report,) = _run(pipeline)
+    assert [DeadLetter.model_validate_json(v).reason for v in sink.on("dlq")] == ["scoring_failed"]
+    assert sorted(RiskScore.model_validate_json(v).event_id for v in sink.on("scores")) == [
+        "a", "b"
+    ]  # fmt: skip
+    assert report.scores == 2 and len(source.committed) == 3

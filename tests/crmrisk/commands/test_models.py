@@ -50,7 +50,9 @@ def test_models__import_promote_list_rollback(tmp_path, env, redis_client):
 
     result = runner.invoke(app, ["models", "promote", "v0002", "--reason", "better"], env=env)
     assert result.exit_code == 0, result.output
-    pointer = ModelPointer(redis_client, env["RISK_REDIS__KEY_PREFIX"], 10)
+    pointer = ModelPointer(
+        redis_client, env["RISK_REDIS__KEY_PREFIX"], 10, tmp_path / "models" / "live"
+    )
     assert pointer.current("credit") == "v0002"
 
     listing = runner.invoke(app, ["models", "--domain", "credit"], env=env, terminal_width=200)
@@ -74,4 +76,9 @@ def test_models__promote_refuses_a_corrupted_version(tmp_path, env, redis_client
     result = CliRunner().invoke(app, ["models", "promote", "v0002"], env=env)
     assert result.exit_code != 0
     assert "does not match" in result.output
-    assert ModelPointer(redis_client, env["RISK_REDIS__KEY_PREFIX"], 10).current("credit") is None
+    assert (
+        ModelPointer(
+            redis_client, env["RISK_REDIS__KEY_PREFIX"], 10, tmp_path / "models" / "live"
+        ).current("credit")
+        is None
+    )

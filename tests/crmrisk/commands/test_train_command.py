@@ -123,7 +123,7 @@ def test_train__promote_makes_the_new_version_live_and_announces_it(
     args = ["train", "--domain", "telco", "--epochs", "1", "--max-rows", "150", "--threads", "1"]
     result = CliRunner().invoke(app, [*args, "--out", str(tmp_path), "--promote"])
     assert result.exit_code == 0, result.output
-    pointer = ModelPointer(redis_client, redis_prefix.rstrip(":"), 10)
+    pointer = ModelPointer(redis_client, redis_prefix.rstrip(":"), 10, tmp_path / "live")
     assert pointer.current("telco") == "v0001"
     consumer = KafkaConsumer(bootstrap_servers=settings.kafka.bootstrap_servers.split(","))
     consumer.assign([TopicPartition(updates, 0)])
