@@ -291,6 +291,14 @@ class RequestIntake:
                     InvalidEvent("invalid_request", f"score request: {type(exc).__name__}: {exc}"),
                 )
                 continue
+            profile = request.sequence.profile
+            if not np.isfinite(request.sequence.events).all() or (
+                profile is not None and not np.isfinite(profile).all()
+            ):
+                intake.reject(
+                    record, InvalidEvent("non_finite", "score request: NaN or infinite inputs")
+                )
+                continue
             if request.domain not in self._domains:
                 intake.reject(
                     record,

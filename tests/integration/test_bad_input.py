@@ -2,6 +2,7 @@
 
 import asyncio
 import base64
+import hashlib
 import json
 from collections import Counter
 
@@ -73,6 +74,27 @@ def _messages():
             json.dumps(_event("c1-v", "c1", 7) | {"schema_version": 2}).encode(),
             "unsupported_schema",
         ),
+        # Poison that crashed the worker before (issue 10), each forever on the same offset:
+        # a 900 KB event (under Kafka's limit; its dead letter must still fit the broker) ...
+        (b"c1", json.dumps(_event("c1-900k", "c1", 7, note="x" * 900_000)).encode(), "oversized"),
+        # ... a document nested 30,000 levels deep (RecursionError in json.loads) ...
+        (b"c1", b'{"event_id": ' + b"[" * 30_000 + b"]" * 30_000 + b"}", "invalid_json"),
+        # ... an event of the year 2999 (would sort to the end of the window for good) ...
+        (
+            b"c1",
+            json.dumps(
+                _event("c1-2999", "c1", 7) | {"event_time": "2999-01-01T00:00:00Z"}
+            ).encode(),
+            "future_event",
+        ),
+        # ... and a NaN exposure (was stored as nan).
+        (
+            b"c1",
+            json.dumps(_event("c1-nan", "c1", 1, kind="profile", **PROFILE))
+            .replace('"LIMIT_BAL": 50000', '"LIMIT_BAL": NaN')
+            .encode(),
+            "non_finite",
+        ),
         ok(_event("c2-p", "c2", 1, kind="profile", **PROFILE)),
         ok(_event("c2-e1", "c2", 4)),
     ]
@@ -107,7 +129,17 @@ def test_bad_input__dead_lettered_with_reason_and_bytes_while_good_events_flow(
     assert scored == Counter({"c1-e1": 1, "c1-e3": 1, "c1-e2": 1, "c2-e1": 1})
 
     dead = [DeadLetter.model_validate_json(r.value) for r in letters]
-    assert sorted((d.original(), d.reason) for d in dead) == sorted(poison)
+    assert sorted((d.value_sha256, d.reason) for d in dead) == sorted(
+        (hashlib.sha256(v).hexdigest(), reason) for v, reason in poison
+    )  # one dead letter per poison message, with its reason
+    kept = {d.value_sha256: d for d in dead}
+    for value, _ in poison:
+        letter = kept[hashlib.sha256(value).hexdigest()]
+        assert letter.value_bytes == len(value)
+        if letter.truncated:  # the 900 KB one: its head, size and hash
+            assert len(value) > 256 * 1024 and value.startswith(letter.original())
+        else:
+            assert letter.original() == value
     assert all(d.source_topic == topics.events and d.offset is not None for d in dead)
     assert all(d.error for d in dead)
     mismatch = next(d for d in dead if d.reason == "key_mismatch")
@@ -118,3 +150,55 @@ def test_bad_input__dead_lettered_with_reason_and_bytes_while_good_events_flow(
     c1 = store.read("c1", "credit")
     assert c1.event_ids == ["c1-e1", "c1-e2", "c1-e3"]
     assert c1.profile is not None and c1.exposure == 50000.0
+
+
+def test_bad_requests__the_inference_worker_dead_letters_them_and_scores_the_rest(
+    stream_settings, models_for
+):
+    """``--handoff topic``: malformed score requests, unserved domains and poison windows on
+    risk.score-requests become dead letters; the worker neither crashes nor stops."""
+    import dataclasses
+
+    import numpy as np
+
+    from stream.requests import ScoreRequest
+
+    messages = [m for m in _messages() if m[2] is None]
+    asyncio.run(_publish(stream_settings, messages))
+    k = stream_settings.kafka
+    models = models_for(stream_settings)
+    with WorkerThread(stream_settings, models, "ingest", handoff="topic"):
+        handed = read_topic(k.bootstrap_servers, k.topics.score_requests, lambda g: len(g) >= 4, 60)
+    good = [r.value for r in handed]
+    request = ScoreRequest.from_bytes(good[0])
+    martian = dataclasses.replace(request, domain="martian").to_bytes()
+    nan_window = request.sequence.events.copy()
+    nan_window[0, 0] = np.nan
+    sequence = dataclasses.replace(request.sequence, events=nan_window)
+    nan_request = dataclasses.replace(request, sequence=sequence).to_bytes()
+    poison = [
+        (b"garbage", "invalid_request"),
+        (b'{"customer_id": ' + b"[" * 30_000 + b"\n", "invalid_request"),
+        (martian, "unknown_domain"),
+        (nan_request, "non_finite"),
+    ]
+
+    async def publish() -> None:
+        producer = BatchProducer(k.client_config(), "it-bad-requests")
+        await producer.start()
+        try:
+            for value, _ in poison:
+                await producer.send_many(k.topics.score_requests, [(b"c1", value)])
+                await producer.flush()
+        finally:
+            await producer.stop()
+
+    asyncio.run(publish())
+    with WorkerThread(stream_settings, models, "infer"):
+        scores = read_topic(k.bootstrap_servers, k.topics.scores, lambda g: len(g) >= 4, 60)
+        letters = read_topic(
+            k.bootstrap_servers, k.topics.dead_letters, lambda g: len(g) >= len(poison), 30
+        )
+    assert len({RiskScore.model_validate_json(r.value).event_id for r in scores}) == 4
+    dead = [DeadLetter.model_validate_json(r.value) for r in letters]
+    assert sorted((d.original(), d.reason) for d in dead) == sorted(poison)
