@@ -1,4 +1,4 @@
-"""A throw-away ``redis-server`` on loopback: no persistence, stopped with SIGTERM."""
+"""A local ``redis-server`` on loopback with an append-only file, stopped with SIGTERM."""
 
 from __future__ import annotations
 
@@ -54,9 +54,12 @@ class RedisServer:
                 "--port", str(self.port),
                 "--dir", str(self.run_dir.resolve()),
                 "--logfile", str(self.log_file.resolve()),
-                # A cache of recent events, rebuilt from Kafka: no snapshots, no AOF.
+                # The append-only file (fsync every second) makes a restart cheap: windows come
+                # back from disk; what is lost anyway the workers rebuild from crm.events.
                 "--save", "",
-                "--appendonly", "no",
+                "--appendonly", "yes",
+                "--appendfsync", "everysec",
+                "--maxmemory-policy", "noeviction",
                 "--daemonize", "no",
             ]
         )  # fmt: skip

@@ -136,3 +136,13 @@ def test_compose__workers_reach_kafka_and_redis_inside_the_network(compose):
         assert f"//{env['RISK_KAFKA__BOOTSTRAP_SERVERS']}" in advertised
         assert env["RISK_REDIS__URL"].startswith("redis://redis:")
         assert set(services[name]["depends_on"]) >= {"kafka", "redis"}
+
+
+def test_compose__redis_persists_its_state_on_a_volume_and_never_evicts(compose):
+    redis = compose["services"]["redis"]
+    command = [str(part) for part in redis["command"]]
+    options = dict(zip(command[1::2], command[2::2], strict=False))
+    assert options["--appendonly"] == "yes" and options["--appendfsync"] == "everysec"
+    assert options["--maxmemory-policy"] == "noeviction"
+    mounts = {m.split(":")[1]: m.split(":")[0] for m in redis["volumes"]}
+    assert mounts["/data"] in compose["volumes"]  # a named volume: survives the container

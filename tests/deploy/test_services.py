@@ -87,6 +87,22 @@ def test_up__restarts_a_killed_broker_on_its_data(launcher: Launcher):
     assert values == [b"before the crash"]
 
 
+def test_up__a_killed_redis_comes_back_with_its_data(launcher: Launcher):
+    """The launcher's Redis keeps an append-only file (fsync every second): a SIGKILL loses at
+    most the last second, and windows written before it survive the restart."""
+    import redis
+
+    launcher.up(kafka=False, redis=True)
+    client = redis.Redis.from_url(launcher.redis.url)
+    client.set("survivor", b"before the crash")
+    assert client.config_get("appendonly")["appendonly"] == "yes"
+    time.sleep(1.5)  # past the everysec fsync
+    client.close()
+    assert launcher.redis.process.kill()  # SIGKILL: no clean shutdown
+    launcher.up(kafka=False, redis=True)
+    assert redis.Redis.from_url(launcher.redis.url).get("survivor") == b"before the crash"
+
+
 def test_down__leaves_services_it_did_not_start_alone(launcher: Launcher):
     launcher.up(kafka=False, redis=True)
     stranger = Launcher(
