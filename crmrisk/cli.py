@@ -17,6 +17,7 @@ from crmrisk.commands import (
     replay,
     score,
     services,
+    state,
     topics,
     train,
     worker,
@@ -46,6 +47,7 @@ demo.register(app)
 train.register(app)
 bench.register(app)
 models.register(app)
+state.register(app)
 
 
 @app.callback()
