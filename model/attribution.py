@@ -239,7 +239,7 @@ class Explainer:
         steps: int,
         top: int,
         device: torch.device,
-        chunk: int = 32,
+        chunk: int = 64,
     ) -> None:
         if steps < 1 or top < 0 or chunk < 1:
             raise ValueError(f"need steps >= 1, top >= 0, chunk >= 1; got {steps}, {top}, {chunk}")

@@ -36,7 +36,7 @@ def load_domain_model(
     device: torch.device,
     top_events: int,
     reasons: int = 0,
-    reason_steps: int = 64,
+    reason_steps: int = 16,
 ) -> DomainModel:
     """Load and verify the checkpoint in ``directory`` (a registry version or a plain one).
 

@@ -146,7 +146,7 @@ def test_explain__attributions_sum_to_score_minus_baseline(encoder, members):
 
 def test_explain__completeness_holds_on_a_sharp_trained_model(trained, encoder):
     # Trained to near-certainty, its probability jumps along the path: the hard case for the
-    # integral (64 steps is the serving default, crmrisk.settings ScoringSettings.reason_steps).
+    # integral (64 steps; the serving default is 16, for smoother real models).
     events, mask, profile, _ = _arrays(encoder, _customers(60, seed=8))
     explainer = Explainer(trained, encoder, steps=64, top=3, device=torch.device("cpu"))
     event_attr, profile_attr, prob, base, _ = explainer.attribute(
