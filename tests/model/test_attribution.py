@@ -201,3 +201,21 @@ def test_explain__planted_field_ranks_first_for_most_positives(trained, encoder)
     assert on_signal >= 0.8, f"signal ranked first for only {on_signal:.0%} of positives"
     assert on_last_signal >= 0.7, f"the last event's signal first for {on_last_signal:.0%}"
     assert all(r.contribution > 0 for r in first if r.field == "signal")
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_explain__on_cuda_equals_cpu(trained, encoder):
+    # cuDNN's RNN backward refuses eval mode: the explainer disables cuDNN while attributing.
+    import copy
+
+    events, mask, profile, _ = _arrays(encoder, _customers(8, seed=9))
+    cpu = Explainer(copy.deepcopy(trained), encoder, steps=16, top=3, device=torch.device("cpu"))
+    gpu = Explainer(copy.deepcopy(trained), encoder, steps=16, top=3, device=torch.device("cuda"))
+    for a, b in zip(cpu.explain(events, mask, profile), gpu.explain(events, mask, profile),
+                    strict=True):  # fmt: skip
+        assert [(r.field, r.position) for r in a.reasons] == [
+            (r.field, r.position) for r in b.reasons
+        ]
+        np.testing.assert_allclose(
+            [r.contribution for r in a.reasons], [r.contribution for r in b.reasons], atol=1e-4
+        )
