@@ -20,19 +20,22 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/pip install -q -e '.[dev]'
 	touch $@
 
-# Debian packages the local services need; installed only when missing.
+# Debian packages the local services need (and headless Chromium for the dashboard's browser
+# tests); installed only when missing.
 system-packages:
 	@missing=""; \
 	command -v redis-server >/dev/null || missing="$$missing redis-server"; \
 	command -v java >/dev/null || missing="$$missing default-jre-headless"; \
 	command -v mvn >/dev/null || missing="$$missing maven"; \
+	command -v chromium >/dev/null || missing="$$missing chromium"; \
+	command -v chromedriver >/dev/null || missing="$$missing chromium-driver"; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing:$$missing"; \
 	  $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq $$missing; \
 	fi
 
-demo: setup  ## Start local Kafka + Redis, train a quick model if none, replay a domain live.
-	$(BIN)/crmrisk demo
+demo: setup  ## Start local Kafka + Redis, train a quick model if none, replay live; dashboard on :8050.
+	$(BIN)/crmrisk demo --linger 120
 
 test: setup  ## Lint, then the whole test suite against a real Kafka broker and a real Redis.
 	$(BIN)/ruff check .

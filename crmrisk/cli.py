@@ -12,6 +12,7 @@ import typer
 from crmrisk.commands import (
     alerts,
     bench,
+    dashboard,
     demo,
     models,
     replay,
@@ -44,6 +45,7 @@ replay.register(app)
 score.register(app)
 alerts.register(app)
 demo.register(app)
+dashboard.register(app)
 train.register(app)
 bench.register(app)
 models.register(app)

@@ -104,8 +104,13 @@ def load_models(
             raise LookupError(
                 f"no model for {domain!r} under {settings.model.dir}: train one or pass --model"
             )
-        out[domain] = load_domain_model(directory, domain, device, settings.scoring.top_events)
+        out[domain] = _load(settings, directory, domain, device)
     return out
+
+
+def _load(settings: Settings, directory: Path, domain: str, device: torch.device) -> DomainModel:
+    s = settings.scoring
+    return load_domain_model(directory, domain, device, s.top_events, s.reasons, s.reason_steps)
 
 
 def follow_pointer(settings: Settings, domains: Sequence[str]):
@@ -118,7 +123,7 @@ def follow_pointer(settings: Settings, domains: Sequence[str]):
         ModelRegistry(settings.model.dir),
         model_pointer(settings),
         domains,
-        load=lambda v: load_domain_model(v.path, v.domain, device, settings.scoring.top_events),
+        load=lambda v: _load(settings, v.path, v.domain, device),
         kafka_config=k.client_config(),
         topic=k.topics.model_updates,
         check_every_s=settings.training.reload_check_every_s,

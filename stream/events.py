@@ -32,6 +32,7 @@ __all__ = [
     "FieldValue",
     "InvalidEvent",
     "Outcome",
+    "ReasonCode",
     "RiskAlert",
     "RiskScore",
     "dead_letter",
@@ -121,6 +122,26 @@ class EventRef(BaseModel):
     weight: float
 
 
+class ReasonCode(BaseModel):
+    """One input that moved a score: a field's value, where it came from, its contribution.
+
+    ``contribution`` is in probability units (integrated gradients against a typical customer
+    with the same history, ``model/attribution.py``); ``text`` reads e.g.
+    ``pay_status = 2, statement 2005-09-30: +0.21``.
+    """
+
+    model_config = _WIRE
+
+    field: str
+    value: str
+    source: Literal["event", "profile"]
+    event_id: str | None = None
+    kind: str | None = None
+    event_time: datetime | None = None
+    contribution: float
+    text: str
+
+
 class RiskScore(_Message):
     customer_id: Identifier
     domain: DomainName
@@ -133,6 +154,9 @@ class RiskScore(_Message):
     model_version: str
     scored_at: AwareDatetime
     top_events: list[EventRef] = Field(default_factory=list)
+    reasons: list[ReasonCode] = Field(
+        default_factory=list, description="Reason codes, when asked for (alerts always)."
+    )
 
     _utc = field_validator("event_time", "scored_at")(_to_utc)
 
@@ -152,8 +176,12 @@ class RiskAlert(_Message):
     model_version: str
     event_id: Identifier
     raised_at: AwareDatetime
-    reason: str
+    reason: str = Field(description="Why, in one sentence: the threshold and the top reasons.")
     top_events: list[EventRef] = Field(default_factory=list)
+    reasons: list[ReasonCode] = Field(default_factory=list, description="Top reason codes.")
+    baseline_probability: float | None = Field(
+        None, description="The score of a typical customer with the same history."
+    )
 
     _utc = field_validator("raised_at")(_to_utc)
 

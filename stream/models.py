@@ -14,6 +14,7 @@ from typing import Any
 import torch
 
 from model import load_checkpoint
+from model.attribution import Explainer
 from model.features import FeatureEncoder
 from stream.scorer import Scorer
 
@@ -30,15 +31,27 @@ class DomainModel:
 
 
 def load_domain_model(
-    directory: Path | str, domain: str, device: torch.device, top_events: int
+    directory: Path | str,
+    domain: str,
+    device: torch.device,
+    top_events: int,
+    reasons: int = 0,
+    reason_steps: int = 16,
 ) -> DomainModel:
-    """Load and verify the checkpoint in ``directory`` (a registry version or a plain one)."""
+    """Load and verify the checkpoint in ``directory`` (a registry version or a plain one).
+
+    ``reasons > 0`` gives the scorer an explainer naming that many reason codes per alert,
+    integrating over ``reason_steps`` steps.
+    """
     model, manifest = load_checkpoint(directory)
     hyper = manifest["hyperparameters"]
     encoder = FeatureEncoder.from_dict(manifest["encoder"])
     if encoder.domain != domain:
         raise ValueError(f"{directory} holds a {encoder.domain!r} model, not {domain!r}")
     version = str(manifest.get("version") or manifest["sha256"][:12])
+    explainer = None
+    if reasons > 0:
+        explainer = Explainer(model, encoder, steps=reason_steps, top=reasons, device=device)
     scorer = Scorer(
         model,
         version=version,
@@ -49,5 +62,6 @@ def load_domain_model(
         top_events=top_events,
         target_transform=str(manifest.get("target_transform") or "none"),
         target_scale=float(manifest.get("target_scale") or 1.0),
+        explainer=explainer,
     )
     return DomainModel(domain, version, encoder, scorer, manifest)

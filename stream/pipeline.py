@@ -315,7 +315,7 @@ class Pipeline:
         ]
         keys = list(dict.fromkeys((s.request.customer_id, s.request.domain) for s in scored))
         states = dict(zip(keys, self.scoring.alert_states.read_many(keys), strict=True))
-        alerts, changed = self.scoring.alerter.alerts_for(scored, states)
+        alerts, changed = self.scoring.alerter.alerts_for(scored, states, self.scoring.scorers)
         return scores, alerts, changed
 
     async def _dead_letters(self, intake: Intake) -> None:

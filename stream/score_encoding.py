@@ -59,6 +59,7 @@ def score_bytes(
             {"event_id": i, "event_time": iso_ms(t), "kind": k, "weight": w}
             for i, t, k, w in top_events
         ],
+        "reasons": [],  # reason codes are computed for alerts only (and on demand)
     }
     return orjson.dumps(document)
 

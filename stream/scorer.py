@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from model import RiskModel
+from model.attribution import Explainer, Explanation
 from model.fused import fuse
 from stream.requests import ScoreRequest
 from stream.score_encoding import TopEvent
@@ -98,6 +99,9 @@ class Scorer:
     target_transform, target_scale
         How the quantile head's training target was scaled (manifest fields): published
         quantiles are ``inverse(raw x scale)``, in the target's own units.
+    explainer
+        Reason codes (``model.attribution``) over the *unfused* model, asked for by the alert
+        path only (``explain``); None when reasons are off.
     """
 
     def __init__(
@@ -112,6 +116,7 @@ class Scorer:
         top_events: int,
         target_transform: str = "none",
         target_scale: float = 1.0,
+        explainer: Explainer | None = None,
     ) -> None:
         if target_transform not in ("none", "log1p"):
             raise ValueError(
@@ -125,6 +130,7 @@ class Scorer:
         self.top_events = top_events
         self.target_transform = target_transform
         self.target_scale = target_scale
+        self.explainer = explainer
         model = model.to(device).eval()
         # The members fused into one network where the family allows (same outputs, faster).
         self._model = (fuse(model) if isinstance(model, RiskModel) else None) or model
@@ -192,6 +198,22 @@ class Scorer:
                 )
             )
         return scored
+
+    def explain(self, scored: Sequence[Scored]) -> list[Explanation | None]:
+        """Reason codes for ``scored`` (batched: one attribution pass; None when off).
+
+        Padded to the same bucketed shapes as ``score``; padding rows are all padding events
+        with no profile, so they add nothing but rows.
+        """
+        if self.explainer is None or not scored:
+            return [None] * len(scored)
+        requests = [s.request for s in scored]
+        events, mask, profile = pad(requests, self.event_dim, self.profile_dim, buckets=True)
+        n = len(requests)
+        mask[n:, 0] = True
+        has_profile = np.zeros(len(mask), dtype=bool)
+        has_profile[:n] = [r.sequence.profile is not None for r in requests]
+        return list(self.explainer.explain(events, mask, profile, has_profile)[:n])
 
     def _top_positions(self, requests: Sequence[ScoreRequest], attention: np.ndarray) -> list:
         """Per row, the positions of the ``top_events`` most attended real events."""

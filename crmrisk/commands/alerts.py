@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from crmrisk.settings import Settings
 from stream.events import RiskAlert
@@ -19,15 +20,20 @@ _console = Console()
 
 
 def format_alert(alert: RiskAlert) -> str:
-    """One line: when, who, how risky, how much is at stake, and why."""
+    """One line: when, who, how risky, how much is at stake, and why (the top reasons)."""
     loss = (
         f"  expected loss {alert.expected_loss:>12,.0f}" if alert.expected_loss is not None else ""
     )
-    top = ", ".join(f"{e.kind}@{e.event_time:%Y-%m-%d} {e.weight:.2f}" for e in alert.top_events)
+    if alert.reasons:  # reason codes: what moved the score, in the customer's own values
+        why = "; ".join(c.text for c in alert.reasons[:3])
+    else:  # a worker with reasons off: the most attended events
+        why = ", ".join(
+            f"{e.kind}@{e.event_time:%Y-%m-%d} {e.weight:.2f}" for e in alert.top_events
+        )
     return (
         f"[bold red]ALERT[/bold red] {alert.raised_at:%H:%M:%S} {alert.domain}/{alert.risk_type} "
         f"customer [bold]{alert.customer_id}[/bold] p={alert.probability:.3f}{loss}  "
-        f"[dim]{top}[/dim]"
+        f"[dim]{escape(why)}[/dim]"
     )
 
 

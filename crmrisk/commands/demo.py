@@ -123,6 +123,12 @@ def command(
         int, typer.Option(help="Training customers if a model must be trained (0 = all).")
     ] = 6000,
     keep: Annotated[bool, typer.Option(help="Keep the run's topics and Redis keys.")] = False,
+    dashboard_port: Annotated[
+        int, typer.Option(help="Port of the live dashboard served meanwhile (0 = none).")
+    ] = 8050,
+    linger: Annotated[
+        float, typer.Option(help="Seconds the dashboard stays up after the replay.")
+    ] = 0.0,
 ) -> None:
     """Run the pipeline live on one domain: services, model, worker, replay, alerts, summary."""
     quiet_kafka_clients()
@@ -150,7 +156,10 @@ def command(
             f"replaying {len(events):,} events of {len(records):,} customers at "
             f"{rate or 'max'} ev/s"
         )
-        _run_live(run, models, events, dataset_outcomes(records, domain), rate, expected, show)
+        _run_live(
+            run, models, events, dataset_outcomes(records, domain), rate, expected, show,
+            (dashboard_port, linger, {domain: checkpoint}),
+        )  # fmt: skip
     finally:
         if not keep:
             _cleanup(run)
@@ -164,9 +173,19 @@ def command(
             _console.print(f"stopped what the demo started: {', '.join(started)}")
 
 
-def _run_live(settings, models, events, outcomes, rate, expected, show) -> None:
+def _run_live(settings, models, events, outcomes, rate, expected, show, page) -> None:
     metrics = WorkerMetrics()
     shown = [0]
+    port, linger, served = page
+    dashboard = None
+    if port:
+        from crmrisk.commands.dashboard import serve_in_thread
+        from dashboard.metrics import from_registry
+
+        dashboard = serve_in_thread(
+            settings, list(models), "127.0.0.1", port, from_registry(metrics.registry), served
+        )
+        _console.print(f"live dashboard: [bold]{dashboard.url}[/bold]")
 
     def on_alert(alert) -> None:
         shown[0] += 1
@@ -206,6 +225,11 @@ def _run_live(settings, models, events, outcomes, rate, expected, show) -> None:
     if "loop" in holder:
         holder["loop"].call_soon_threadsafe(holder["stop"].set)
     thread.join(60)
+    if dashboard is not None:
+        if linger:
+            _console.print(f"dashboard stays up {linger:.0f} s: {dashboard.url}")
+            time.sleep(linger)
+        dashboard.stop()
     if "error" in holder:
         raise holder["error"]
     _summary(metrics, len(events), took)

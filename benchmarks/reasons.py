@@ -1,0 +1,177 @@
+"""Reason codes' cost on the stream: events/s with reasons on vs off, in one run.
+
+One process runs the ingest pipeline (validate, encode, the Lua append on the local Redis,
+forward pass, score bytes, alert decisions, state writes) over the same credit events twice per
+round, reasons off then on, on fresh keys each time, for ``--rounds`` rounds; the sink keeps
+nothing (Kafka is left out: ``benchmarks/stream_e2e.py`` measures it). The model is the newest
+credit checkpoint of the registry (a trained one: how many alerts fire, and so how many are
+explained, depends on the weights), one torch thread. Per mode: wall events/s, alerts, and the
+time spent explaining them (``Scorer.explain``), per alert too.
+
+Writes ``benchmarks/results/reasons.json``. Run: ``.venv/bin/python -m benchmarks.reasons``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import statistics
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import redis
+import torch
+
+from benchmarks.hot_path import Record, _NullSink, _Source
+from benchmarks.stream_e2e import ROOT
+from crmrisk.settings import Settings
+from model.registry import ModelRegistry
+from state import AlertStateStore, CustomerSequenceStore, LatestScoreStore
+from stream.alert_policy import AlertPolicy
+from stream.alerting import Alerter
+from stream.intake import EventIntake
+from stream.metrics import WorkerMetrics
+from stream.models import load_domain_model
+from stream.pipeline import Pipeline, Scoring, Topics
+from training.datasets.feed import dataset_events, load_records
+
+__all__ = ["main"]
+
+
+def _once(checkpoint: Path, values: list[Record], batch: int, reasons: int, s) -> dict[str, Any]:
+    client = redis.Redis.from_url(s.redis.url)
+    prefix = f"bench-reasons-{uuid.uuid4().hex[:8]}"
+    kit = load_domain_model(
+        checkpoint, "credit", torch.device("cpu"), 3, reasons, s.scoring.reason_steps
+    )
+    explained = [0, 0.0]  # alerts explained, seconds
+    if kit.scorer.explainer is not None:
+        explain = kit.scorer.explain
+
+        def timed(scored):
+            started = time.perf_counter()
+            try:
+                return explain(scored)
+            finally:
+                explained[0] += len(scored)
+                explained[1] += time.perf_counter() - started
+
+        kit.scorer.explain = timed
+    sc = s.scoring
+    pipeline = Pipeline(
+        _Source([values[i : i + batch] for i in range(0, len(values), batch)]),
+        EventIntake(
+            CustomerSequenceStore(client, prefix, s.redis.window, 3600),
+            {"credit": kit.encoder},
+            64 * 1024,
+            {"credit": "LIMIT_BAL"},
+        ),
+        _NullSink(),
+        Topics("d", "s", "a"),
+        WorkerMetrics(),
+        Scoring(
+            {"credit": kit.scorer},
+            Alerter(
+                AlertPolicy(sc.alert_threshold, sc.alert_hysteresis, sc.alert_cooldown_s),
+                {"credit": "default"},
+            ),
+            AlertStateStore(client, prefix, 3600),
+            LatestScoreStore(client, prefix, 3600),
+        ),
+    )
+
+    async def drain() -> tuple[int, int]:
+        consumed = alerts = 0
+        while True:
+            report = await pipeline.step(0.0)
+            if not report.consumed:
+                return consumed, alerts
+            consumed, alerts = consumed + report.consumed, alerts + report.alerts
+
+    started = time.perf_counter()
+    consumed, alerts = asyncio.run(drain())
+    wall = time.perf_counter() - started
+    for key in client.scan_iter(f"{prefix}:*", count=5000):
+        client.delete(key)
+    client.close()
+    return {
+        "events": consumed,
+        "alerts": alerts,
+        "events_per_s": round(consumed / wall),
+        "explained": explained[0],
+        "explain_s": round(explained[1], 3),
+        "explain_ms_per_alert": round(1000 * explained[1] / explained[0], 2)
+        if explained[0]
+        else None,
+    }
+
+
+def run(customers: int, batch: int, rounds: int, checkpoint: Path, settings) -> dict[str, Any]:
+    torch.set_num_threads(1)
+    records = load_records("credit", ROOT / "data", 0)[:customers]
+    events = dataset_events(records, "credit")
+    values = [
+        Record("crm.events", i % 4, i, e.key, e.to_bytes(), 1_700_000_000_000 + i)
+        for i, e in enumerate(events)
+    ]
+    reasons = settings.scoring.reasons or 5
+    _once(checkpoint, values[: batch * 4], batch, reasons, settings)  # warm-up: kernels, caches
+    runs: dict[str, list[dict]] = {"off": [], "on": []}
+    for _ in range(rounds):
+        runs["off"].append(_once(checkpoint, values, batch, 0, settings))
+        runs["on"].append(_once(checkpoint, values, batch, reasons, settings))
+    off = statistics.median(r["events_per_s"] for r in runs["off"])
+    on = statistics.median(r["events_per_s"] for r in runs["on"])
+    return {
+        "checkpoint": str(checkpoint),
+        "customers": len(records),
+        "events_per_run": runs["off"][0]["events"],
+        "batch": batch,
+        "reasons_per_alert": reasons,
+        "reason_steps": settings.scoring.reason_steps,
+        "alert_policy": {
+            "threshold": settings.scoring.alert_threshold,
+            "hysteresis": settings.scoring.alert_hysteresis,
+            "cooldown_s": settings.scoring.alert_cooldown_s,
+        },
+        "runs": runs,
+        "median_events_per_s": {"off": off, "on": on},
+        "on_over_off": round(on / off, 3),
+    }
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--customers", type=int, default=5000)
+    parser.add_argument("--batch", type=int, default=512)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--model", type=Path, help="checkpoint (default: the registry's newest)")
+    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks/results/reasons.json")
+    args = parser.parse_args(argv)
+    settings = Settings()
+    checkpoint = args.model
+    if checkpoint is None:
+        latest = ModelRegistry(settings.model.dir).latest("credit")
+        if latest is None:
+            raise SystemExit(f"no credit model under {settings.model.dir}: train one or --model")
+        checkpoint = latest.path
+    result = run(args.customers, args.batch, args.rounds, checkpoint, settings)
+    result["machine"] = {
+        "cpus": os.cpu_count(),
+        "platform": platform.platform(),
+        "torch": torch.__version__,
+        "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    print(json.dumps(result["median_events_per_s"]), "on/off", result["on_over_off"])
+    return result
+
+
+if __name__ == "__main__":
+    main()
