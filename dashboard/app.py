@@ -76,7 +76,9 @@ class Dashboard:
         c = config
         self.windows = CustomerSequenceStore(self._client, c.key_prefix, c.window, c.ttl_s)
         self.latest = LatestScoreStore(self._client, c.key_prefix, c.ttl_s)
-        self.pointer = ModelPointer(self._client, c.key_prefix, c.pointer_history)
+        self.pointer = ModelPointer(
+            self._client, c.key_prefix, c.pointer_history, Path(c.models_dir) / "live"
+        )
         self.registry = ModelRegistry(c.models_dir)
         self._subscribers: set[asyncio.Queue] = set()
         self._references: dict[tuple[str, str], np.ndarray | None] = {}
