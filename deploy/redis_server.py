@@ -24,6 +24,7 @@ class RedisServer:
     run_dir: Path
     port: int
     binary: str = "redis-server"
+    extra_args: tuple[str, ...] = ()  # e.g. cluster mode (``deploy/redis_cluster.py``)
 
     @property
     def url(self) -> str:
@@ -61,6 +62,7 @@ class RedisServer:
                 "--appendfsync", "everysec",
                 "--maxmemory-policy", "noeviction",
                 "--daemonize", "no",
+                *self.extra_args,
             ]
         )  # fmt: skip
         return True
