@@ -108,8 +108,9 @@ def _kinds(spec: EventLogSpec, frame: pd.DataFrame) -> pd.Series:
     rule = spec.events.kind
     if rule.column is None:
         return pd.Series(rule.default or "event", index=frame.index, dtype=object)
-    values = text_values(frame[rule.column])
+    values = text_values(frame[rule.column]).astype(object)
     kinds = values.map(rule.values) if rule.values else pd.Series(None, index=frame.index)
+    kinds = kinds.astype(object)
     for prefix, kind in rule.prefixes.items():
         hit = kinds.isna() & values.fillna("").str.startswith(prefix)
         kinds = kinds.mask(hit, kind)

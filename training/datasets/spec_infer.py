@@ -31,8 +31,8 @@ _TIME = re.compile(r"(date|time|timestamp|^ts$|_at$|when|day)", re.I)
 _KEY = re.compile(r"(invoice|order|transaction|txn|basket|receipt|ticket|session)", re.I)
 _AMOUNT = re.compile(r"(amount|total|revenue|spend|sales|payment|value)", re.I)
 _QTY = re.compile(r"(quantity|qty|units|count)", re.I)
-_PRICE = re.compile(r"price", re.I)
-_KIND = re.compile(r"(type|kind|event|status|action|category)", re.I)
+_PRICE = re.compile(r"(price|cost)", re.I)
+_KIND = re.compile(r"(type|kind|event|status|state|action|category)", re.I)
 _OUTCOME = re.compile(r"(churn|default|label|target|outcome|fraud|cancel|attrition|left)", re.I)
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import math
+import warnings
 from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
@@ -135,6 +136,8 @@ def utc_times(
             )
         return pd.to_datetime(column, unit=unit, utc=True, errors="coerce")
     try:
-        return pd.to_datetime(column, utc=True)
+        with warnings.catch_warnings():  # "could not infer format": parsed one by one, fine
+            warnings.simplefilter("ignore", UserWarning)
+            return pd.to_datetime(column, utc=True)
     except (ValueError, TypeError):
         return pd.to_datetime(column, utc=True, errors="coerce", format="mixed")
