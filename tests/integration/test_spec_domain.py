@@ -53,8 +53,10 @@ def test_spec_domain__trains_replays_serves_and_refreshes(tmp_path, stream_setti
     models = tmp_path / "models"
     trained = runner.invoke(
         app,
-        ["train", "--spec", str(spec_path), "--epochs", "2", "--max-rows", "300"]
-        + ["--out", str(models), "--threads", "1"],
+        [
+            *("train", "--spec", str(spec_path), "--epochs", "2", "--max-rows", "300"),
+            *("--out", str(models), "--threads", "1"),
+        ],
         env=env,
     )
     assert trained.exit_code == 0, trained.output
@@ -64,8 +66,10 @@ def test_spec_domain__trains_replays_serves_and_refreshes(tmp_path, stream_setti
     # Replay the test customers with the CLI.
     replayed = runner.invoke(
         app,
-        ["replay", "--spec", str(spec_path), "--split", "test", "--rate", "0"]
-        + ["--limit", str(TEST_CUSTOMERS)],
+        [
+            *("replay", "--spec", str(spec_path), "--split", "test", "--rate", "0"),
+            *("--limit", str(TEST_CUSTOMERS)),
+        ],
         env=env,
     )
     assert replayed.exit_code == 0, replayed.output
