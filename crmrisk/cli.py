@@ -8,6 +8,8 @@ from __future__ import annotations
 import logging
 
 import typer
+from rich.console import Console
+from typer.core import TyperGroup
 
 from crmrisk.commands import (
     alerts,
@@ -18,13 +20,34 @@ from crmrisk.commands import (
     replay,
     score,
     services,
+    spec,
     state,
     topics,
     train,
     worker,
 )
+from crmrisk.errors import EXIT_USER_ERROR, describe
 
 __all__ = ["app", "main"]
+
+
+class _Group(TyperGroup):
+    """The root command: a user's mistake anywhere below becomes one clear error (exit 2)."""
+
+    def invoke(self, ctx: typer.Context):
+        try:
+            return super().invoke(ctx)
+        except (typer.TyperException, typer.Exit, typer.Abort):
+            raise  # usage errors and exits: Typer prints and exits as usual
+        except Exception as exc:
+            message = describe(exc)
+            if message is None or ctx.params.get("verbose"):
+                raise  # a bug, or asked for: the traceback
+            Console(stderr=True, soft_wrap=True).print(
+                f"[red]Error:[/red] {message}", highlight=False, markup=True
+            )
+            raise typer.Exit(EXIT_USER_ERROR) from None
+
 
 app = typer.Typer(
     name="crmrisk",
@@ -37,6 +60,7 @@ app = typer.Typer(
     ),
     no_args_is_help=True,
     pretty_exceptions_show_locals=False,
+    cls=_Group,
 )
 services.register(app)
 topics.register(app)
@@ -50,10 +74,15 @@ train.register(app)
 bench.register(app)
 models.register(app)
 state.register(app)
+spec.register(app)
 
 
 @app.callback()
-def _root(verbose: bool = typer.Option(False, "--verbose", "-v", help="Log at DEBUG level.")):
+def _root(
+    verbose: bool = typer.Option(
+        False, "--verbose", "-v", help="Log at DEBUG level; show the traceback of any error."
+    ),
+):
     logging.basicConfig(
         level=logging.DEBUG if verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",

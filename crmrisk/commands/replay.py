@@ -5,6 +5,8 @@ says what is published, ``stream/replay.py`` how)."""
 from __future__ import annotations
 
 import asyncio
+import logging
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -20,6 +22,15 @@ _console = Console()
 
 def command(
     domain: Annotated[str, typer.Option("--domain", "-d", help="Dataset to replay.")] = "credit",
+    spec: Annotated[
+        Path | None,
+        typer.Option(
+            "--spec",
+            exists=True,
+            dir_okay=False,
+            help="Replay a spec domain (as in `crmrisk train --spec`) instead of --domain.",
+        ),
+    ] = None,
     rate: Annotated[
         float, typer.Option(help="Events per second (0 = as fast as possible).")
     ] = 1000.0,
@@ -30,12 +41,29 @@ def command(
 ) -> None:
     """Publish a dataset's events to crm.events in event-time order, and its labels to
     crm.outcomes."""
+    from kafka import KafkaAdminClient
+
     from stream.app import quiet_kafka_clients
     from training.datasets.feed import dataset_events, dataset_outcomes, load_records
 
     quiet_kafka_clients()
     settings = Settings()
-    records = load_records(domain, settings.training.data_dir, settings.training.seed, split or ())
+    # The producer would retry an absent broker for ever: ask it once, briefly, first (a
+    # KafkaTimeoutError here is a clear "Kafka did not answer" from the CLI).
+    kafka_log = logging.getLogger("kafka")
+    level, _ = kafka_log.level, kafka_log.setLevel(logging.CRITICAL)
+    try:
+        KafkaAdminClient(**settings.kafka.client_config(), bootstrap_timeout_ms=5000).close()
+    finally:
+        kafka_log.setLevel(level)
+    options = {}
+    if spec is not None:
+        from crmrisk.commands.spec import spec_for_command
+
+        domain, options["spec"] = spec_for_command(spec)
+    records = load_records(
+        domain, settings.training.data_dir, settings.training.seed, split or (), **options
+    )
     if limit:
         records = records[:limit]
     events = dataset_events(records, domain)

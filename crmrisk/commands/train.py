@@ -34,9 +34,11 @@ def train(
             "--spec",
             exists=True,
             dir_okay=False,
-            help="A new domain without new code: a YAML/JSON spec naming a CSV or JSONL file "
-            "and its columns (training/datasets/generic.py); a relative source is looked up "
-            "next to the spec, then in the data dir. The domain name comes from the spec.",
+            help="A new domain without new code: a YAML/JSON spec naming a CSV, JSONL or "
+            "Parquet file and its columns: rows with a label (training/datasets/generic.py) or "
+            "an event log with labels derived at cutoffs (event_log_spec.py; `crmrisk spec "
+            "infer` writes one). A relative source is looked up next to the spec, then in the "
+            "data dir. The domain name comes from the spec.",
         ),
     ] = None,
     variant: Annotated[
@@ -107,13 +109,9 @@ def train(
     if split:
         options["split"] = split
     if spec is not None:
-        from training.datasets.generic import read_spec
+        from crmrisk.commands.spec import spec_for_command
 
-        parsed = read_spec(spec)
-        beside = spec.parent / parsed.source
-        if not Path(parsed.source).is_absolute() and beside.is_file():  # next to the spec
-            parsed = parsed.model_copy(update={"source": str(beside.resolve())})
-        domain, options["spec"] = parsed.domain, parsed.model_dump(mode="json")
+        domain, options["spec"] = spec_for_command(spec)
     job = TrainJob(
         domain=domain,
         variant=variant or settings.model.variant,

@@ -3,23 +3,31 @@ and the conversion of records into model arrays (see each module's docstring for
 """
 
 from training.datasets.arrays import SequenceArrays, fit_encoder, ordered_window, to_arrays
-from training.datasets.generic import ColumnRole, GenericSpec, SplitSpec, read_spec
+from training.datasets.errors import DataError, SpecError
+from training.datasets.event_log_spec import EventLogSpec
+from training.datasets.generic import ColumnRole, GenericSpec, SplitSpec
 from training.datasets.loader import DOMAINS, load_domain
 from training.datasets.records import PROFILE_KIND, CustomerRecord, DomainDataset, Split
+from training.datasets.spec_file import AnySpec, parse_spec, read_spec
 
 __all__ = [
     "DOMAINS",
     "PROFILE_KIND",
+    "AnySpec",
     "ColumnRole",
     "CustomerRecord",
+    "DataError",
     "DomainDataset",
+    "EventLogSpec",
     "GenericSpec",
     "SequenceArrays",
+    "SpecError",
     "Split",
     "SplitSpec",
     "fit_encoder",
     "load_domain",
     "ordered_window",
+    "parse_spec",
     "read_spec",
     "to_arrays",
 ]

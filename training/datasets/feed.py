@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from stream.events import CustomerEvent, Outcome
 from stream.replay import in_event_time_order
@@ -21,10 +22,11 @@ __all__ = ["dataset_events", "dataset_outcomes", "load_records"]
 
 
 def load_records(
-    domain: str, data_dir: Path, seed: int, splits: Sequence[str] = ()
+    domain: str, data_dir: Path, seed: int, splits: Sequence[str] = (), **options: Any
 ) -> list[CustomerRecord]:
-    """The domain's customer records (all splits unless ``splits`` names some)."""
-    dataset = load_domain(domain, Path(data_dir), seed)
+    """The domain's customer records (all splits unless ``splits`` names some); ``options``
+    go to ``load_domain`` (e.g. ``spec=`` for a spec domain)."""
+    dataset = load_domain(domain, Path(data_dir), seed, **options)
     chosen = splits or ("train", "val", "test")
     return [r for name in chosen for r in dataset.splits()[name]]
 

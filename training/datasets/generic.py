@@ -1,4 +1,6 @@
-"""A new domain without new code: a CSV or JSONL file of events plus a small ``GenericSpec``.
+"""A new domain without new code: a CSV, JSONL or Parquet file plus a small ``GenericSpec``.
+
+For a log without a label column (labels derived at cutoffs) see ``event_log_spec.py``.
 
 Each row is one event of one customer. The spec names the customer id, time, label (and its
 positive value), optional target and kind columns, and the role of every other column used:
@@ -37,10 +39,9 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 import numpy as np
 import pandas as pd
@@ -48,7 +49,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from model.features import FeatureSpec, FieldRole
-from stream.events import FieldValue
+from training.datasets.errors import DataError
 from training.datasets.records import (
     CustomerRecord,
     DomainDataset,
@@ -56,6 +57,7 @@ from training.datasets.records import (
     validate_events,
 )
 from training.datasets.splits import ordered_splits, random_splits
+from training.datasets.tables import plain, read_table, text, utc_times
 
 __all__ = ["ColumnRole", "GenericSpec", "SplitSpec", "build_records", "load", "read_spec"]
 
@@ -90,7 +92,9 @@ class GenericSpec(BaseModel):
 
     domain: Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_-]{0,63}$")]
     source: str = Field(description="CSV or JSONL file, relative to data_dir or absolute.")
-    format: Literal["csv", "jsonl"] | None = Field(None, description="Default: from the suffix.")
+    format: Literal["csv", "jsonl", "parquet"] | None = Field(
+        None, description="Default: from the suffix."
+    )
     customer_id: str
     time: str | None = Field(None, description="Event time column; None: one snapshot time.")
     time_unit: Literal["s", "ms", "us", "ns"] | None = Field(
@@ -125,54 +129,13 @@ def _role(name: str, role: RoleLike) -> FieldRole:
 
 def read_spec(path: Path) -> GenericSpec:
     """A ``GenericSpec`` from a YAML (.yaml/.yml) or JSON file."""
-    text = Path(path).read_text()
-    document = json.loads(text) if Path(path).suffix == ".json" else yaml.safe_load(text)
+    content = Path(path).read_text()
+    document = json.loads(content) if Path(path).suffix == ".json" else yaml.safe_load(content)
     return GenericSpec.model_validate(document)
 
 
-def _text(value: Any) -> str | None:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return None
-    if isinstance(value, bool | np.bool_):
-        return "true" if value else "false"
-    if isinstance(value, float | np.floating) and float(value).is_integer():
-        return str(int(value))
-    return str(value).strip()
-
-
-def _plain(value: Any) -> FieldValue:
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and math.isnan(value):
-        return None
-    if value is None or isinstance(value, bool | int | float | str):
-        return value
-    if isinstance(value, pd.Timestamp | datetime):
-        return value.isoformat()
-    return str(value)
-
-
 def read_rows(spec: GenericSpec, path: Path) -> pd.DataFrame:
-    fmt = spec.format or ("jsonl" if path.suffix in (".jsonl", ".ndjson") else "csv")
-    if fmt == "csv":
-        return pd.read_csv(path)
-    frame = pd.read_json(path, lines=True, dtype=False)
-    if "fields" in frame.columns:
-        fields = pd.json_normalize(frame["fields"].tolist(), max_level=0)
-        frame = pd.concat([frame.drop(columns="fields"), fields], axis=1)
-    return frame
-
-
-def _times(spec: GenericSpec, column: pd.Series) -> pd.Series:
-    """UTC times; naive text is taken as UTC; epoch numbers need ``time_unit``."""
-    if pd.api.types.is_numeric_dtype(column):
-        if spec.time_unit is None:
-            raise ValueError(
-                f"{spec.domain}: time column {spec.time!r} is numeric; set time_unit "
-                "('s', 'ms', 'us' or 'ns') to read it as epoch time"
-            )
-        return pd.to_datetime(column, unit=spec.time_unit, utc=True, errors="coerce")
-    return pd.to_datetime(column, utc=True, errors="coerce", format="mixed")
+    return read_table(path, spec.format)
 
 
 def build_records(
@@ -183,12 +146,15 @@ def build_records(
     needed += [c for c in (spec.time, spec.target, spec.kind, spec.event_id) if c]
     missing = sorted(set(needed) - set(frame.columns))
     if missing:
-        raise ValueError(f"{spec.domain}: columns {missing} named in the spec are not in the data")
+        raise DataError(
+            f"{spec.domain}: columns {missing} named in the spec are not in the data "
+            f"(it has {sorted(map(str, frame.columns))[:20]})"
+        )
     data = frame.reset_index(drop=True)
     data["_row"] = np.arange(len(data))
-    data["_cid"] = data[spec.customer_id].map(_text)
+    data["_cid"] = data[spec.customer_id].map(text)
     if spec.time:
-        data["_time"] = _times(spec, data[spec.time])
+        data["_time"] = utc_times(data[spec.time], spec.time_unit, spec.time)
     else:
         data["_time"] = pd.Timestamp(SNAPSHOT)
     no_id = int(data["_cid"].isna().sum())
@@ -209,10 +175,10 @@ def build_records(
     generated = [f"{c}-{r:0{width}d}" for c, r in zip(cids, data["_row"].tolist(), strict=True)]
     ids = generated
     if spec.event_id:
-        given = data[spec.event_id].map(_text).tolist()
+        given = data[spec.event_id].map(text).tolist()
         ids = [g if g is not None else d for g, d in zip(given, generated, strict=True)]
-    kinds = data[spec.kind].map(_text).fillna("event").tolist() if spec.kind else None
-    columns = {c: [_plain(v) for v in data[c].tolist()] for c in spec.events}
+    kinds = data[spec.kind].map(text).fillna("event").tolist() if spec.kind else None
+    columns = {c: [plain(v) for v in data[c].tolist()] for c in spec.events}
     events = validate_events(
         [
             {
@@ -233,16 +199,16 @@ def build_records(
     last = data.groupby("_cid", sort=True)[wanted].last()
     bounds = data.groupby("_cid", sort=True).indices
     # Case-insensitive: pandas reads a True/False column as booleans ("true"), YAML may say "True".
-    positive = (_text(spec.positive) or "").casefold()
+    positive = (text(spec.positive) or "").casefold()
     records = []
     for cid, row in zip(last.index, last.to_dict("records"), strict=True):
         rows = bounds[cid]  # contiguous: data is sorted by customer
-        label = _text(row[spec.label])
-        target = _plain(row[spec.target]) if spec.target else None
+        label = text(row[spec.label])
+        target = plain(row[spec.target]) if spec.target else None
         records.append(
             CustomerRecord(
                 customer_id=cid,
-                profile={c: _plain(row[c]) for c in spec.profile},
+                profile={c: plain(row[c]) for c in spec.profile},
                 events=events[rows[0] : rows[-1] + 1],
                 label=int(label is not None and label.casefold() == positive),
                 target=None if target is None else float(target),
@@ -258,13 +224,13 @@ def load(spec: GenericSpec, data_dir: Path, seed: int = 0) -> DomainDataset:
     path = Path(spec.source)
     path = path if path.is_absolute() else Path(data_dir) / path
     if not path.is_file():
-        raise FileNotFoundError(f"{spec.domain}: data file not found: {path}")
+        raise DataError(f"{spec.domain}: data file not found: {path}")
     records, dropped = build_records(spec, read_rows(spec, path))
     if not records:
-        raise ValueError(f"{spec.domain}: no usable rows in {path}")
+        raise DataError(f"{spec.domain}: no usable rows in {path}")
     positives = sum(r.label for r in records)
     if positives in (0, len(records)):  # nothing to learn, and every AUC would be undefined
-        raise ValueError(
+        raise DataError(
             f"{spec.domain}: all {len(records)} customers have label "
             f"{'1' if positives else '0'}: does positive={spec.positive!r} match the values of "
             f"column {spec.label!r}?"

@@ -6,8 +6,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from training.datasets import bank, credit, generic, retail, telco
+from training.datasets import bank, credit, event_log, generic, retail, telco
+from training.datasets.errors import DataError
+from training.datasets.event_log_spec import EventLogSpec
 from training.datasets.records import DomainDataset
+from training.datasets.spec_file import parse_spec, read_spec
 
 __all__ = ["DOMAINS", "load_domain"]
 
@@ -25,8 +28,9 @@ def load_domain(name: str, data_dir: Path | str, seed: int = 0, **options: Any) 
 
     ``name`` is a built-in domain (``credit``, ``telco``, ``bank``, ``retail``; ``options`` go
     to its ``load``, e.g. ``split="random"`` or ``include_duration=True`` for bank), or
-    ``"generic"`` with ``spec=`` a ``GenericSpec``, a dict or a YAML/JSON path, or the name of
-    a spec file ``<data_dir>/<name>.yaml|.yml|.json``.
+    ``"generic"`` with ``spec=`` a ``GenericSpec`` or ``EventLogSpec``, a dict or a YAML/JSON
+    path, or the name of a spec file ``<data_dir>/<name>.yaml|.yml|.json``. Errors in the spec
+    or the data raise ``DataError`` (``SpecError`` for the spec) naming what to fix.
     """
     data_dir = Path(data_dir)
     if name in DOMAINS:
@@ -37,11 +41,13 @@ def load_domain(name: str, data_dir: Path | str, seed: int = 0, **options: Any) 
         spec = next((path for path in found if path.is_file()), None)
     if spec is None:
         known = ", ".join([*DOMAINS, "generic"])
-        raise ValueError(f"unknown domain {name!r} (known: {known}; or a spec file in {data_dir})")
+        raise DataError(
+            f"unknown domain {name!r}: use one of {known}, or write a spec file "
+            f"{data_dir}/{name}.yaml (`crmrisk spec infer DATA.csv`)"
+        )
     if options:
         raise TypeError(f"generic domains take no options besides spec, got {sorted(options)}")
-    if isinstance(spec, str | Path):
-        spec = generic.read_spec(Path(spec))
-    elif isinstance(spec, dict):
-        spec = generic.GenericSpec.model_validate(spec)
-    return generic.load(spec, data_dir, seed)
+    parsed = read_spec(Path(spec)) if isinstance(spec, str | Path) else parse_spec(spec)
+    if isinstance(parsed, EventLogSpec):
+        return event_log.load(parsed, data_dir, seed)
+    return generic.load(parsed, data_dir, seed)

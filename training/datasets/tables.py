@@ -1,0 +1,143 @@
+"""Reading a user's data file and turning its cells into contract values (shared by the spec paths).
+
+``read_table`` reads CSV (optionally compressed), JSONL or Parquet into a DataFrame and turns
+every failure to read into a ``DataError`` naming the file; ``text_values`` / ``plain`` make ids,
+labels and field values plain Python, ``utc_times`` parses a time column to UTC.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import warnings
+from collections.abc import Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+
+from stream.events import FieldValue
+from training.datasets.errors import DataError
+
+__all__ = ["Format", "file_format", "plain", "read_table", "text", "text_values", "utc_times"]
+
+log = logging.getLogger(__name__)
+
+Format = Literal["csv", "jsonl", "parquet"]
+_JSONL = (".jsonl", ".ndjson")
+_PARQUET = (".parquet", ".pq")
+
+
+def file_format(path: Path, given: Format | None = None) -> Format:
+    """The format named in the spec, else from the suffix (``x.csv.gz`` is CSV)."""
+    if given:
+        return given
+    suffixes = [s.lower() for s in Path(path).suffixes]
+    if any(s in _JSONL for s in suffixes):
+        return "jsonl"
+    if any(s in _PARQUET for s in suffixes):
+        return "parquet"
+    return "csv"
+
+
+def read_table(
+    path: Path,
+    fmt: Format | None = None,
+    text_columns: Sequence[str] = (),
+    nrows: int | None = None,
+) -> pd.DataFrame:
+    """The file as a DataFrame; ``text_columns`` are read as text (codes like ``"C536379"``).
+
+    JSONL rows may be contract-shaped (``{"customer_id", "event_time", "kind", "fields"}``):
+    ``fields`` is flattened into columns. Raises ``DataError`` when the file cannot be read.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"data file not found: {path}")
+    kind = file_format(path, fmt)
+    dtype = dict.fromkeys(text_columns, str)
+    try:
+        if kind == "csv":
+            frame = pd.read_csv(path, dtype=dtype or None, nrows=nrows, low_memory=False)
+        elif kind == "parquet":
+            frame = pd.read_parquet(path)
+            frame = frame.head(nrows) if nrows else frame
+            frame = frame.astype(dict.fromkeys(set(text_columns) & set(frame.columns), str))
+        else:
+            frame = pd.read_json(path, lines=True, dtype=False, nrows=nrows)
+            if "fields" in frame.columns:
+                fields = pd.json_normalize(frame["fields"].tolist(), max_level=0)
+                frame = pd.concat([frame.drop(columns="fields"), fields], axis=1)
+    except (OSError, ValueError, UnicodeDecodeError, ImportError) as exc:
+        # pandas raises ParserError / EmptyDataError (ValueError subclasses), gzip raises
+        # OSError, pyarrow ArrowInvalid (a ValueError): all mean "this file is not readable".
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise DataError(f"cannot read {path} as {kind}: {reason}") from exc
+    if frame.empty:
+        raise DataError(f"{path} has no rows")
+    return frame
+
+
+def text(value: Any) -> str | None:
+    """An id or label as text: None for missing, ``12346.0`` -> ``"12346"``, bools lower-case."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return None
+    if isinstance(value, bool | np.bool_):
+        return "true" if value else "false"
+    if isinstance(value, float | np.floating) and float(value).is_integer():
+        return str(int(value))
+    out = str(value).strip()
+    return out or None
+
+
+def text_values(column: pd.Series) -> pd.Series:
+    """``text`` over a column; integer-valued numbers are converted vectorised (large files)."""
+    if pd.api.types.is_integer_dtype(column) and not pd.api.types.is_bool_dtype(column):
+        return column.astype("Int64").astype(str).astype(object).where(column.notna(), None)
+    if pd.api.types.is_float_dtype(column):
+        finite = column.dropna().to_numpy()
+        if np.all(np.mod(finite, 1) == 0) and np.all(np.abs(finite) < 2**53):
+            out = column.astype("Int64").astype(str).astype(object)
+            return out.where(column.notna(), None)
+    return column.map(text)
+
+
+def plain(value: Any) -> FieldValue:
+    """A cell as an event-contract value (numpy scalars unwrapped, NaN -> None)."""
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    if isinstance(value, pd.Timestamp | datetime):
+        return value.isoformat()
+    return str(value)
+
+
+def utc_times(
+    column: pd.Series, unit: Literal["s", "ms", "us", "ns"] | None, name: str
+) -> pd.Series:
+    """UTC times, NaT where unparsable; naive text is UTC; epoch numbers need ``unit``.
+
+    One format for the column is tried first (fast on large files); mixed formats fall back to
+    element-wise parsing.
+    """
+    if pd.api.types.is_datetime64_any_dtype(column):
+        times = pd.to_datetime(column, utc=True)
+        return times
+    if pd.api.types.is_numeric_dtype(column):
+        if unit is None:
+            raise DataError(
+                f"time column {name!r} is numeric; set time_unit ('s', 'ms', 'us' or 'ns') to "
+                "read it as epoch time"
+            )
+        return pd.to_datetime(column, unit=unit, utc=True, errors="coerce")
+    try:
+        with warnings.catch_warnings():  # "could not infer format": parsed one by one, fine
+            warnings.simplefilter("ignore", UserWarning)
+            return pd.to_datetime(column, utc=True)
+    except (ValueError, TypeError):
+        return pd.to_datetime(column, utc=True, errors="coerce", format="mixed")
