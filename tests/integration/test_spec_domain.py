@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -114,7 +115,7 @@ def test_spec_domain__trains_replays_serves_and_refreshes(tmp_path, stream_setti
         },
     )
     registry = ModelRegistry(models)
-    pointer = ModelPointer(redis_client, s.redis.key_prefix, 50)
+    pointer = ModelPointer(redis_client, s.redis.key_prefix, 50, Path(models) / "live")
     producer = KafkaProducer(bootstrap_servers=s.kafka.bootstrap_servers.split(","), acks="all")
     promoter = ModelPromoter(registry, pointer, producer, s.kafka.topics.model_updates)
     promoter.promote(DOMAIN, "v0001", "trained", expected=None)
