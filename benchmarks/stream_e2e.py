@@ -74,7 +74,7 @@ def make_checkpoint(records, directory: Path) -> Path:
     return path
 
 
-def make_settings(base: Settings, tag: str, partitions: int) -> Settings:
+def make_settings(base: Settings, tag: str, partitions: int, redis: dict | None = None) -> Settings:
     topics = {
         name: f"bench-{name}-{tag}"
         for name in ("events", "dead_letters", "outcomes", "scores", "alerts", "score_requests")
@@ -92,7 +92,7 @@ def make_settings(base: Settings, tag: str, partitions: int) -> Settings:
             "group_id": f"bench-{tag}",
             "topics": topics,
         },
-        redis={"url": base.redis.url, "key_prefix": f"bench:{tag}"},
+        redis={"url": base.redis.url, **(redis or {}), "key_prefix": f"bench:{tag}"},
         scoring={"device": "cpu", "metrics_port": _free_port()},
     )
 
@@ -113,6 +113,8 @@ def _env(settings: Settings) -> dict[str, str]:
         RISK_KAFKA__GROUP_ID=k.group_id,
         RISK_REDIS__URL=r.url,
         RISK_REDIS__KEY_PREFIX=r.key_prefix,
+        RISK_REDIS__CLUSTER=str(r.cluster).lower(),
+        RISK_REDIS__WAIT_REPLICAS=str(r.wait_replicas),
         RISK_SCORING__DEVICE=s.device,
         RISK_SCORING__METRICS_PORT=str(s.metrics_port),
         RISK_SCORING__MAX_BATCH_SIZE=str(s.max_batch_size),
@@ -124,9 +126,9 @@ def _env(settings: Settings) -> dict[str, str]:
 
 
 def cleanup_keys(settings: Settings) -> None:
-    import redis
+    from stream.app import redis_client
 
-    client = redis.Redis.from_url(settings.redis.url)
+    client = redis_client(settings)
     for key in client.scan_iter(f"{settings.redis.key_prefix}:*", count=5000):
         client.delete(key)
     client.close()
@@ -404,8 +406,10 @@ def run_backlog(
     pairs,
     scores: int,
     workdir: Path,
+    redis: dict | None = None,
 ) -> dict:
-    """``n_workers`` processes of one consumer group drain a backlog on fresh topics and keys.
+    """``n_workers`` processes of one consumer group drain a backlog on fresh topics and keys
+    (``redis``: settings of the Redis section to use instead of the base's, e.g. a cluster).
 
     The backlog is published first, in full, so no publisher shares the cores with the workers;
     then the workers start. The clock starts once the group is stable (a rebalance is a pause of
@@ -413,7 +417,7 @@ def run_backlog(
     workers consumed before it started is not counted.
     """
     tag = uuid.uuid4().hex[:8]
-    s = make_settings(base, tag, partitions)
+    s = make_settings(base, tag, partitions, redis)
     workers: list[Worker] = []
     try:
         publisher = multiprocessing.get_context("spawn").Process(

@@ -127,6 +127,15 @@ class RedisSettings(BaseModel):
         False,
         description="Talk to a Redis Cluster (url names any node; keys carry hash tags).",
     )
+    wait_replicas: int = Field(
+        0,
+        ge=0,
+        description="After each batch, wait until this many replicas of each master hold it "
+        "(WAIT), so a failover loses nothing; 1 with a replicated cluster, 0 = don't wait.",
+    )
+    wait_timeout_ms: int = Field(
+        1000, ge=1, description="How long that wait may take before the batch is retried."
+    )
 
     def client_kwargs(self) -> dict[str, Any]:
         """Keyword arguments for ``redis.Redis.from_url(self.url, **kwargs)``."""
@@ -307,6 +316,11 @@ class ServicesSettings(BaseModel):
     )
     cluster_heap: str = Field(
         "-Xms128m -Xmx384m", description="JVM heap options for each node of the 3-broker cluster."
+    )
+    redis_cluster_port: int = Field(
+        17000,
+        ge=1,
+        description="First of 6 ports of the local Redis Cluster (3 masters + 3 replicas).",
     )
     start_timeout_s: float = Field(
         120.0, gt=0, description="How long `crmrisk up` waits for a service to answer (s)."

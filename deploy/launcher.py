@@ -1,10 +1,11 @@
-"""The local services behind ``crmrisk up | down | status``: Kafka, Redis, a 3-broker cluster.
+"""The local services behind ``crmrisk up | down | status``: Kafka, Redis, and their clusters.
 
 Layout under ``home`` (default ``./var``)::
 
     kafka/           single broker+controller: server.properties, data/, logs/, kafka.pid
     redis/           redis-server: redis.log, redis.pid
     kafka-cluster/   node-1..3/ like kafka/, plus cluster.id
+    redis-cluster/   node-<port>/ x 6: 3 masters + 3 replicas (``deploy/redis_cluster.py``)
 
 ``up`` is idempotent and serialised by a lock file, so concurrent test runs share one broker:
 a service we already run is reused, one that crashed is restarted on its old data, and one that
@@ -14,6 +15,7 @@ somebody else runs on the same port is used as it is. ``down`` stops only what `
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,6 +23,7 @@ from deploy.jars import kafka_libs_dir, resolve_kafka_jars
 from deploy.kafka_broker import KafkaCluster
 from deploy.probes import kafka_broker_count, redis_answers
 from deploy.process import ManagedProcess, exclusive_lock, port_in_use
+from deploy.redis_cluster import LocalRedisCluster
 from deploy.redis_server import RedisServer
 
 __all__ = ["Launcher", "PortTakenError", "ServiceState"]
@@ -68,6 +71,7 @@ class Launcher:
         cluster_heap: str,
         java: str = "java",
         redis_binary: str = "redis-server",
+        redis_cluster_port: int = 17000,
     ) -> None:
         self.home = Path(home).resolve()
         self.cache_dir = Path(cache_dir).expanduser()
@@ -91,13 +95,20 @@ class Launcher:
             java=java,
         )
         self.redis = RedisServer(self.home / "redis", redis_port, redis_binary)
+        self.redis_cluster = LocalRedisCluster(
+            self.home / "redis-cluster", redis_cluster_port, binary=redis_binary
+        )
 
     @property
     def _lock(self) -> Path:
         return self.home / "launcher.lock"
 
     def _transient_marker(self, name: str) -> Path:
-        folder = {"kafka": self.kafka.home, "redis": self.redis.run_dir}
+        folder = {
+            "kafka": self.kafka.home,
+            "redis": self.redis.run_dir,
+            "redis-cluster": self.redis_cluster.home,
+        }
         return folder.get(name, self.cluster.home) / "transient"
 
     # -- commands ----------------------------------------------------------------------------
@@ -108,6 +119,7 @@ class Launcher:
         kafka: bool = True,
         redis: bool = True,
         cluster: bool = False,
+        redis_cluster: bool = False,
         timeout_s: float = 120.0,
         transient: bool = False,
     ) -> list[ServiceState]:
@@ -125,8 +137,18 @@ class Launcher:
                 waited.update(self._kafka_up(self.kafka, "kafka", timeout_s))
             if cluster:
                 waited.update(self._kafka_up(self.cluster, "kafka-cluster", timeout_s))
+            if redis_cluster:
+                began = time.monotonic()
+                if self.redis_cluster.start(timeout_s):
+                    waited["redis-cluster"] = time.monotonic() - began
             started_now = {name.split(" node ")[0] for name in waited}
-            for name, wanted in (("redis", redis), ("kafka", kafka), ("kafka-cluster", cluster)):
+            wanted_by_name = (
+                ("redis", redis),
+                ("kafka", kafka),
+                ("kafka-cluster", cluster),
+                ("redis-cluster", redis_cluster),
+            )
+            for name, wanted in wanted_by_name:
                 marker = self._transient_marker(name)
                 if wanted and not transient:
                     marker.unlink(missing_ok=True)
@@ -143,6 +165,7 @@ class Launcher:
         kafka: bool = True,
         redis: bool = True,
         cluster: bool = True,
+        redis_cluster: bool = True,
         transient_only: bool = False,
     ) -> list[str]:
         """Stop what this launcher started; returns the names of what it stopped.
@@ -151,12 +174,19 @@ class Launcher:
         """
         stopped: list[str] = []
         with exclusive_lock(self._lock):
-            wanted = {"kafka-cluster": cluster, "kafka": kafka, "redis": redis}
+            wanted = {
+                "kafka-cluster": cluster,
+                "redis-cluster": redis_cluster,
+                "kafka": kafka,
+                "redis": redis,
+            }
             for name in [name for name, asked in wanted.items() if asked]:
                 if transient_only and not self._transient_marker(name).exists():
                     continue
                 if name == "kafka-cluster":
                     stopped += [f"kafka-cluster node {n.node_id}" for n in self.cluster.stop()]
+                elif name == "redis-cluster":
+                    stopped += [f"redis-cluster node {p}" for p in self.redis_cluster.stop()]
                 elif name == "kafka":
                     stopped += ["kafka" for _ in self.kafka.stop()]
                 elif self.redis.stop():
@@ -184,6 +214,14 @@ class Launcher:
                     f"kafka-cluster node {node.node_id}", node.address, node.process, answering
                 )
             )
+        for port in self.redis_cluster.ports:
+            server = self.redis_cluster.node(port)
+            if not server.process.running() and not port_in_use(port):
+                continue
+            rows.append(
+                self._row(f"redis-cluster node {port}", server.url, server.process,
+                          redis_answers(server.url))
+            )  # fmt: skip
         return rows
 
     def _row(

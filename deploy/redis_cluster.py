@@ -53,6 +53,8 @@ class LocalRedisCluster:
                 "--cluster-node-timeout", str(self.node_timeout_ms),
                 # A master whose slots are partly down still serves the others.
                 "--cluster-require-full-coverage", "no",
+                # A replica syncs at once (the default waits 5 s for more replicas to batch).
+                "--repl-diskless-sync-delay", "0",
             ),
         )  # fmt: skip
 
@@ -67,7 +69,27 @@ class LocalRedisCluster:
         if not self._formed():
             self._create(timeout_s)
         self.wait_ok(timeout_s)
+        self.wait_replicated(timeout_s)
         return started
+
+    def wait_replicated(self, timeout_s: float = 60.0) -> float:
+        """Block until every master has ``replicas`` replicas online (synced)."""
+        began = time.monotonic()
+        while True:
+            lagging = []
+            for port in self.masters_now():
+                info = redis.Redis(port=port, socket_timeout=1).info("replication")
+                online = [
+                    v for k, v in info.items()
+                    if k.startswith("slave") and isinstance(v, dict) and v.get("state") == "online"
+                ]  # fmt: skip
+                if len(online) < self.replicas:
+                    lagging.append(port)
+            if not lagging:
+                return time.monotonic() - began
+            if time.monotonic() - began > timeout_s:
+                raise RedisStartError(f"masters {lagging} have no synced replica in {timeout_s} s")
+            time.sleep(0.2)
 
     def stop(self) -> list[int]:
         return [port for port in self.ports if self.node(port).stop()]

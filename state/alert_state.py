@@ -28,12 +28,21 @@ class AlertStateStore:
     read-decide-write per batch is race free.
     """
 
-    def __init__(self, client: redis.Redis, prefix: str, ttl_s: int) -> None:
+    def __init__(
+        self,
+        client: redis.Redis,
+        prefix: str,
+        ttl_s: int,
+        wait_replicas: int = 0,
+        wait_timeout_ms: int = 1000,
+    ) -> None:
         if ttl_s < 1:
             raise ValueError(f"ttl_s must be >= 1, got {ttl_s}")
         self._client = client
         self._prefix = prefix
         self.ttl_s = ttl_s
+        self.wait_replicas = wait_replicas  # as CustomerSequenceStore: WAIT after each write
+        self.wait_timeout_ms = wait_timeout_ms
 
     def _key(self, customer_id: str, domain: str) -> str:
         return f"{self._prefix}:alert:{domain}:{{{customer_id}}}"
@@ -70,6 +79,11 @@ class AlertStateStore:
                 fields += ["last", repr(state.last_alert_s)]
             commands += [["HSET", key, *fields], ["EXPIRE", key, self.ttl_s]]
         try:
-            round_trip(self._client, commands)
+            round_trip(
+                self._client,
+                commands,
+                wait_replicas=self.wait_replicas,
+                wait_timeout_ms=self.wait_timeout_ms,
+            )
         except redis.RedisError as exc:
             raise StateError(f"writing {len(items)} alert states failed: {exc}") from exc

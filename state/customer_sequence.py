@@ -18,7 +18,7 @@ import numpy as np
 import redis
 
 from state.errors import StateError
-from state.pipeline import round_trip
+from state.pipeline import is_cluster, round_trip, slot_of
 
 __all__ = ["Append", "AppendResult", "AppendStatus", "CustomerSequence", "CustomerSequenceStore"]
 
@@ -87,9 +87,22 @@ class CustomerSequenceStore:
         Events kept per customer and domain (W).
     ttl_s
         Inactive customers expire after this many seconds.
+    wait_replicas
+        After each batch of appends, wait until this many replicas (of each master written)
+        acknowledged it (``WAIT``), so that a failover loses no stored event; 0 = don't wait.
+    wait_timeout_ms
+        How long that wait may take before the batch counts as failed (and is retried).
     """
 
-    def __init__(self, client: redis.Redis, prefix: str, window: int, ttl_s: int) -> None:
+    def __init__(
+        self,
+        client: redis.Redis,
+        prefix: str,
+        window: int,
+        ttl_s: int,
+        wait_replicas: int = 0,
+        wait_timeout_ms: int = 1000,
+    ) -> None:
         if window < 1:
             raise ValueError(f"window must be >= 1, got {window}")
         if ttl_s < 1:
@@ -98,6 +111,9 @@ class CustomerSequenceStore:
         self._prefix = prefix
         self.window = window
         self.ttl_s = ttl_s
+        self.wait_replicas = wait_replicas
+        self.wait_timeout_ms = wait_timeout_ms
+        self._cluster = is_cluster(client)
         # EVALSHA by the script's SHA1 (what SCRIPT LOAD would answer), loaded on the first
         # NOSCRIPT: building a store needs no Redis, so a worker can start while Redis is down.
         self._sha = hashlib.sha1(_SCRIPT.encode()).hexdigest()
@@ -135,11 +151,28 @@ class CustomerSequenceStore:
         if not items:
             return []
         keys = [self._key(item.customer_id, item.domain) for item in items]
-        args: list = ["batch"]
-        for item in items:
-            args.extend(self._append_args(item))
-        (replies,) = self._run_many([[len(keys), *keys, *args]])
+        groups = self._by_slot(keys)
+        calls = []
+        for rows in groups:
+            args: list = ["batch"]
+            for i in rows:
+                args.extend(self._append_args(items[i]))
+            calls.append([len(rows), *(keys[i] for i in rows), *args])
+        replies: list = [None] * len(items)
+        for rows, group_replies in zip(groups, self._run_many(calls, wait=True), strict=True):
+            for i, reply in zip(rows, group_replies, strict=True):
+                replies[i] = reply
         return [AppendResult(_STATUS[r[0]], _decode(r), r[7]) for r in replies]
+
+    def _by_slot(self, keys: list[str]) -> list[list[int]]:
+        """Indexes of ``keys`` per script call: all in one on a single Redis; on a cluster one
+        call per hash slot (a script may only touch keys of one slot), order kept within."""
+        if not self._cluster:
+            return [list(range(len(keys)))]
+        groups: dict[int, list[int]] = {}
+        for i, key in enumerate(keys):
+            groups.setdefault(slot_of(key), []).append(i)
+        return list(groups.values())
 
     def read(self, customer_id: str, domain: str) -> CustomerSequence:
         """The customer's current window (empty when unknown or expired)."""
@@ -164,7 +197,7 @@ class CustomerSequenceStore:
         except redis.RedisError as exc:
             raise StateError(f"loading customer_sequence.lua failed: {exc}") from exc
 
-    def _run_many(self, calls: list[list]) -> list:
+    def _run_many(self, calls: list[list], wait: bool = False) -> list:
         """EVALSHA each ``[numkeys, *keys, *args]`` in one round trip, retrying after a NOSCRIPT.
 
         ``round_trip``, not redis-py's ``Pipeline``/``Script``: their per-command wrappers cost
@@ -174,7 +207,12 @@ class CustomerSequenceStore:
             return []
         for attempt in (1, 2):
             try:
-                return round_trip(self._client, [["EVALSHA", self._sha, *c] for c in calls])
+                return round_trip(
+                    self._client,
+                    [["EVALSHA", self._sha, *c] for c in calls],
+                    wait_replicas=self.wait_replicas if wait else 0,
+                    wait_timeout_ms=self.wait_timeout_ms,
+                )
             except redis.exceptions.NoScriptError:
                 if attempt == 2:
                     raise StateError("customer_sequence.lua vanished twice") from None

@@ -47,7 +47,7 @@ class LatestScoreStore:
     def read_many(self, customers: Sequence[tuple[str, str]]) -> list[bytes | None]:
         if not customers:
             return []
-        try:
-            return self._client.mget([self._key(c, d) for c, d in customers])
+        try:  # GETs, not MGET: the keys may live in many cluster slots
+            return round_trip(self._client, [["GET", self._key(c, d)] for c, d in customers])
         except redis.RedisError as exc:
             raise StateError(f"reading {len(customers)} latest scores failed: {exc}") from exc

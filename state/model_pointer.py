@@ -13,9 +13,10 @@ current atomically (temporary file, fsync, rename) and appends to the history, s
 delays readers of the copy.
 
 Files: ``live/<domain>.json`` (current), ``live/<domain>.history.jsonl`` (oldest first).
-Keys: ``{prefix}:model:{domain}:current`` (hash) and ``{prefix}:model:{domain}:history``
-(list, newest first, capped). Only this class builds them. A deployment whose pointer lived
-only in Redis (before the journal) is migrated on first read.
+Keys: ``{prefix}:model:{{domain}}:current`` (hash) and ``{prefix}:model:{{domain}}:history``
+(list, newest first, capped; the braces are a cluster hash tag). Only this class builds them.
+A deployment whose pointer lived only in Redis (before the journal, keys without the tag) is
+migrated on first read.
 """
 
 from __future__ import annotations
@@ -95,6 +96,11 @@ class ModelPointer:
         self._move = client.register_script(source)
 
     def _key(self, domain: str, part: str) -> str:
+        # The domain is the hash tag: both keys of a move share one cluster slot (one script).
+        return f"{self._prefix}:model:{{{domain}}}:{part}"
+
+    def _legacy_key(self, domain: str, part: str) -> str:
+        """Keys before the hash tag (and before the journal): read once, by ``_migrate``."""
         return f"{self._prefix}:model:{domain}:{part}"
 
     def _file(self, domain: str, suffix: str) -> Path:
@@ -132,8 +138,8 @@ class ModelPointer:
     def _migrate(self, domain: str) -> dict[str, str]:
         """A pointer set before the journal existed lives only in Redis: copy it to disk."""
         try:
-            current = self._client.hgetall(self._key(domain, "current"))
-            history = self._client.lrange(self._key(domain, "history"), 0, -1)
+            current = self._client.hgetall(self._legacy_key(domain, "current"))
+            history = self._client.lrange(self._legacy_key(domain, "history"), 0, -1)
         except redis.RedisError as exc:
             log.debug("no journal for %s and Redis unreadable: %s", domain, exc)
             return {}

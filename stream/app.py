@@ -67,7 +67,14 @@ def quiet_kafka_clients() -> None:
 
 
 def redis_client(settings: Settings) -> redis.Redis:
-    return redis.Redis.from_url(settings.redis.url, **settings.redis.client_kwargs())
+    """A client for ``settings.redis``: redis-py's cluster client when ``redis.cluster`` is set
+    (it learns every node from the one in the URL and follows failovers)."""
+    r = settings.redis
+    if r.cluster:
+        from redis.cluster import RedisCluster
+
+        return RedisCluster.from_url(r.url, **r.client_kwargs())  # type: ignore[return-value]
+    return redis.Redis.from_url(r.url, **r.client_kwargs())
 
 
 def model_pointer(settings: Settings, client: redis.Redis | None = None) -> ModelPointer:
@@ -187,7 +194,9 @@ def build_worker(
     )
     if role == "ingest":
         intake: EventIntake | RequestIntake = EventIntake(
-            CustomerSequenceStore(client, r.key_prefix, r.window, r.ttl_s),
+            CustomerSequenceStore(
+                client, r.key_prefix, r.window, r.ttl_s, r.wait_replicas, r.wait_timeout_ms
+            ),
             {d: m.encoder for d, m in models.items()},
             k.max_message_bytes,
             s.exposure_fields,
@@ -201,7 +210,9 @@ def build_worker(
         scoring = Scoring(
             scorers={d: m.scorer for d, m in models.items()},
             alerter=Alerter(policy, s.risk_types),
-            alert_states=AlertStateStore(client, r.key_prefix, r.ttl_s),
+            alert_states=AlertStateStore(
+                client, r.key_prefix, r.ttl_s, r.wait_replicas, r.wait_timeout_ms
+            ),
             latest_scores=LatestScoreStore(client, r.key_prefix, r.ttl_s),
         )
     topics = Topics(

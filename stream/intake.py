@@ -17,6 +17,7 @@ Bad input never stops the batch: each record that cannot be used becomes a ``Dea
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import logging
 import time
@@ -27,7 +28,7 @@ from typing import Protocol
 import numpy as np
 import orjson
 
-from state import Append, AppendStatus
+from state import Append, AppendStatus, CustomerSequence
 from stream.events import (
     CustomerEvent,
     DeadLetter,
@@ -166,11 +167,15 @@ class EventIntake:
             if status is AppendStatus.OUTSIDE_WINDOW:
                 intake.outside_window += 1
                 continue
+            sequence = stored.sequence
             if status is AppendStatus.APPLIED:
                 intake.applied += 1
             else:
                 intake.redelivered += 1
-            if len(stored.sequence) == 0:
+                # The window now may hold events that arrived after this one (a batch retried
+                # or replayed after a crash): score it as of itself, never with its future.
+                sequence = _as_of(sequence, append.event_time_ms, event.event_id)
+            if len(sequence) == 0:
                 intake.unscored += 1
                 continue
             intake.requests.append(
@@ -180,7 +185,7 @@ class EventIntake:
                     event_id=event.event_id,
                     event_time_ms=append.event_time_ms,
                     produced_ms=record.timestamp,
-                    sequence=stored.sequence,
+                    sequence=sequence,
                 )
             )
         return intake
@@ -328,6 +333,24 @@ def content_hash(event: CustomerEvent) -> bytes:
     return hashlib.blake2b(
         orjson.dumps(document, option=orjson.OPT_SORT_KEYS), digest_size=8
     ).digest()
+
+
+def _as_of(sequence: CustomerSequence, time_ms: int, event_id: str) -> CustomerSequence:
+    """The part of a window up to and including the event at (``time_ms``, ``event_id``) in the
+    store's order (event time, then event id bytes)."""
+    key = (time_ms, event_id.encode())
+    times = sequence.event_times_ms
+    keep = sum(1 for t, i in zip(times.tolist(), sequence.event_ids, strict=True)
+               if (t, i.encode()) <= key)  # fmt: skip
+    if keep == len(sequence):
+        return sequence
+    return dataclasses.replace(
+        sequence,
+        event_ids=sequence.event_ids[:keep],
+        event_times_ms=times[:keep],
+        kinds=sequence.kinds[:keep],
+        events=sequence.events[:keep],
+    )
 
 
 def _encode_block(encoder: Encoder, events: Sequence[CustomerEvent], is_profile: bool):

@@ -36,6 +36,7 @@ def build_launcher(services: ServicesSettings) -> Launcher:
         cluster_port=services.cluster_port,
         cluster_controller_port=services.cluster_controller_port,
         cluster_heap=services.cluster_heap,
+        redis_cluster_port=services.redis_cluster_port,
     )
 
 
@@ -67,6 +68,14 @@ def up(
     ),
     kafka: bool = typer.Option(True, "--kafka/--no-kafka", help="Start the single broker."),
     redis: bool = typer.Option(True, "--redis/--no-redis", help="Start redis-server."),
+    redis_cluster: bool = typer.Option(
+        False,
+        "--redis-cluster",
+        help="Also start a Redis Cluster of 3 masters + 3 replicas on "
+        "RISK_SERVICES__REDIS_CLUSTER_PORT.. (default 17000-17005); point the workers at it "
+        "with RISK_REDIS__URL=redis://127.0.0.1:17000/0 RISK_REDIS__CLUSTER=true "
+        "RISK_REDIS__WAIT_REPLICAS=1.",
+    ),
 ) -> None:
     """Start the local Kafka broker (KRaft, 127.0.0.1:9092) and Redis (127.0.0.1:6379).
 
@@ -79,7 +88,11 @@ def up(
     launcher = build_launcher(settings.services)
     try:
         states = launcher.up(
-            kafka=kafka, redis=redis, cluster=cluster, timeout_s=settings.services.start_timeout_s
+            kafka=kafka,
+            redis=redis,
+            cluster=cluster,
+            redis_cluster=redis_cluster,
+            timeout_s=settings.services.start_timeout_s,
         )
     except (KafkaJarsError, KafkaStartError, PortTakenError, RedisStartError) as exc:
         _console.print(f"[red]crmrisk up failed:[/red] {exc}")
@@ -89,7 +102,9 @@ def up(
 
 def down(
     cluster_only: bool = typer.Option(
-        False, "--cluster-only", help="Stop only the 3-broker cluster, keep broker and Redis."
+        False,
+        "--cluster-only",
+        help="Stop only the clusters (Kafka's and Redis's), keep the broker and Redis.",
     ),
 ) -> None:
     """Stop the services that `crmrisk up` started (never ones somebody else runs).
@@ -98,7 +113,9 @@ def down(
     RISK_SERVICES__HOME, so the next `crmrisk up` continues where this one left off.
     """
     launcher = build_launcher(Settings().services)
-    stopped = launcher.down(kafka=not cluster_only, redis=not cluster_only, cluster=True)
+    stopped = launcher.down(
+        kafka=not cluster_only, redis=not cluster_only, cluster=True, redis_cluster=True
+    )
     _console.print(f"stopped: {', '.join(stopped)}" if stopped else "nothing of ours was running")
 
 

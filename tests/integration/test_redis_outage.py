@@ -166,7 +166,7 @@ def test_redis_killed_mid_stream__worker_rides_it_out_and_rebuilds_every_window(
             _scored(settings, len(statements[0]) + len(statements[1]))
             _wait(lambda: _health(health_port)["status"] == "ok", 20, "/health ok again")
             cache = redis.Redis(port=port)
-            pointer_key = f"{settings.redis.key_prefix}:model:credit:current"
+            pointer_key = f"{settings.redis.key_prefix}:model:{{credit}}:current"
             _wait(
                 lambda: cache.hget(pointer_key, "version") == v1.version.encode(),
                 4 * RELOAD_S + 5,

@@ -20,7 +20,7 @@ def pointer(redis_client, redis_prefix, tmp_path):
 
 
 def _cached(client, prefix: str, domain: str = "credit") -> bytes | None:
-    return client.hget(f"{prefix.rstrip(':')}:model:{domain}:current", "version")
+    return client.hget(f"{prefix.rstrip(':')}:model:{{{domain}}}:current", "version")
 
 
 def test_current__none_before_first_set(pointer):
@@ -73,7 +73,7 @@ def test_history__journal_keeps_all_newest_first_redis_copy_is_capped(
         pointer.set("credit", f"v{n:04d}", f"step {n}")
     assert [c.version for c in pointer.history("credit")] == [f"v{n:04d}" for n in range(5, 0, -1)]
     assert [c.version for c in pointer.history("credit", limit=1)] == ["v0005"]
-    assert redis_client.llen(f"{redis_prefix.rstrip(':')}:model:credit:history") == 3
+    assert redis_client.llen(f"{redis_prefix.rstrip(':')}:model:{{credit}}:history") == 3
     assert _cached(redis_client, redis_prefix) == b"v0005"
 
 

@@ -63,10 +63,15 @@ def test_ingest__stores_in_time_order_and_asks_a_score_per_new_event(ingestor):
 
 def test_ingest__redelivered_batch_is_rescored_not_restored(ingestor):
     records = _records([(b"c1", _raw("a", day=1)), (b"c1", _raw("b", day=2))])
-    ingestor.take(records)
+    first = ingestor.take(records)
     again = ingestor.take(records)
     assert (again.applied, again.redelivered) == (0, 2)
-    assert [len(r.sequence) for r in again.requests] == [2, 2]
+    # Each is re-scored as of itself, exactly as first scored: "a" never sees the later "b".
+    assert [r.sequence.event_ids for r in again.requests] == [["a"], ["a", "b"]]
+    assert [r.sequence.event_ids for r in first.requests] == [["a"], ["a", "b"]]
+    assert [r.sequence.events.tolist() for r in again.requests] == [
+        r.sequence.events.tolist() for r in first.requests
+    ]
 
 
 @pytest.mark.parametrize(

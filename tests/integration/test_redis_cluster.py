@@ -1,0 +1,227 @@
+"""The stores and a live worker on a real local Redis Cluster: 3 masters with a replica each.
+
+``deploy.LocalRedisCluster`` (what ``crmrisk up --redis-cluster`` runs) on free ports for this
+module. The stores must agree with the single-Redis contract (via the in-memory twin) while a
+batch's keys spread over many slots; a worker scores exactly what it scores on one Redis; and
+a master SIGKILLed mid-stream is replaced by its replica while the worker rides it out, with
+every window equal to the offline one afterwards (0 lost, 0 stored twice: WAIT for a replica
+after each batch).
+"""
+
+from __future__ import annotations
+
+import random
+import socket
+import uuid
+
+import numpy as np
+import pytest
+from kafka import KafkaProducer
+from redis.cluster import RedisCluster
+
+import model
+from crmrisk.commands.services import build_launcher
+from crmrisk.settings import Settings
+from deploy.redis_cluster import LocalRedisCluster
+from model.features import FeatureEncoder
+from state import (
+    AlertState,
+    AlertStateStore,
+    Append,
+    CustomerSequenceStore,
+    LatestScoreStore,
+    ModelPointer,
+    PartitionMarks,
+)
+from state.memory import MemorySequenceStore
+from state.pipeline import slot_of
+from stream.app import worker_outage
+from stream.events import RiskScore
+from stream.metrics import WorkerMetrics
+from stream.transform import event_time_ms, window
+from training.datasets.feed import dataset_events
+
+from .conftest import WINDOW, WorkerThread, offline_scores, read_topic
+
+pytestmark = pytest.mark.integration
+
+
+def _free_block(size: int) -> int:
+    for _ in range(200):
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            base = sock.getsockname()[1]
+        if base + size < 60000 and all(_free(base + i) for i in range(size)):
+            return base
+    raise RuntimeError("no free ports")
+
+
+def _free(port: int) -> bool:
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory) -> LocalRedisCluster:
+    """The launcher's Redis Cluster (``crmrisk up --redis-cluster``) in a folder and on ports
+    of its own; stopped after the module."""
+    services = Settings().services
+    launcher = build_launcher(
+        services.model_copy(
+            update={
+                "home": tmp_path_factory.mktemp("var"),
+                "redis_cluster_port": _free_block(6),
+            }
+        )
+    )
+    states = launcher.up(kafka=False, redis=False, redis_cluster=True, timeout_s=90)
+    assert sum(s.name.startswith("redis-cluster node") and s.answering for s in states) == 6
+    try:
+        yield launcher.redis_cluster
+    finally:
+        launcher.down(kafka=False, redis=False, cluster=False, redis_cluster=True)
+
+
+@pytest.fixture
+def client(cluster):
+    rc = RedisCluster.from_url(cluster.url, socket_timeout=5, socket_connect_timeout=2)
+    yield rc
+    rc.close()
+
+
+def _prefix() -> str:
+    return f"test:{uuid.uuid4().hex[:8]}"
+
+
+def test_cluster__batched_appends_over_many_slots_agree_with_the_contract_twin(client):
+    prefix, rng = _prefix(), random.Random(0)
+    store = CustomerSequenceStore(client, prefix, window=4, ttl_s=60, wait_replicas=1)
+    twin = MemorySequenceStore(window=4)
+    items = []
+    for i in range(300):
+        customer = f"c{rng.randrange(40)}"
+        event_id = f"e{rng.randrange(120)}"
+        items.append(
+            Append(customer, "credit", event_id, rng.randrange(10) * 1000, "bill",
+                   np.array([rng.random()], np.float32), ("events", 0, i), None,
+                   content_hash=event_id.encode().ljust(8, b"\0")[:8])
+        )  # fmt: skip
+    slots = {slot_of(f"{prefix}:seq:credit:{{{a.customer_id}}}") for a in items}
+    assert len(slots) > 10  # the batch really spans many slots (and all three masters)
+    for start in range(0, len(items), 100):
+        got = store.append_many(items[start : start + 100])
+        want = twin.append_many(items[start : start + 100])
+        assert [g.status for g in got] == [w.status for w in want]
+        assert [g.sequence.event_ids for g in got] == [w.sequence.event_ids for w in want]
+    customers = sorted({(a.customer_id, "credit") for a in items})
+    stored = store.read_many(customers)
+    assert [s.event_ids for s in stored] == [twin.read(c, d).event_ids for c, d in customers]
+
+
+def test_cluster__alert_states_scores_marks_and_pointer(client, tmp_path):
+    prefix = _prefix()
+    alerts = AlertStateStore(client, prefix, 60, wait_replicas=1)
+    keys = [(f"c{i}", "credit") for i in range(50)]
+    alerts.write_many([(c, d, AlertState(armed=i % 2 == 0, last_alert_s=float(i)))
+                       for i, (c, d) in enumerate(keys)])  # fmt: skip
+    assert [s.armed for s in alerts.read_many(keys)] == [i % 2 == 0 for i in range(50)]
+    scores = LatestScoreStore(client, prefix, 60)
+    scores.write_many([(c, d, c.encode()) for c, d in keys])
+    assert scores.read_many(keys) == [c.encode() for c, _ in keys]
+    marks = PartitionMarks(client, prefix)
+    marks.mark("events", 1, 0, 0)
+    assert marks.missing("events", [0, 1]) == [0]
+    pointer = ModelPointer(client, prefix, 5, tmp_path / "live")
+    pointer.set("credit", "v0001", "initial", expected=None)
+    pointer.set("credit", "v0002", "promoted", expected="v0001")
+    assert client.hget(f"{prefix}:model:{{credit}}:current", "version") == b"v0002"
+    assert [c.version for c in pointer.history("credit")] == ["v0002", "v0001"]
+
+
+def _settings(stream_settings: Settings, cluster: LocalRedisCluster) -> Settings:
+    return Settings(
+        kafka=stream_settings.kafka.model_dump(),
+        redis={**stream_settings.redis.model_dump(), "url": cluster.url, "cluster": True,
+               "wait_replicas": 1, "socket_timeout_s": 3.0},
+        scoring={**stream_settings.scoring.model_dump(), "outage_max_backoff_s": 0.5},
+    )  # fmt: skip
+
+
+def _publish(settings: Settings, events) -> None:
+    producer = KafkaProducer(**settings.kafka.client_config(), acks="all", linger_ms=5)
+    for event in events:
+        producer.send(settings.kafka.topics.events, key=event.key, value=event.to_bytes())
+    producer.flush()
+    producer.close()
+
+
+def _scored(settings: Settings, count: int) -> list[RiskScore]:
+    out = read_topic(
+        settings.kafka.bootstrap_servers,
+        settings.kafka.topics.scores,
+        until=lambda got: (
+            len({RiskScore.model_validate_json(r.value).event_id for r in got}) >= count
+        ),
+        timeout_s=120,
+    )
+    return [RiskScore.model_validate_json(r.value) for r in out]
+
+
+def _windows_match_offline(client, settings, events, encoder) -> tuple[int, int]:
+    r = settings.redis
+    store = CustomerSequenceStore(client, r.key_prefix, r.window, r.ttl_s)
+    by_customer: dict[str, list] = {}
+    for event in events:
+        by_customer.setdefault(event.customer_id, []).append(event)
+    lost = doubled = 0
+    customers = sorted(by_customer)
+    stored_windows = store.read_many([(c, "credit") for c in customers])
+    for customer, stored in zip(customers, stored_windows, strict=True):
+        expected = window(by_customer[customer], WINDOW)
+        doubled += len(stored.event_ids) - len(set(stored.event_ids))
+        lost += len({e.event_id for e in expected} - set(stored.event_ids))
+        assert stored.event_ids == [e.event_id for e in expected], customer
+        assert stored.event_times_ms.tolist() == [event_time_ms(e) for e in expected]
+        np.testing.assert_allclose(
+            stored.events, [encoder.encode_event(e.kind, e.fields) for e in expected], atol=1e-6
+        )
+    return lost, doubled
+
+
+def test_cluster__a_worker_scores_as_offline_and_rides_out_a_master_failover(
+    cluster, client, stream_settings, credit_dataset, credit_checkpoint, models_for
+):
+    settings = _settings(stream_settings, cluster)
+    events = dataset_events(credit_dataset.test[:90], "credit")
+    half = len(events) // 2
+    statements = [e for e in events if e.kind != "profile"]
+    first_half = [e for e in events[:half] if e.kind != "profile"]
+    metrics = WorkerMetrics()
+    outage = worker_outage(settings, metrics)
+    with WorkerThread(settings, models_for(settings), metrics=metrics, outage=outage):
+        _publish(settings, events[:half])
+        _scored(settings, len(first_half))
+        victim = cluster.masters_now()[0]
+        assert cluster.kill(victim)  # SIGKILL a master mid-stream
+        _publish(settings, events[half:])  # arrives while its slots have no master
+        took = cluster.wait_ok(60)  # the replica took over
+        scores = _scored(settings, len(statements))
+        masters = cluster.masters_now()
+    assert victim not in masters and len(masters) == 3
+    offline = offline_scores(credit_checkpoint, events)
+    assert {s.event_id for s in scores} == {e.event_id for e in statements}
+    # Exactly the offline scores, retried batches included: a redelivered event is scored as
+    # of itself, never with the later events its retry found in the window.
+    assert max(abs(s.probability - offline[s.event_id]) for s in scores) <= 1e-5
+    manifest = model.load_checkpoint(credit_checkpoint)[1]
+    encoder = FeatureEncoder.from_dict(manifest["encoder"])
+    assert _windows_match_offline(client, settings, events, encoder) == (0, 0)
+    retries = metrics.outage_retries.labels("redis")._value.get()
+    print(f"failover of :{victim} after {took:.1f} s, {retries:.0f} retries by the worker")
+    cluster.node(victim).start()  # comes back as a replica of the promoted one
+    cluster.wait_ok(60)
+    assert len(cluster.masters_now()) == 3
