@@ -53,11 +53,12 @@ class LiveView:
         self._latest_alert: dict[tuple[str, str], RiskAlert] = {}
         self.scores_seen = 0
         self.alerts_seen = 0
-        self.versions: dict[str, str] = {}  # domain -> the model version of its newest score
+        self.versions: dict[str, str] = {}  # domain -> the version of its newest score or alert
 
     def add_alert(self, alert: RiskAlert) -> None:
         self.alerts.appendleft(alert)
         self._latest_alert[(alert.domain, alert.customer_id)] = alert
+        self.versions[alert.domain] = alert.model_version  # an alert names the served version too
         self.alerts_seen += 1
 
     def add_score(self, score: RiskScore, now_s: float) -> None:
