@@ -57,8 +57,8 @@ def test_broker_killed_mid_stream__worker_rides_it_out_nothing_lost(
             redis=stream_settings.redis.model_dump(),
             scoring={**stream_settings.scoring.model_dump(), "outage_max_backoff_s": 1.0},
         )
-        events = dataset_events(credit_dataset.test[:60], "credit")
-        half = len(events) // 2
+        events = dataset_events(credit_dataset.test[:600], "credit")
+        half = len(events) // 10
         statements = [e for e in events if e.kind != "profile"]
 
         def publish(batch) -> None:
@@ -83,10 +83,12 @@ def test_broker_killed_mid_stream__worker_rides_it_out_nothing_lost(
         with WorkerThread(settings, models_for(settings), metrics=metrics, outage=outage):
             publish(events[:half])
             scored(sum(e.kind != "profile" for e in events[:half]))
-            assert launcher.kafka.members[0].process.kill()  # SIGKILL the broker
+            publish(events[half:])  # a backlog the worker is in the middle of ...
+            assert launcher.kafka.members[0].process.kill()  # ... when the broker dies
+            at_kill = metrics.events_in._value.get()  # consumed when the broker died
+            assert at_kill < len(events), "the backlog was done before the broker died"
             time.sleep(5.0)  # the worker keeps running without it
             launcher.up(kafka=True, redis=False, timeout_s=120)  # back on its data
-            publish(events[half:])
             scores = scored(len(statements))
         counts = Counter(s.event_id for s in scores)
         assert set(counts) == {e.event_id for e in statements}
@@ -105,6 +107,7 @@ def test_broker_killed_mid_stream__worker_rides_it_out_nothing_lost(
         assert (lost, doubled) == (0, 0)
         retries = metrics.outage_retries.labels("kafka")._value.get()
         twice = sum(c - 1 for c in counts.values())
-        print(f"broker outage: {twice} scores published twice, {retries:.0f} kafka retries")
+        print(f"broker outage: killed with {at_kill:.0f}/{len(events)} consumed; {twice} "
+              f"scores published twice, {retries:.0f} kafka step retries")  # fmt: skip
     finally:
         launcher.down(kafka=True, redis=False, cluster=False, redis_cluster=False)
