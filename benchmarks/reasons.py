@@ -8,6 +8,11 @@ credit checkpoint of the registry (a trained one: how many alerts fire, and so h
 explained, depends on the weights), one torch thread. Per mode: wall events/s, alerts, and the
 time spent explaining them (``Scorer.explain``), per alert too.
 
+Accuracy, on the alerts of the first "on" round (the exact batches the pipeline explained): for
+each number of integration steps, the completeness gap ``|sum of attributions - (score -
+baseline)|`` (median, p99, max) and how often the ordered top three (field, event slot) and the
+top one equal those of 256 steps.
+
 Writes ``benchmarks/results/reasons.json``. Run: ``.venv/bin/python -m benchmarks.reasons``.
 """
 
@@ -24,6 +29,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import redis
 import torch
 
@@ -38,12 +44,20 @@ from stream.intake import EventIntake
 from stream.metrics import WorkerMetrics
 from stream.models import load_domain_model
 from stream.pipeline import Pipeline, Scoring, Topics
+from stream.scorer import Scored
 from training.datasets.feed import dataset_events, load_records
 
 __all__ = ["main"]
 
 
-def _once(checkpoint: Path, values: list[Record], batch: int, reasons: int, s) -> dict[str, Any]:
+def _once(
+    checkpoint: Path,
+    values: list[Record],
+    batch: int,
+    reasons: int,
+    s,
+    keep: list[list[Scored]] | None = None,
+) -> dict[str, Any]:
     client = redis.Redis.from_url(s.redis.url)
     prefix = f"bench-reasons-{uuid.uuid4().hex[:8]}"
     kit = load_domain_model(
@@ -60,6 +74,8 @@ def _once(checkpoint: Path, values: list[Record], batch: int, reasons: int, s) -
             finally:
                 explained[0] += len(scored)
                 explained[1] += time.perf_counter() - started
+                if keep is not None:
+                    keep.append(list(scored))
 
         kit.scorer.explain = timed
     sc = s.scoring
@@ -111,6 +127,38 @@ def _once(checkpoint: Path, values: list[Record], batch: int, reasons: int, s) -
     }
 
 
+def accuracy(
+    checkpoint: Path, batches: list[list[Scored]], steps: list[int], reference: int = 256
+) -> dict[str, dict[str, float]]:
+    """Per number of steps: completeness gaps and top-three agreement with ``reference`` steps."""
+
+    def explain(n: int) -> list:
+        scorer = load_domain_model(checkpoint, "credit", torch.device("cpu"), 3, 5, n).scorer
+        return [e for scored in batches for e in scorer.explain(scored)]
+
+    def top(e, k: int) -> list[tuple[str, int | None]]:
+        return [(r.field, r.position) for r in e.reasons[:k]]
+
+    want = explain(reference)
+    out = {}
+    for n in [*steps, reference]:
+        got = want if n == reference else explain(n)
+        gap = np.abs([e.delta for e in got])
+        out[str(n)] = {
+            "alerts": len(got),
+            "gap_median": round(float(np.median(gap)), 4),
+            "gap_p99": round(float(np.quantile(gap, 0.99)), 4),
+            "gap_max": round(float(gap.max()), 4),
+            "top3_as_reference": round(
+                float(np.mean([top(g, 3) == top(w, 3) for g, w in zip(got, want, strict=True)])), 3
+            ),
+            "top1_as_reference": round(
+                float(np.mean([top(g, 1) == top(w, 1) for g, w in zip(got, want, strict=True)])), 3
+            ),
+        }
+    return out
+
+
 def run(customers: int, batch: int, rounds: int, checkpoint: Path, settings) -> dict[str, Any]:
     torch.set_num_threads(1)
     records = load_records("credit", ROOT / "data", 0)[:customers]
@@ -122,9 +170,11 @@ def run(customers: int, batch: int, rounds: int, checkpoint: Path, settings) -> 
     reasons = settings.scoring.reasons or 5
     _once(checkpoint, values[: batch * 4], batch, reasons, settings)  # warm-up: kernels, caches
     runs: dict[str, list[dict]] = {"off": [], "on": []}
-    for _ in range(rounds):
+    explained: list[list[Scored]] = []
+    for i in range(rounds):
         runs["off"].append(_once(checkpoint, values, batch, 0, settings))
-        runs["on"].append(_once(checkpoint, values, batch, reasons, settings))
+        keep = explained if i == 0 else None
+        runs["on"].append(_once(checkpoint, values, batch, reasons, settings, keep))
     off = statistics.median(r["events_per_s"] for r in runs["off"])
     on = statistics.median(r["events_per_s"] for r in runs["on"])
     return {
@@ -142,6 +192,10 @@ def run(customers: int, batch: int, rounds: int, checkpoint: Path, settings) -> 
         "runs": runs,
         "median_events_per_s": {"off": off, "on": on},
         "on_over_off": round(on / off, 3),
+        "median_explain_ms_per_alert": statistics.median(
+            r["explain_ms_per_alert"] for r in runs["on"]
+        ),
+        "accuracy_vs_256_steps": accuracy(checkpoint, explained, [4, 8, 12, 16, 32, 64]),
     }
 
 

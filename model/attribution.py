@@ -21,6 +21,13 @@ column attributions are summed per (event slot, field) and per profile field; th
 decoded from the encoded vector (exact for categories; numbers to float32 precision, and a value
 clipped to the training range shows as ``≥``/``≤`` that bound).
 
+Cost (the alerting path pays it; benchmarks/reasons.py): the gradients run through the fused
+members (``model/fused.py``, the served function itself, about a third of the operations per
+step) of a copy whose weights are frozen (no weight gradients), in one backward pass of the
+summed outputs per chunk; ``f(x)`` and ``f(x')`` come from one more forward pass, and the
+convergence delta from them. 16 Gauss-Legendre steps by default: on the credit model the
+benchmark's accuracy table compares them with 256.
+
 On CUDA the cuDNN RNN backward only runs in training mode; attribution therefore runs with cuDNN
 disabled (native LSTM kernels, same eval-mode outputs) and in float32, not under the serving
 autocast.
@@ -28,6 +35,7 @@ autocast.
 
 from __future__ import annotations
 
+import copy
 import math
 from dataclasses import dataclass
 
@@ -36,6 +44,8 @@ import torch
 from captum.attr import IntegratedGradients
 
 from model.features import CategoricalColumn, FeatureEncoder, NumericColumn, _bins_one
+from model.fused import fuse
+from model.risk_model import RiskModel
 
 __all__ = ["Attribution", "Explainer", "Explanation", "FieldLayout"]
 
@@ -196,20 +206,34 @@ def _decode(group: list[_Block], vector: np.ndarray) -> str:
     return "missing"
 
 
-class _Probability(torch.nn.Module):
+class _Probability:
     """The model's probability as a function of (events, profile) for Captum; mask is fixed."""
 
-    def __init__(self, model: torch.nn.Module, profile_dim: int) -> None:
-        super().__init__()
-        self.model, self.profile_dim = model, profile_dim
+    def __init__(self, network, profile_dim: int) -> None:
+        self.network, self.profile_dim = network, profile_dim
 
-    def forward(self, events, *rest):
+    def __call__(self, events, *rest):
         if self.profile_dim:
             profile, mask = rest
         else:
             (mask,) = rest
             profile = events.new_zeros(events.shape[0], 0)
-        return self.model(events, mask, profile).probability
+        return self.network(events, mask, profile).probability
+
+
+def _summed_gradients(forward_fn, inputs, target_ind=None, additional_forward_args=None):
+    """Captum's ``compute_gradients`` as one backward pass of the summed probabilities.
+
+    The gradients are the same (autograd sums over outputs either way: Captum asks for the
+    gradient of each of the ``rows x steps`` outputs with a ones seed, which adds up to the
+    gradient of their sum), without unbinding thousands of scalar outputs in Python first.
+    """
+    if target_ind is not None:
+        raise ValueError("the probability has one output per row: no target")
+    extra = additional_forward_args
+    extra = () if extra is None else extra if isinstance(extra, tuple) else (extra,)
+    with torch.enable_grad():
+        return torch.autograd.grad(forward_fn(*inputs, *extra).sum(), inputs)
 
 
 class Explainer:
@@ -218,9 +242,10 @@ class Explainer:
     Parameters
     ----------
     model
-        A differentiable ``forward(events, mask, profile) -> RiskOutput`` module: the unfused
-        ``RiskModel`` (the fused inference module runs under ``no_grad``); its probability
-        equals the served one up to float rounding (tests/model/test_attribution.py).
+        A differentiable ``forward(events, mask, profile) -> RiskOutput`` module, e.g. the
+        ``RiskModel`` a scorer serves. Where it fuses (``model/fused.py``), gradients run through
+        the fused members' ``differentiable`` form: the function that is served, in about a
+        third of the operations per step (benchmarks/reasons.py measures it).
     encoder
         The model's feature encoder (names the fields, decodes the values).
     steps
@@ -246,8 +271,13 @@ class Explainer:
         self.model = model.to(device).eval()
         self.layout = FieldLayout(encoder)
         self.steps, self.top, self.device, self.chunk = steps, top, device, chunk
-        self._f = _Probability(self.model, encoder.profile_dim)
-        self._ig = IntegratedGradients(self._f)
+        # Attribution's own copy with the weights frozen: gradients flow to the inputs only
+        # (the LSTM backward skips its weight gradients), and the served model is untouched.
+        frozen = copy.deepcopy(self.model).requires_grad_(False)
+        fused = fuse(frozen) if isinstance(frozen, RiskModel) else None
+        self._network = fused.differentiable if fused is not None else frozen
+        self._ig = IntegratedGradients(_Probability(self._network, encoder.profile_dim))
+        self._ig.gradient_func = _summed_gradients
 
     def attribute(
         self, events: np.ndarray, mask: np.ndarray, profile: np.ndarray, has_profile: np.ndarray
@@ -264,16 +294,17 @@ class Explainer:
                 inputs, baselines, extra = (e, p), (be, bp), (m,)
             else:
                 inputs, baselines, extra = (e,), (be,), (m,)
-            attributions, delta = self._ig.attribute(
+            attributions = self._ig.attribute(
                 inputs,
                 baselines=baselines,
                 additional_forward_args=extra,
                 n_steps=self.steps,
                 internal_batch_size=self.steps * self.chunk,
-                return_convergence_delta=True,
             )
-        with torch.no_grad():  # f(x) and f(x') in one pass
-            both = self.model(torch.cat([e, be]), torch.cat([m, m]), torch.cat([p, bp]))
+        # f(x) and f(x') in one pass; the convergence delta from it (Captum's own would run
+        # two more forward passes for the same two numbers).
+        with torch.no_grad():
+            both = self._network(torch.cat([e, be]), torch.cat([m, m]), torch.cat([p, bp]))
         n = events.shape[0]
         event_attr = attributions[0].detach().double().cpu().numpy()
         profile_attr = (
@@ -282,7 +313,9 @@ class Explainer:
             else np.zeros((n, 0))
         )
         probs = both.probability.double().cpu().numpy()
-        return event_attr, profile_attr, probs[:n], probs[n:], delta.double().cpu().numpy()
+        prob, base = probs[:n], probs[n:]
+        total = event_attr.sum(axis=(1, 2)) + profile_attr.sum(axis=1)
+        return event_attr, profile_attr, prob, base, total - (prob - base)
 
     def explain(
         self,

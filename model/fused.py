@@ -12,6 +12,9 @@ customer, no faster at 32, where the LSTMs' arithmetic dominates.
 ``fuse(model)`` builds it from the model's current weights (fuse again after training), for the
 default family (QRCNN -> LSTM -> cross-attention); for other variants it returns None and the
 caller keeps the model. Outputs equal the model's up to float rounding (tests/model/test_fused.py).
+``forward`` serves (no autograd); ``differentiable`` is the same function with autograd, which
+the reason codes (``model/attribution.py``) integrate gradients through: fewer operations per
+step on the alerting path too, and exactly the function that is served.
 """
 
 from __future__ import annotations
@@ -123,10 +126,21 @@ class FusedMembers(nn.Module):
         register("calibration", model.calibration)
         register("interval_margin", model.interval_margin)
 
-    @torch.no_grad()
     def forward(
         self, events: torch.Tensor, mask: torch.Tensor, profile: torch.Tensor
     ) -> RiskOutput:
+        """Serving: no autograd graph (the LSTMs' weights require grad; they need no graph)."""
+        with torch.no_grad():
+            return self.differentiable(events, mask, profile)
+
+    def differentiable(
+        self, events: torch.Tensor, mask: torch.Tensor, profile: torch.Tensor
+    ) -> RiskOutput:
+        """The same outputs, with autograd: gradients with respect to the inputs (attribution).
+
+        The fused weights are constant buffers, so only the inputs and the LSTMs' weights
+        take part in a backward pass; ask for the inputs' gradients alone.
+        """
         k = self.k
         mask = mask.to(torch.bool)
         lengths = sequence_lengths(mask)

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
+import re
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+from prometheus_client import REGISTRY
 from pydantic import BaseModel
 
 from crmrisk.settings import (
@@ -15,7 +18,9 @@ from crmrisk.settings import (
     ScoringSettings,
     ServicesSettings,
     Settings,
+    TrainingSettings,
 )
+from stream.metrics import WorkerMetrics
 
 ROOT = Path(__file__).resolve().parents[1]
 COMPOSE = ROOT / "docker-compose.yml"
@@ -146,3 +151,190 @@ def test_compose__redis_persists_its_state_on_a_volume_and_never_evicts(compose)
     assert options["--maxmemory-policy"] == "noeviction"
     mounts = {m.split(":")[1]: m.split(":")[0] for m in redis["volumes"]}
     assert mounts["/data"] in compose["volumes"]  # a named volume: survives the container
+
+
+# -- ops: Prometheus scrapes the workers, Grafana shows them --------------------------------
+
+_PROMQL_WORDS = {"by", "without", "on", "ignoring", "group_left", "group_right", "bool"}
+_PROMQL_WORDS |= {"and", "or", "unless", "offset"}
+_TARGET_LABELS = {"job", "instance"}  # Prometheus adds them to every scraped series
+
+
+def _mounted(service: dict[str, Any], container_path: str) -> Path:
+    """The host path a service's bind mount puts at ``container_path`` (or below it)."""
+    for mount in service.get("volumes", []):
+        source, target, *_ = str(mount).split(":")
+        if source.startswith((".", "/")) and (
+            container_path == target or container_path.startswith(target.rstrip("/") + "/")
+        ):
+            return ROOT / source / container_path.removeprefix(target).lstrip("/")
+    raise AssertionError(f"nothing is mounted at {container_path}")
+
+
+def _option(command: list[str], name: str, default: str) -> str:
+    for part in command:
+        if part.startswith(f"{name}="):
+            return part.split("=", 1)[1]
+    return default
+
+
+def _listens_on(service_name: str, service: dict[str, Any]) -> int:
+    """The metrics port the worker listens on in its container: its environment or default."""
+    env = _environment(service)
+    if service_name == "trainer":
+        return int(env.get("RISK_TRAINING__METRICS_PORT", TrainingSettings().metrics_port))
+    return int(env.get("RISK_SCORING__METRICS_PORT", ScoringSettings().metrics_port))
+
+
+@pytest.fixture(scope="module")
+def prometheus_config(compose) -> dict[str, Any]:
+    prometheus = compose["services"]["prometheus"]
+    command = [str(part) for part in prometheus["command"]]
+    path = _option(command, "--config.file", "/etc/prometheus/prometheus.yml")
+    return yaml.safe_load(_mounted(prometheus, path).read_text())
+
+
+@pytest.fixture(scope="module")
+def grafana_dashboards(compose) -> list[dict[str, Any]]:
+    grafana = compose["services"]["grafana"]
+    providers = _mounted(grafana, "/etc/grafana/provisioning/dashboards")
+    dashboards = []
+    for file in sorted(providers.glob("*.y*ml")):
+        for provider in yaml.safe_load(file.read_text())["providers"]:
+            folder = _mounted(grafana, provider["options"]["path"])
+            found = sorted(folder.glob("*.json"))
+            assert found, f"{file.name}: no dashboard JSON in {folder}"
+            dashboards += [json.loads(path.read_text()) for path in found]
+    assert dashboards, "no dashboard provider"
+    return dashboards
+
+
+def _registered() -> dict[str, tuple[str, set[str]]]:
+    """Every series name the workers expose -> (its metric family, its label names), from the
+    code's registries: a WorkerMetrics() registry and the process-wide one (model reloads,
+    pointer errors, drift) as the worker command's imports fill it. Suffixes: prometheus_client's.
+    """
+    import crmrisk.commands.worker  # noqa: F401  (registers the process-wide collectors)
+
+    suffixes = {"counter": ("_total", "_created"), "histogram": ("_bucket", "_sum", "_count")}
+    suffixes |= {"summary": ("_sum", "_count", "_created")}
+    names: dict[str, tuple[str, set[str]]] = {}
+    for registry in (WorkerMetrics().registry, REGISTRY):
+        for collector in list(registry._collector_to_names):
+            labels = set(getattr(collector, "_labelnames", ()))
+            describe = getattr(collector, "describe", None)
+            for family in describe() if describe else collector.collect():
+                for suffix in suffixes.get(family.type, ("",)):
+                    bucket = {"le"} if suffix == "_bucket" else set()
+                    names[family.name + suffix] = (family.name, labels | bucket)
+    return names
+
+
+def _series_and_labels(expr: str) -> tuple[set[str], set[str]]:
+    """Series names and grouping labels a PromQL expression uses (functions left out)."""
+    text = re.sub(r'"[^"]*"', "", expr)
+    text = re.sub(r"\$\w+", "", text)  # Grafana variables ($__rate_interval)
+    text = re.sub(r"\[[^\]]*\]", "", text)  # range selectors
+    matchers = {m for block in re.findall(r"\{([^}]*)\}", text) for m in re.findall(r"\w+", block)}
+    text = re.sub(r"\{[^}]*\}", "", text)
+    grouped = set()
+    for clause in re.findall(r"\b(?:by|without|on|ignoring)\s*\(([^)]*)\)", text):
+        grouped |= set(re.findall(r"\w+", clause))
+    text = re.sub(r"\b(?:by|without|on|ignoring)\s*\([^)]*\)", "", text)
+    series = set()
+    for match in re.finditer(r"\b([A-Za-z_:][\w:]*)\b(\s*\()?", text):
+        word, call = match.groups()
+        if not call and word not in _PROMQL_WORDS:
+            series.add(word)
+    return series, (grouped | matchers) - _TARGET_LABELS
+
+
+def _queries(dashboards: list[dict[str, Any]]) -> list[tuple[str, str]]:
+    def walk(panels):
+        for panel in panels:
+            yield panel
+            yield from walk(panel.get("panels", []))
+
+    return [
+        (panel["title"], target["expr"])
+        for dashboard in dashboards
+        for panel in walk(dashboard["panels"])
+        for target in panel.get("targets", [])
+    ]
+
+
+def test_compose__prometheus_and_grafana_from_official_images(compose):
+    services = compose["services"]
+    assert services["prometheus"]["image"].startswith("prom/prometheus:v3")
+    assert services["grafana"]["image"].startswith("grafana/grafana:")
+    ready = " ".join(services["prometheus"]["healthcheck"]["test"])
+    assert "127.0.0.1:9090/-/ready" in ready
+    assert "127.0.0.1:3000/api/health" in " ".join(services["grafana"]["healthcheck"]["test"])
+    assert services["grafana"]["depends_on"]["prometheus"]["condition"] == "service_healthy"
+    for name in ("prometheus", "grafana"):
+        named = [str(m).split(":")[0] for m in services[name]["volumes"]]
+        assert any(source in compose["volumes"] for source in named), f"{name}: no data volume"
+
+
+def test_prometheus__scrapes_every_worker_where_it_listens(compose, prometheus_config):
+    services = compose["services"]
+    targets: dict[str, str] = {}
+    for job in prometheus_config["scrape_configs"]:
+        assert job.get("metrics_path", "/metrics") == "/metrics"  # what stream.metrics serves
+        for static in job["static_configs"]:
+            for target in static["targets"]:
+                targets[target] = job["job_name"]
+    scraped = {}
+    for target in targets:
+        host, port = target.rsplit(":", 1)
+        assert host in PROJECT_SERVICES, f"{target}: not a worker service of docker-compose.yml"
+        assert int(port) == _listens_on(host, services[host]), f"{target}: not its metrics port"
+        scraped[host] = target
+    assert set(scraped) == set(PROJECT_SERVICES)
+    for name in PROJECT_SERVICES:
+        # Loopback inside the container would refuse Prometheus (another container).
+        assert _environment(services[name])["RISK_SCORING__METRICS_HOST"] == "0.0.0.0"
+
+
+def test_grafana__provisioned_datasource_is_the_compose_prometheus(compose, grafana_dashboards):
+    grafana = compose["services"]["grafana"]
+    folder = _mounted(grafana, "/etc/grafana/provisioning/datasources")
+    sources = [
+        source
+        for file in sorted(folder.glob("*.y*ml"))
+        for source in yaml.safe_load(file.read_text())["datasources"]
+    ]
+    assert [s["type"] for s in sources] == ["prometheus"]
+    command = [str(part) for part in compose["services"]["prometheus"]["command"]]
+    port = _option(command, "--web.listen-address", ":9090").rsplit(":", 1)[1]
+    assert sources[0]["url"] == f"http://prometheus:{port}"
+    uids = {source["uid"] for source in sources}
+    home = _environment(grafana)["GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH"]
+    assert json.loads(_mounted(grafana, home).read_text())["uid"]
+    for dashboard in grafana_dashboards:
+        assert dashboard["uid"] and dashboard["title"]
+        ids = [panel["id"] for panel in dashboard["panels"]]
+        assert len(ids) == len(set(ids)), f"{dashboard['title']}: duplicate panel ids"
+        for panel in dashboard["panels"]:
+            if panel["type"] == "row":
+                continue
+            assert panel["datasource"]["uid"] in uids, f"{panel['title']}: unknown datasource"
+            assert panel["targets"], f"{panel['title']}: no query"
+            for target in panel["targets"]:
+                assert target["datasource"]["uid"] in uids and target["expr"].strip()
+
+
+def test_grafana__every_query_uses_series_and_labels_the_workers_register(grafana_dashboards):
+    registered = _registered()
+    shown: set[str] = set()
+    for title, expr in _queries(grafana_dashboards):
+        series, labels = _series_and_labels(expr)
+        assert series, f"{title}: no series in {expr!r}"
+        unknown = series - set(registered) - {"up"}  # up: Prometheus's own, per target
+        assert not unknown, f"{title}: {sorted(unknown)} not registered by the code ({expr})"
+        known = set().union(*(registered[name][1] for name in series if name in registered))
+        assert labels <= known, f"{title}: labels {sorted(labels - known)} not on {series}"
+        shown |= {registered[name][0] for name in series if name in registered}
+    # And every project series has a panel: a new metric must be shown (or this test changed).
+    project = {family for family, _ in registered.values() if family.startswith("crmrisk_")}
+    assert not project - shown, f"no panel shows {sorted(project - shown)}"

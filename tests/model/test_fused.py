@@ -49,3 +49,26 @@ def test_fuse__no_profile_fields_uses_the_learned_constant():
 def test_fuse__other_families_are_left_alone():
     assert fuse(build("lstm", EVENT_DIM, PROFILE_DIM, ())) is None
     assert fuse(build("qrcnn-lstm-self", EVENT_DIM, PROFILE_DIM, ())) is None
+
+
+@pytest.mark.parametrize("members", [1, 3])
+def test_fuse__differentiable_form_has_the_members_input_gradients(members):
+    # What the reason codes integrate: the gradient of the served probability w.r.t. the inputs.
+    model = build("qrcnn-lstm-cross", EVENT_DIM, PROFILE_DIM, (0.1, 0.9), seed=members,
+                  members=members).eval()  # fmt: skip
+    model.set_calibration(1.4, -0.2)
+    fused = fuse(model)
+    events, mask, profile = random_batch([6, 1, 3, 6, 2], 6, seed=3)
+    grads = []
+    for f in (model, fused.differentiable):
+        e, p = events.clone().requires_grad_(), profile.clone().requires_grad_()
+        out = f(e, mask, p).probability
+        grads.append((out.detach(), *torch.autograd.grad(out.sum(), (e, p))))
+    (want, want_e, want_p), (got, got_e, got_p) = grads
+    assert want_e.abs().max() > 1e-3  # otherwise the comparison says nothing
+    torch.testing.assert_close(got, want, atol=1e-6, rtol=1e-5)
+    torch.testing.assert_close(got_e, want_e, atol=1e-6, rtol=1e-4)
+    torch.testing.assert_close(got_p, want_p, atol=1e-6, rtol=1e-4)
+    assert not got_e[~mask].any()  # padded slots get no gradient
+    # Serving builds no graph.
+    assert not fused(events.requires_grad_(), mask, profile).probability.requires_grad
