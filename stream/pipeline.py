@@ -195,7 +195,7 @@ class Pipeline:
         self.metrics.rebuilt.inc(len(records))
         if self.scoring is None or not isinstance(self.intake, EventIntake):
             return len(records)
-        scores, _, changed = self._messages(self._score(intake))
+        scores, _, changed = self._messages(self._score(intake), explain=False)
         self._write(scores, changed)
         return len(records)
 
@@ -288,9 +288,10 @@ class Pipeline:
         return scored, kept
 
     def _messages(
-        self, scored: Sequence[Scored]
+        self, scored: Sequence[Scored], explain: bool = True
     ) -> tuple[list[tuple[str, str, bytes]], list, list[tuple[str, str, AlertState]]]:
-        """Score bytes (serialised once: produced, then stored as the latest), alerts, states."""
+        """Score bytes (serialised once: produced, then stored as the latest), alerts, states;
+        ``explain=False`` (a rebuild: its alerts are never published) skips the reason codes."""
         assert self.scoring is not None
         if not scored:
             return [], [], []
@@ -315,7 +316,8 @@ class Pipeline:
         ]
         keys = list(dict.fromkeys((s.request.customer_id, s.request.domain) for s in scored))
         states = dict(zip(keys, self.scoring.alert_states.read_many(keys), strict=True))
-        alerts, changed = self.scoring.alerter.alerts_for(scored, states, self.scoring.scorers)
+        scorers = self.scoring.scorers if explain else None
+        alerts, changed = self.scoring.alerter.alerts_for(scored, states, scorers)
         return scores, alerts, changed
 
     async def _dead_letters(self, intake: Intake) -> None:
