@@ -5,7 +5,6 @@ says what is published, ``stream/replay.py`` how)."""
 from __future__ import annotations
 
 import asyncio
-import logging
 from pathlib import Path
 from typing import Annotated
 
@@ -41,21 +40,14 @@ def command(
 ) -> None:
     """Publish a dataset's events to crm.events in event-time order, and its labels to
     crm.outcomes."""
-    from kafka import KafkaAdminClient
-
+    from crmrisk.errors import require_services
     from stream.app import quiet_kafka_clients
     from training.datasets.feed import dataset_events, dataset_outcomes, load_records
 
     quiet_kafka_clients()
     settings = Settings()
-    # The producer would retry an absent broker for ever: ask it once, briefly, first (a
-    # KafkaTimeoutError here is a clear "Kafka did not answer" from the CLI).
-    kafka_log = logging.getLogger("kafka")
-    level, _ = kafka_log.level, kafka_log.setLevel(logging.CRITICAL)
-    try:
-        KafkaAdminClient(**settings.kafka.client_config(), bootstrap_timeout_ms=5000).close()
-    finally:
-        kafka_log.setLevel(level)
+    # The producer would retry an absent broker for ever: ask it once, briefly, first.
+    require_services(settings, redis=False)
     options = {}
     if spec is not None:
         from crmrisk.commands.spec import spec_for_command

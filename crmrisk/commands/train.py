@@ -102,6 +102,16 @@ def train(
     if monitor not in ("auc", "loss"):
         raise typer.BadParameter("--monitor must be auc or loss")
     settings = Settings()
+    if promote:  # asked before, not after, minutes of training
+        from crmrisk.errors import UserError, describe, require_services
+
+        try:
+            require_services(settings)
+        except Exception as exc:
+            message = describe(exc)
+            if message is None:
+                raise
+            raise UserError(f"{message}. --promote needs both; nothing was trained") from exc
     torch.set_num_threads(threads)
     options: dict[str, object] = {}
     if include_duration:

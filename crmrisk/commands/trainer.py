@@ -20,6 +20,7 @@ import typer
 from kafka import KafkaProducer
 from prometheus_client import REGISTRY
 
+from crmrisk.errors import require_services
 from crmrisk.settings import Settings
 from model.features import FeatureEncoder
 from model.registry import ModelRegistry
@@ -115,6 +116,8 @@ def train_worker(
 ) -> None:
     """Refresh DOMAIN's live model from new labels; promote only what holds up."""
     settings = Settings()
+    # The clients would retry absent services for ever: at start, a clear error instead.
+    require_services(settings)
     torch.set_num_threads(threads)
     client = redis.Redis.from_url(settings.redis.url, **settings.redis.client_kwargs())
     pointer = model_pointer(settings, client)

@@ -15,6 +15,7 @@ from typing import Annotated
 import typer
 
 from crmrisk.commands.trainer import train_worker
+from crmrisk.errors import require_services
 from crmrisk.settings import Settings
 from stream.app import (
     follow_pointer,
@@ -37,6 +38,8 @@ def _serve_until_signal(
     live: bool,
 ) -> None:
     quiet_kafka_clients()
+    # The clients would retry absent services for ever: at start, a clear error instead.
+    require_services(settings)
     watcher = None
     try:
         if live:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 
 import pytest
 import yaml
@@ -82,3 +83,37 @@ def test_verbose__keeps_the_traceback(spec_dir):
         text=True,
     )
     assert loud.returncode != 0 and "Traceback" in loud.stderr
+
+
+_NO_KAFKA = {"RISK_KAFKA__BOOTSTRAP_SERVERS": "127.0.0.1:1"}  # nothing listens on port 1
+_NO_REDIS = {"RISK_REDIS__URL": "redis://127.0.0.1:1/0"}
+
+
+def _timed_check(args, *expected, env):
+    started = time.monotonic()
+    line = _check(args, *expected, env=env)
+    # the clients alone would retry for ever; the start-up probe answers in seconds
+    assert time.monotonic() - started < 30, line
+    return line
+
+
+@pytest.mark.parametrize(
+    "args",
+    [["worker", "ingest", "--domain", "credit"], ["worker", "infer"], ["worker", "train"]],
+    ids=lambda a: " ".join(a[:2]),
+)
+def test_workers__no_broker_or_no_redis_is_one_line_not_a_hang(args, kafka_bootstrap):
+    _timed_check(args, "Kafka did not answer", "crmrisk up", env=_NO_KAFKA)
+    env = {**_NO_REDIS, "RISK_KAFKA__BOOTSTRAP_SERVERS": kafka_bootstrap}  # the real broker
+    _timed_check(args, "Redis did not answer", "RISK_REDIS__URL", env=env)
+
+
+def test_train_promote__services_are_asked_before_training(tmp_path, kafka_bootstrap):
+    env = {**_NO_KAFKA, "RISK_MODEL__DIR": str(tmp_path / "models")}
+    line = _timed_check(
+        ["train", "--domain", "telco", "--promote"], "Kafka did not answer", env=env
+    )
+    assert "nothing was trained" in line
+    env = {**env, **_NO_REDIS, "RISK_KAFKA__BOOTSTRAP_SERVERS": kafka_bootstrap}
+    _timed_check(["train", "--domain", "telco", "--promote"], "Redis did not answer", env=env)
+    assert not (tmp_path / "models").exists() or not any((tmp_path / "models").rglob("*"))

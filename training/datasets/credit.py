@@ -19,28 +19,26 @@ Undocumented codes, handled explicitly:
   encoder's unknown slot) and the numeric copy keeps the raw code.
 
 Split: stratified random 80/20 test with ``seed``, validation = stratified 20% of the rest.
+
+The adapter is one ``GenericSpec`` document (``DOCUMENT``, wide rows: ``row_events`` turns the
+PAY/BILL_AMT/PAY_AMT column groups into the six statements) read by ``generic.py``; the
+records are the hand-written adapter's, byte for byte (``tests/training/datasets/
+test_builtin_digests.py``).
 """
 
 from __future__ import annotations
 
-import functools
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
-import numpy as np
 import pandas as pd
 
-from model.features import FeatureSpec, FieldRole
-from training.datasets.records import (
-    CustomerRecord,
-    DomainDataset,
-    group_by_split,
-    validate_events,
-)
-from training.datasets.source import FileKey, file_key
-from training.datasets.splits import random_splits
+from training.datasets import generic
+from training.datasets.generic import GenericSpec
+from training.datasets.records import CustomerRecord, DomainDataset
 
-__all__ = ["DOMAIN", "FILENAME", "MONTHS", "SPEC", "build_records", "load"]
+__all__ = ["DOCUMENT", "DOMAIN", "FILENAME", "MONTHS", "SPEC", "build_records", "load"]
 
 DOMAIN = "credit"
 FILENAME = "credit_default.csv.gz"
@@ -61,105 +59,73 @@ MONTHS: tuple[tuple[datetime, str, str, str], ...] = tuple(
 EDUCATION = {1: "graduate_school", 2: "university", 3: "high_school", 4: "other"}
 MARRIAGE = {1: "married", 2: "single", 3: "other"}
 SEX = {1: "male", 2: "female"}
+_AMOUNTS = [c for _, _, bill, paid in MONTHS for c in (bill, paid)]
 
-SPEC = FeatureSpec(
-    domain=DOMAIN,
-    event_fields=(
-        FieldRole("pay_status", "categorical"),
-        FieldRole("pay_status", "numeric", "none"),
-        FieldRole("bill_amt", "numeric", "signed_log1p"),
-        FieldRole("pay_amt", "numeric", "signed_log1p"),
-        FieldRole("bill_to_limit", "numeric", "none"),
-    ),
-    profile_fields=(
-        FieldRole("LIMIT_BAL", "numeric", "signed_log1p"),
-        FieldRole("SEX", "categorical"),
-        FieldRole("EDUCATION", "categorical"),
-        FieldRole("MARRIAGE", "categorical"),
-        FieldRole("AGE", "numeric", "none"),
-    ),
-)
-
-
-def _ratio(bill: np.ndarray, limit: np.ndarray) -> list[float | None]:
-    """bill / limit, None where the limit is not positive (missing, not infinite)."""
-    ratio = bill / np.where(limit > 0, limit, np.nan)
-    return [None if np.isnan(r) else r for r in ratio.tolist()]
+DOCUMENT: dict[str, Any] = {
+    "domain": DOMAIN,
+    "source": FILENAME,
+    "customer_id": "ID",
+    "label": LABEL,
+    "positive": 1,
+    "as_of": AS_OF.date().isoformat(),
+    "dtypes": dict.fromkeys(["LIMIT_BAL", *_AMOUNTS], "float"),
+    "recode": {
+        "EDUCATION": {"values": EDUCATION, "default": "other_unknown"},
+        "MARRIAGE": {"values": MARRIAGE, "default": "unknown"},
+        "SEX": {"values": SEX, "default": "unknown"},
+    },
+    # bill / limit, missing where the limit is not positive (x / 0 is not finite).
+    "columns": {
+        f"bill_to_limit_{bill}": f"`{bill}` / (LIMIT_BAL * (LIMIT_BAL > 0))"
+        for _, _, bill, _ in MONTHS
+    },
+    "profile": {
+        "LIMIT_BAL": {"type": "numeric", "transform": "signed_log1p"},
+        "SEX": "categorical",
+        "EDUCATION": "categorical",
+        "MARRIAGE": "categorical",
+        "AGE": {"type": "numeric", "transform": "none"},
+    },
+    "events": {
+        "pay_status": ["categorical", {"type": "numeric", "transform": "none"}],
+        "bill_amt": {"type": "numeric", "transform": "signed_log1p"},
+        "pay_amt": {"type": "numeric", "transform": "signed_log1p"},
+        "bill_to_limit": {"type": "numeric", "transform": "none"},
+    },
+    "row_events": [
+        {
+            "kind": "statement",
+            "id": f"{when:%Y-%m}",
+            "time": when.date().isoformat(),
+            "fields": {
+                "pay_status": pay,
+                "bill_amt": bill,
+                "pay_amt": paid,
+                "bill_to_limit": f"bill_to_limit_{bill}",
+            },
+        }
+        for when, pay, bill, paid in MONTHS
+    ],
+    "split": {"method": "random", "test_fraction": 0.2, "val_fraction": 0.2},
+}
+GENERIC_SPEC = GenericSpec.model_validate(DOCUMENT)
+SPEC = GENERIC_SPEC.feature_spec()
 
 
 def build_records(frame: pd.DataFrame) -> list[CustomerRecord]:
     """One record per row (split "train" as a placeholder; ``load`` assigns splits)."""
-    wanted = {"ID", LABEL, "LIMIT_BAL", "SEX", "EDUCATION", "MARRIAGE", "AGE"}
-    wanted |= {column for _, *columns in MONTHS for column in columns}
-    missing = wanted - set(frame.columns)
-    if missing:
-        raise ValueError(f"credit data lacks columns {sorted(missing)}")
-    ids = frame["ID"].astype(str).tolist()
-    limit = frame["LIMIT_BAL"].to_numpy(dtype=np.float64)
-    education = frame["EDUCATION"].map(lambda c: EDUCATION.get(c, "other_unknown")).tolist()
-    marriage = frame["MARRIAGE"].map(lambda c: MARRIAGE.get(c, "unknown")).tolist()
-    sex = frame["SEX"].map(lambda c: SEX.get(c, "unknown")).tolist()
-    ages = frame["AGE"].astype(int).tolist()
-    labels = frame[LABEL].astype(int).tolist()
-    months = [
-        (
-            when,
-            frame[pay].astype(int).tolist(),
-            frame[bill].astype(float).tolist(),
-            frame[paid].astype(float).tolist(),
-            _ratio(frame[bill].to_numpy(dtype=np.float64), limit),
-        )
-        for when, pay, bill, paid in MONTHS
-    ]
-    documents = [
-        {
-            "event_id": f"{cid}-{when:%Y-%m}",
-            "customer_id": cid,
-            "event_time": when,
-            "domain": DOMAIN,
-            "kind": "statement",
-            "fields": {
-                "pay_status": pay[i],
-                "bill_amt": bill[i],
-                "pay_amt": paid[i],
-                "bill_to_limit": ratio[i],
-            },
-        }
-        for i, cid in enumerate(ids)
-        for when, pay, bill, paid, ratio in months
-    ]
-    events = validate_events(documents)
-    steps = len(months)
-    records = []
-    for i, cid in enumerate(ids):
-        profile = {
-            "LIMIT_BAL": float(limit[i]),
-            "SEX": sex[i],
-            "EDUCATION": education[i],
-            "MARRIAGE": marriage[i],
-            "AGE": ages[i],
-        }
-        mine = events[i * steps : (i + 1) * steps]
-        records.append(CustomerRecord(cid, profile, mine, labels[i], None, "train", AS_OF))
-    return records
-
-
-@functools.lru_cache(maxsize=2)
-def _cached_records(key: FileKey) -> tuple[CustomerRecord, ...]:
-    return tuple(build_records(pd.read_csv(key[0])))
+    return generic.build_records(GENERIC_SPEC, frame)[0]
 
 
 def load(data_dir: Path, seed: int = 0) -> DomainDataset:
     """Credit records split stratified 80/20 (test) then 80/20 (train/val) with ``seed``."""
-    path = Path(data_dir) / FILENAME
-    records = _cached_records(file_key(path))
-    split = group_by_split(records, random_splits([r.label for r in records], seed))
+    data = generic.load(GENERIC_SPEC, Path(data_dir), seed)
     return DomainDataset(
         domain=DOMAIN,
-        spec=SPEC,
-        train=split["train"],
-        val=split["val"],
-        test=split["test"],
+        spec=data.spec,
+        train=data.train,
+        val=data.val,
+        test=data.test,
         has_target=False,
         info={
             "source": FILENAME,

@@ -45,7 +45,7 @@ from training.datasets.records import (
 )
 from training.datasets.source import FileKey, file_key
 from training.datasets.splits import group_splits
-from training.datasets.tables import read_table, text, text_values, utc_times
+from training.datasets.tables import derive_columns, read_table, text, text_values, utc_times
 
 __all__ = ["EventLog", "build_records", "event_log", "load", "read_log", "source_path"]
 
@@ -93,15 +93,7 @@ def _derive(spec: EventLogSpec, frame: pd.DataFrame) -> pd.DataFrame:
             f"{spec.domain}: columns {missing} named in the spec are not in the data "
             f"(it has {sorted(map(str, frame.columns))[:20]})"
         )
-    frame = frame.copy()
-    for name, expression in spec.columns.items():
-        try:
-            frame[name] = frame.eval(expression, engine="python")
-        except Exception as exc:  # pandas raises many types for a bad expression
-            raise DataError(
-                f"{spec.domain}: derived column {name}: cannot evaluate {expression!r}: {exc}"
-            ) from exc
-    return frame
+    return derive_columns(spec.domain, frame, spec.columns)
 
 
 def _kinds(spec: EventLogSpec, frame: pd.DataFrame) -> pd.Series:

@@ -93,8 +93,9 @@ def spec_report(document: Any, data_dir: Path) -> SpecReport:
     else:
         frame = generic.read_rows(spec, path)
         records, dropped = generic.build_records(spec, frame)
-        used = {spec.customer_id, spec.label, *spec.profile, *spec.events}
-        used |= {c for c in (spec.time, spec.target, spec.kind, spec.event_id) if c}
+        expressions = [*spec.columns.values(), *(e.when or "" for e in spec.row_events)]
+        used = spec.source_columns()  # and (loosely) the columns an expression names:
+        used |= {c for c in frame.columns if any(str(c) in e for e in expressions)}
         ignored = sorted(map(str, set(frame.columns) - used))
         events = sum(len(r.events) for r in records)
         report = SpecReport(

@@ -2,16 +2,21 @@
 
 ``read_table`` reads CSV (optionally compressed), JSONL or Parquet into a DataFrame and turns
 every failure to read into a ``DataError`` naming the file; ``text_values`` / ``plain`` make ids,
-labels and field values plain Python, ``utc_times`` parses a time column to UTC.
+labels and field values plain Python, ``utc_times`` parses a time column to UTC. The spec
+features that rewrite columns live here too, so both spec kinds read them alike: ``cast``
+(numbers from text; cells that are no number become missing), ``recode`` (codes to names),
+``derive_columns`` (pandas expressions) and ``month_weekday_dates`` (dates of rows in time
+order that carry only a month and a weekday).
 """
 
 from __future__ import annotations
 
+import calendar
 import logging
 import math
 import warnings
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
 
@@ -21,7 +26,19 @@ import pandas as pd
 from stream.events import FieldValue
 from training.datasets.errors import DataError
 
-__all__ = ["Format", "file_format", "plain", "read_table", "text", "text_values", "utc_times"]
+__all__ = [
+    "Format",
+    "cast",
+    "derive_columns",
+    "file_format",
+    "month_weekday_dates",
+    "plain",
+    "read_table",
+    "recode",
+    "text",
+    "text_values",
+    "utc_times",
+]
 
 log = logging.getLogger(__name__)
 
@@ -108,7 +125,7 @@ def plain(value: Any) -> FieldValue:
     """A cell as an event-contract value (numpy scalars unwrapped, NaN -> None)."""
     if isinstance(value, np.generic):
         value = value.item()
-    if isinstance(value, float) and math.isnan(value):
+    if (isinstance(value, float) and math.isnan(value)) or value is pd.NA:
         return None
     if value is None or isinstance(value, bool | int | float | str):
         return value
@@ -141,3 +158,92 @@ def utc_times(
             return pd.to_datetime(column, utc=True)
     except (ValueError, TypeError):
         return pd.to_datetime(column, utc=True, errors="coerce", format="mixed")
+
+
+def cast(frame: pd.DataFrame, dtypes: dict[str, str]) -> pd.DataFrame:
+    """Columns as ``float`` or ``int`` (nullable); a cell that is no number becomes missing.
+
+    ``text`` columns are read as text by ``read_table`` already and are left alone here.
+    """
+    frame = frame.copy()
+    for column, kind in dtypes.items():
+        if kind == "text":
+            continue
+        numbers = pd.to_numeric(frame[column], errors="coerce")
+        frame[column] = numbers.astype(float) if kind == "float" else numbers.astype("Int64")
+    return frame
+
+
+def recode(column: pd.Series, values: dict[Any, Any], default: Any = None) -> pd.Series:
+    """Codes to names: cells are matched as ``text`` against the keys (``1``, ``1.0`` and
+    ``"1"`` are one code); an unlisted code becomes ``default``, or stays as it is without one.
+    """
+    names = {text(k): v for k, v in values.items()}
+    keys = column.map(text)
+    hit = keys.isin(list(names))
+    fallback = column.astype(object) if default is None else pd.Series(default, index=column.index)
+    return keys.map(names).where(hit, fallback).astype(object)
+
+
+def derive_columns(domain: str, frame: pd.DataFrame, columns: dict[str, str]) -> pd.DataFrame:
+    """New columns from pandas expressions over the row (``engine="python"``), in order, so a
+    later one may use an earlier one. A result that is not finite (a division by zero) is
+    missing, like a blank cell."""
+    frame = frame.copy()
+    for name, expression in columns.items():
+        try:
+            value = frame.eval(expression, engine="python")
+        except Exception as exc:  # pandas raises many types for a bad expression
+            raise DataError(
+                f"{domain}: derived column {name}: cannot evaluate {expression!r}: {exc}"
+            ) from exc
+        if pd.api.types.is_float_dtype(value):
+            value = value.where(np.isfinite(value))
+        frame[name] = value
+    return frame
+
+
+_MONTHS = ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")
+_WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+def month_weekday_dates(months: pd.Series, weekdays: pd.Series, first_year: int) -> list[datetime]:
+    """Approximate dates (UTC midnight) of rows in time order that give only a month and a
+    weekday (``jan``... / ``mon``..., any case; full names work by their first three letters).
+
+    Walking down the rows, the year starts at ``first_year`` and goes up whenever the month
+    goes back (dec -> mar); within a (year, month) a week counter starts at 0 and goes up
+    whenever the weekday goes back (fri -> mon); the date is that weekday in the month's week
+    ``counter`` (weeks start on the Monday on or before the 1st; a date before the 1st moves a
+    week later, one after the month's end a week earlier).
+    """
+    month = months.astype(str).str.lower().str[:3].map({m: i + 1 for i, m in enumerate(_MONTHS)})
+    day = weekdays.astype(str).str.lower().str[:3].map({d: i for i, d in enumerate(_WEEKDAYS)})
+    if month.isna().any() or day.isna().any():
+        bad = months[month.isna()].tolist()[:3] + weekdays[day.isna()].tolist()[:3]
+        raise DataError(f"unknown month/weekday values: {bad}")
+    m = month.to_numpy(dtype=np.int64)
+    d = day.to_numpy(dtype=np.int64)
+    year = first_year + np.concatenate([[0], np.cumsum(np.diff(m) < 0)])
+    new_month = np.concatenate([[True], (np.diff(m) != 0) | (np.diff(year) != 0)])
+    went_back = np.concatenate([[False], np.diff(d) < 0]) & ~new_month
+    week = pd.Series(went_back.astype(np.int64)).groupby(np.cumsum(new_month)).cumsum().to_numpy()
+    dates = []
+    cache: dict[tuple[int, int, int, int], datetime] = {}
+    for key in zip(year.tolist(), m.tolist(), week.tolist(), d.tolist(), strict=True):
+        if key not in cache:
+            cache[key] = _week_date(*key)
+        dates.append(cache[key])
+    return dates
+
+
+def _week_date(year: int, month: int, week: int, weekday: int) -> datetime:
+    first = datetime(year, month, 1, tzinfo=UTC)
+    monday = first - timedelta(days=first.weekday())
+    date = monday + timedelta(days=7 * week + weekday)
+    if date < first:
+        date += timedelta(days=7)
+    last = calendar.monthrange(year, month)[1]
+    while date.month != month or date.day > last:
+        date -= timedelta(days=7)
+    return date

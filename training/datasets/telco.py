@@ -18,28 +18,25 @@ the 11 customers with tenure 0: it becomes None (the encoder's missing indicator
 kept. Label: ``Churn == "Yes"``. No continuous target.
 
 Split: stratified random 80/20 test with ``seed``, validation = stratified 20% of the rest.
+
+The adapter is one ``GenericSpec`` document (``DOCUMENT``, wide rows: one ``row_events``
+entry per field group) read by ``generic.py``; the records are the hand-written adapter's,
+byte for byte (``tests/training/datasets/test_builtin_digests.py``).
 """
 
 from __future__ import annotations
 
-import functools
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
-import numpy as np
 import pandas as pd
 
-from model.features import FeatureSpec, FieldRole
-from training.datasets.records import (
-    CustomerRecord,
-    DomainDataset,
-    group_by_split,
-    validate_events,
-)
-from training.datasets.source import FileKey, file_key
-from training.datasets.splits import random_splits
+from training.datasets import generic
+from training.datasets.generic import GenericSpec
+from training.datasets.records import CustomerRecord, DomainDataset
 
-__all__ = ["DOMAIN", "FILENAME", "GROUPS", "SNAPSHOT", "SPEC", "build_records", "load"]
+__all__ = ["DOCUMENT", "DOMAIN", "FILENAME", "GROUPS", "SNAPSHOT", "SPEC", "build_records", "load"]
 
 DOMAIN = "telco"
 FILENAME = "telco_churn.csv.gz"
@@ -58,91 +55,57 @@ GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = (
 )
 PROFILE = ("gender", "SeniorCitizen", "Partner", "Dependents", "tenure")
 
-SPEC = FeatureSpec(
-    domain=DOMAIN,
-    event_fields=tuple(
-        FieldRole(name, "numeric", "none" if name == "tenure" else "auto")
-        if name in NUMERIC
-        else FieldRole(name, "categorical")
-        for _, names in GROUPS
-        for name in names
-    ),
-    profile_fields=tuple(
-        FieldRole(name, "numeric", "none") if name in NUMERIC else FieldRole(name, "categorical")
-        for name in PROFILE
-    ),
-)
+
+def _role(name: str, profile: bool) -> Any:
+    if name not in NUMERIC:
+        return "categorical"
+    return {"type": "numeric", "transform": "none" if profile or name == "tenure" else "auto"}
 
 
-def _clean(frame: pd.DataFrame) -> pd.DataFrame:
-    wanted = {"customerID", "Churn", *PROFILE, *(n for _, names in GROUPS for n in names)}
-    missing = wanted - set(frame.columns)
-    if missing:
-        raise ValueError(f"telco data lacks columns {sorted(missing)}")
-    out = frame.copy()
-    out["SeniorCitizen"] = np.where(out["SeniorCitizen"].astype(int) == 1, "Yes", "No")
-    # Blank TotalCharges (tenure 0, nothing billed yet) -> NaN -> None in the event fields.
-    out["TotalCharges"] = pd.to_numeric(out["TotalCharges"], errors="coerce")
-    return out
-
-
-def _value(v: object) -> object:
-    if isinstance(v, float) and np.isnan(v):
-        return None
-    if isinstance(v, np.generic):
-        return v.item()
-    return v
+DOCUMENT: dict[str, Any] = {
+    "domain": DOMAIN,
+    "source": FILENAME,
+    "customer_id": "customerID",
+    "label": "Churn",
+    "positive": "Yes",
+    # Blank TotalCharges (tenure 0, nothing billed yet) are no number: missing, rows kept.
+    "dtypes": {"TotalCharges": "float"},
+    "recode": {"SeniorCitizen": {"values": {1: "Yes"}, "default": "No"}},
+    "profile": {name: _role(name, True) for name in PROFILE},
+    "events": {name: _role(name, False) for _, names in GROUPS for name in names},
+    "row_events": [
+        {"kind": kind, "time": SNAPSHOT.date().isoformat(), "fields": {n: n for n in names}}
+        for kind, names in GROUPS
+    ],
+    "split": {"method": "random", "test_fraction": 0.2, "val_fraction": 0.2},
+}
+GENERIC_SPEC = GenericSpec.model_validate(DOCUMENT)
+SPEC = GENERIC_SPEC.feature_spec()
 
 
 def build_records(frame: pd.DataFrame) -> list[CustomerRecord]:
     """One record per row (split "train" as a placeholder; ``load`` assigns splits)."""
-    data = _clean(frame)
-    columns = {c: [_value(v) for v in data[c].tolist()] for c in data.columns}
-    labels = (data["Churn"] == "Yes").astype(int).tolist()
-    ids = [str(cid) for cid in columns["customerID"]]
-    documents = [
-        {
-            "event_id": f"{cid}-{position}-{kind}",
-            "customer_id": cid,
-            "event_time": SNAPSHOT,
-            "domain": DOMAIN,
-            "kind": kind,
-            "fields": {name: columns[name][i] for name in names},
-        }
-        for i, cid in enumerate(ids)
-        for position, (kind, names) in enumerate(GROUPS)
-    ]
-    events = validate_events(documents)
-    steps = len(GROUPS)
-    records = []
-    for i, cid in enumerate(ids):
-        profile = {name: columns[name][i] for name in PROFILE}
-        mine = events[i * steps : (i + 1) * steps]
-        records.append(CustomerRecord(cid, profile, mine, labels[i], None, "train", SNAPSHOT))
-    return records
-
-
-@functools.lru_cache(maxsize=2)
-def _cached_records(key: FileKey) -> tuple[CustomerRecord, ...]:
-    return tuple(build_records(pd.read_csv(key[0])))
+    return generic.build_records(GENERIC_SPEC, frame)[0]
 
 
 def load(data_dir: Path, seed: int = 0) -> DomainDataset:
     """Telco records split stratified 80/20 (test) then 80/20 (train/val) with ``seed``."""
-    records = _cached_records(file_key(Path(data_dir) / FILENAME))
-    split = group_by_split(records, random_splits([r.label for r in records], seed))
+    data = generic.load(GENERIC_SPEC, Path(data_dir), seed)
+    blank = sum(
+        r.events[5].fields["TotalCharges"] is None for r in (*data.train, *data.val, *data.test)
+    )
     return DomainDataset(
         domain=DOMAIN,
-        spec=SPEC,
-        train=split["train"],
-        val=split["val"],
-        test=split["test"],
+        spec=data.spec,
+        train=data.train,
+        val=data.val,
+        test=data.test,
         has_target=False,
         info={
             "source": FILENAME,
             "split": "random stratified: 20% test, then 20% of the rest validation",
             "seed": seed,
             "snapshot": SNAPSHOT.isoformat(),
-            "total_charges_blank": sum(r.events[5].fields["TotalCharges"] is None for r in records),
+            "total_charges_blank": blank,
         },
     )

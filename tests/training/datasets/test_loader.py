@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from training.datasets import DOMAINS, fit_encoder, load_domain, to_arrays
+from training.datasets import DOMAINS, DataError, fit_encoder, load_domain, to_arrays
 
 DATA = Path(__file__).resolve().parents[3] / "data"
 
@@ -30,5 +30,6 @@ def test_load_domain__options_reach_the_adapter_and_bad_ones_fail():
         load_domain("telco", DATA, seed=0, split="time")
     with pytest.raises(TypeError, match="no options"):
         load_domain("generic", DATA, spec={"domain": "x"}, window=3)
-    with pytest.raises(FileNotFoundError, match="credit_default"):
+    # the built-ins are specs now: a missing file is the spec path's DataError naming it
+    with pytest.raises(DataError, match="credit_default"):
         load_domain("credit", DATA / "missing")
