@@ -337,11 +337,19 @@ def content_hash(event: CustomerEvent) -> bytes:
 
 def _as_of(sequence: CustomerSequence, time_ms: int, event_id: str) -> CustomerSequence:
     """The part of a window up to and including the event at (``time_ms``, ``event_id``) in the
-    store's order (event time, then event id bytes)."""
-    key = (time_ms, event_id.encode())
+    store's order (event time, then event id bytes).
+
+    >>> import numpy as np
+    >>> w = CustomerSequence(["a", "b", "c"], np.array([1, 2, 2]), ["k"] * 3,
+    ...                      np.zeros((3, 1), np.float32), None)
+    >>> _as_of(w, 2, "b").event_ids, _as_of(w, 1, "a").event_ids, len(_as_of(w, 5, "z"))
+    (['a', 'b'], ['a'], 3)
+    """
     times = sequence.event_times_ms
-    keep = sum(1 for t, i in zip(times.tolist(), sequence.event_ids, strict=True)
-               if (t, i.encode()) <= key)  # fmt: skip
+    keep = int(np.searchsorted(times, time_ms, side="left"))  # sorted by time first
+    own = event_id.encode()
+    while keep < len(times) and times[keep] == time_ms and sequence.event_ids[keep].encode() <= own:
+        keep += 1  # same time: by event id bytes, as the store orders them
     if keep == len(sequence):
         return sequence
     return dataclasses.replace(
