@@ -100,7 +100,8 @@ class StateRebuilder:
 
         ``progress(done, total)`` is called after each chunk (offsets, not events).
         """
-        start = await self.history.beginning(topic, partition)
+        # Offset 0 has no past: no consumer to open (a fresh topic's first batch stays fast).
+        start = 0 if end == 0 else await self.history.beginning(topic, partition)
         replayed = 0
         if end > start:
             log.warning(
