@@ -56,6 +56,9 @@ _BASE_CONFIG = {
     "log.segment.bytes": str(64 * 1024 * 1024),
     # A dead node is fenced after 3 s (default 9 s), so failover tests do not wait long.
     "broker.session.timeout.ms": "3000",
+    # Three JVMs starting at once on two busy cores can take longer than the default 60 s to
+    # elect a controller and register (a node then exits for good); wait_ready allows 120 s.
+    "initial.broker.registration.timeout.ms": "120000",
     "broker.heartbeat.interval.ms": "500",
 }
 
