@@ -25,7 +25,6 @@ import argparse
 import json
 import os
 import platform
-import socket
 import statistics
 import tempfile
 import time
@@ -35,30 +34,12 @@ from pathlib import Path
 from benchmarks.stream_e2e import make_checkpoint, run_backlog
 from crmrisk.commands.services import build_launcher
 from crmrisk.settings import Settings
+from deploy import free_port_block
 from state import Append, CustomerSequenceStore
 from stream.app import redis_client
 from training.datasets.feed import dataset_events, load_records
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def _free_block(size: int) -> int:
-    for _ in range(200):
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            base = sock.getsockname()[1]
-        if base + size < 60000 and all(_free(base + i) for i in range(size)):
-            return base
-    raise RuntimeError("no block of free ports")
-
-
-def _free(port: int) -> bool:
-    with socket.socket() as sock:
-        try:
-            sock.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-        return True
 
 
 def _appends(events, encoder) -> list[Append]:
@@ -117,7 +98,10 @@ def main(argv: list[str] | None = None) -> dict:
 
     launcher = build_launcher(
         base.services.model_copy(
-            update={"home": workdir / "var", "redis_cluster_port": _free_block(6)}
+            update={
+                "home": workdir / "var",
+                "redis_cluster_port": free_port_block(6, 12000, 22000, offsets=(0, 10000)),
+            }
         )
     )
     launcher.up(kafka=False, redis=False, redis_cluster=True, timeout_s=120)

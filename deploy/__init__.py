@@ -7,7 +7,7 @@ their own (tests start isolated ones on other ports); ``resolve_kafka_jars`` fet
 from deploy.jars import KafkaJarsError, kafka_libs_dir, resolve_kafka_jars
 from deploy.kafka_broker import KafkaCluster, KafkaNode, KafkaStartError
 from deploy.launcher import Launcher, PortTakenError, ServiceState
-from deploy.probes import kafka_broker_count, redis_answers
+from deploy.probes import free_port_block, kafka_broker_count, redis_answers
 from deploy.process import ManagedProcess
 from deploy.redis_server import RedisServer, RedisStartError
 
@@ -22,6 +22,7 @@ __all__ = [
     "RedisServer",
     "RedisStartError",
     "ServiceState",
+    "free_port_block",
     "kafka_broker_count",
     "kafka_libs_dir",
     "redis_answers",

@@ -4,9 +4,38 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import random
 import socket
+from collections.abc import Sequence
 
-__all__ = ["kafka_broker_count", "redis_answers"]
+__all__ = ["free_port_block", "kafka_broker_count", "redis_answers"]
+
+
+def free_port_block(
+    size: int, low: int = 20000, high: int = 32000, offsets: Sequence[int] = (0,)
+) -> int:
+    """The first of ``size`` consecutive free loopback ports in [low, high).
+
+    Below the kernel's ephemeral range (32768 and up): a port taken from there by bind(0) can be
+    handed to some client connection before the server binds it (a 3-node KRaft cluster then
+    never forms). ``offsets``: other ports that must be free too, e.g. 10000 for a Redis
+    Cluster's bus port (``port + 10000``, which must stay <= 65535).
+    """
+    rng = random.Random()
+    for _ in range(500):
+        base = rng.randrange(low, high - size)
+        if all(_port_free(base + i + off) for i in range(size) for off in offsets):
+            return base
+    raise RuntimeError(f"no block of {size} free ports in [{low}, {high})")
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
 
 
 def kafka_broker_count(bootstrap_servers: str, timeout_s: float = 3.0) -> int | None:

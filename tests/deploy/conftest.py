@@ -5,34 +5,19 @@ They never touch the shared broker on 9092 or Redis on 6379 that other test runs
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
+import deploy
 from crmrisk.settings import Settings
 from deploy import Launcher
 
 
 def _free_port_block(size: int) -> int:
-    """The first of ``size`` consecutive free loopback ports."""
-    for _ in range(200):
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            base = sock.getsockname()[1]
-        if base + size < 65535 and all(_free(base + i) for i in range(size)):
-            return base
-    raise RuntimeError(f"no block of {size} free ports found")
-
-
-def _free(port: int) -> bool:
-    with socket.socket() as sock:
-        try:
-            sock.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-        return True
+    """The first of ``size`` consecutive free loopback ports (``deploy.free_port_block``)."""
+    return deploy.free_port_block(size)
 
 
 def _isolated_launcher(home: Path) -> Launcher:

@@ -18,6 +18,7 @@ from kafka.admin import NewTopic
 
 from crmrisk.commands.services import build_launcher
 from crmrisk.settings import Settings
+from deploy import free_port_block
 from state import CustomerSequenceStore
 from stream.app import redis_client, worker_outage
 from stream.events import RiskScore
@@ -26,7 +27,6 @@ from stream.transform import window
 from training.datasets.feed import dataset_events
 
 from .conftest import WINDOW, WorkerThread, read_topic
-from .test_redis_cluster import _free_block
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -34,14 +34,14 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 def test_broker_killed_mid_stream__worker_rides_it_out_nothing_lost(
     tmp_path, stream_settings, credit_dataset, models_for
 ):
-    base = _free_block(2)
+    base = free_port_block(2)
     launcher = build_launcher(
         Settings().services.model_copy(
             update={
                 "home": tmp_path / "var",
                 "kafka_port": base,
                 "kafka_controller_port": base + 1,
-                "redis_cluster_port": _free_block(6),
+                "redis_cluster_port": free_port_block(6, 12000, 22000, offsets=(0, 10000)),
             }
         )
     )

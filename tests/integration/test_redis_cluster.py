@@ -11,7 +11,6 @@ after each batch).
 from __future__ import annotations
 
 import random
-import socket
 import uuid
 
 import numpy as np
@@ -22,6 +21,7 @@ from redis.cluster import RedisCluster
 import model
 from crmrisk.commands.services import build_launcher
 from crmrisk.settings import Settings
+from deploy import free_port_block
 from deploy.redis_cluster import LocalRedisCluster
 from model.features import FeatureEncoder
 from state import (
@@ -47,22 +47,8 @@ pytestmark = pytest.mark.integration
 
 
 def _free_block(size: int) -> int:
-    for _ in range(200):
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            base = sock.getsockname()[1]
-        if base + size < 60000 and all(_free(base + i) for i in range(size)):
-            return base
-    raise RuntimeError("no free ports")
-
-
-def _free(port: int) -> bool:
-    with socket.socket() as sock:
-        try:
-            sock.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-        return True
+    """Ports for redis-servers in cluster mode: their bus ports (+10000) must be free too."""
+    return free_port_block(size, 12000, 22000, offsets=(0, 10000))
 
 
 @pytest.fixture(scope="module")
