@@ -204,8 +204,21 @@ class ScoringSettings(BaseModel):
     )
     rebuild_state: bool = Field(
         True,
-        description="Rebuild a partition's windows and alert states from crm.events when Redis "
-        "lost them (missing state mark), before scoring it.",
+        description="Restore a partition's windows and alert states from its input topic when "
+        "Redis lost them (or a tail of them), before scoring it.",
+    )
+    max_inflight: int = Field(
+        4,
+        ge=1,
+        description="Batches scored and published whose alerts, state writes and commits are "
+        "still pending (they overlap the next batches; more: bursts absorbed, more redelivered "
+        "after a crash).",
+    )
+    max_customers: int = Field(
+        1_000_000,
+        ge=1,
+        description="Customers per domain a worker holds in memory (least recently used ones "
+        "beyond it are forgotten; Redis keeps them). Memory: see README, 'Partition-owned state'.",
     )
     handoff: Literal["inline", "topic"] = Field(
         "inline",

@@ -74,7 +74,7 @@ class Dashboard:
         self._metrics = metrics
         self._client = redis.Redis.from_url(config.redis_url, **config.redis_kwargs)
         c = config
-        self.windows = CustomerSequenceStore(self._client, c.key_prefix, c.window, c.ttl_s)
+        self.windows = CustomerSequenceStore(self._client, c.key_prefix)
         self.latest = LatestScoreStore(self._client, c.key_prefix, c.ttl_s)
         self.pointer = ModelPointer(
             self._client, c.key_prefix, c.pointer_history, Path(c.models_dir) / "live"

@@ -1,35 +1,42 @@
-"""Redis state: one class per structure (windows of encoded events, latest scores, alert state,
-the live model pointer), each owning its keys and, where it needs one, its Lua script."""
+"""State: the partition-owned windows and alert states a worker holds in memory, and their
+durable copy in Redis (one class per structure, each owning its keys and, where it needs one,
+its Lua script): windows, alert states, latest scores, partition fences, the live model
+pointer."""
 
-from state.alert_state import AlertState, AlertStateStore
-from state.customer_sequence import (
-    Append,
-    AppendResult,
-    AppendStatus,
-    CustomerSequence,
-    CustomerSequenceStore,
-)
+from state.alert_state import AlertState, AlertStateStore, AlertTable
+from state.customer_sequence import CustomerSequence, CustomerSequenceStore, as_sequence
 from state.errors import StateError
 from state.latest_score import LatestScoreStore
 from state.model_pointer import ANY, ModelPointer, PointerChange, PointerConflict, PointerError
-from state.partition_marks import PartitionMarks
+from state.partition_fence import Claim, PartitionFence, PartitionWrite, Refusal
 from state.pipeline import round_trip
+from state.records import AlertRecord, WindowRecord
+from state.windows import Appends, AppendStatus, Applied, Windows, WindowTable
 
 __all__ = [
     "ANY",
+    "AlertRecord",
     "AlertState",
     "AlertStateStore",
-    "Append",
-    "AppendResult",
+    "AlertTable",
     "AppendStatus",
+    "Appends",
+    "Applied",
+    "Claim",
     "CustomerSequence",
     "CustomerSequenceStore",
     "LatestScoreStore",
     "ModelPointer",
-    "PartitionMarks",
+    "PartitionFence",
+    "PartitionWrite",
     "PointerChange",
     "PointerConflict",
     "PointerError",
+    "Refusal",
     "StateError",
+    "WindowRecord",
+    "WindowTable",
+    "Windows",
+    "as_sequence",
     "round_trip",
 ]

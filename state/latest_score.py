@@ -7,6 +7,7 @@ from collections.abc import Sequence
 import redis
 
 from state.errors import StateError
+from state.keys import score_key
 from state.pipeline import round_trip
 
 __all__ = ["LatestScoreStore"]
@@ -26,7 +27,7 @@ class LatestScoreStore:
         self.ttl_s = ttl_s
 
     def _key(self, customer_id: str, domain: str) -> str:
-        return f"{self._prefix}:score:{domain}:{{{customer_id}}}"
+        return score_key(self._prefix, domain, customer_id)
 
     def write(self, customer_id: str, domain: str, payload: bytes) -> None:
         self.write_many([(customer_id, domain, payload)])

@@ -1,8 +1,9 @@
 """Events in, scores and alerts out: the wire contract, the pure transforms and policies.
 
 Light to import (no torch, Kafka or Redis client): the scoring loop and its plumbing live in
-``stream.pipeline`` (the delivery steps), ``stream.intake``, ``stream.scorer`` and
-``stream.kafka_io``, wired by ``stream.app``, which entry points import by module.
+``stream.pipeline`` (the loop and the completer), ``stream.batch`` (one batch's stages),
+``stream.decode``, ``stream.scorer``, ``stream.ownership`` and ``stream.kafka_io``, wired by
+``stream.app``, which entry points import by module.
 """
 
 from stream.alert_policy import AlertPolicy, decide

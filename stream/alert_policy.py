@@ -8,9 +8,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
+
 from state import AlertState
 
-__all__ = ["AlertPolicy", "decide"]
+__all__ = ["AlertPolicy", "decide", "decide_many"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,3 +55,28 @@ def decide(
     if last is not None and now_s - last < policy.cooldown_s:
         return False, state
     return True, AlertState(armed=False, last_alert_s=now_s)
+
+
+def decide_many(
+    policy: AlertPolicy,
+    armed: np.ndarray,
+    last_s: np.ndarray,
+    probability: np.ndarray,
+    now_s: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``decide`` for many customers at once (each once): (fire, armed, last alert s).
+
+    ``last_s`` NaN means never. Row i equals ``decide`` of row i (tests/stream/
+    test_alert_policy.py checks them against each other).
+
+    >>> p = AlertPolicy(threshold=0.5, hysteresis=0.1, cooldown_s=60)
+    >>> fire, armed, last = decide_many(p, np.array([True, False, True]),
+    ...     np.array([np.nan, 0.0, 90.0]), np.array([0.7, 0.3, 0.9]), np.array([100.0] * 3))
+    >>> fire.tolist(), armed.tolist(), last.tolist()
+    ([True, False, False], [False, True, True], [100.0, 0.0, 90.0])
+    """
+    with np.errstate(invalid="ignore"):
+        cooled = np.isnan(last_s) | ~(now_s - last_s < policy.cooldown_s)
+    fire = armed & (probability >= policy.threshold) & cooled
+    rearm = ~armed & (probability < policy.threshold - policy.hysteresis)
+    return fire, (armed & ~fire) | rearm, np.where(fire, now_s, last_s)

@@ -1,28 +1,47 @@
-"""Scores -> alerts: the alert policy applied per customer, given its stored state.
+"""Firing scores -> alert messages, with reason codes: the alert stage, off the scoring step.
 
-Pure: the pipeline reads the batch's alert states, calls ``alerts_for`` (the policy runs in score
-order) and writes the changed states back only after the alerts are acknowledged by Kafka, so a
-crash in between re-fires an alert (same ``alert_id``) rather than losing it. Alerts come out
+The scoring step decides *which* scores fire (``stream/alert_policy.py``, on the in-memory
+alert states) and hands them over as ``Firing`` (their windows kept); this stage explains them
+(one batched attribution per domain, ``Scorer.explain_windows``) and builds the ``RiskAlert``s,
 ranked by expected loss (probability x exposure) where the domain has an exposure, else by
-probability. Reason codes are computed here, for the alerts only (one batched attribution per
-domain): the non-alerting majority of scores never pays for them.
+probability. The pipeline runs it in a thread of its own while the next batches are scored,
+and commits a batch only after its alerts are acknowledged, so a crash re-fires an alert (same
+``alert_id``) rather than losing it.
 """
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
+import numpy as np
+
 from model.attribution import Explanation
-from state import AlertState
-from stream.alert_policy import AlertPolicy, decide
+from state import CustomerSequence, Windows
+from stream.alert_policy import AlertPolicy
 from stream.events import RiskAlert
 from stream.reasons import reason_codes, reason_sentence
-from stream.score_encoding import top_event_refs
-from stream.scorer import Scored, Scorer
+from stream.score_encoding import TopEvent, top_event_refs
+from stream.scorer import Scorer
 
-__all__ = ["Alerter"]
+__all__ = ["Alerter", "Firing"]
+
+
+@dataclass
+class Firing:
+    """The scores of one domain that fire, with the windows they were computed on."""
+
+    domain: str
+    scorer: Scorer
+    windows: Windows
+    customers: list[str]
+    event_ids: list[str]
+    probability: np.ndarray  # float64 (n,)
+    top_events: list[list[TopEvent]]
+
+    def __len__(self) -> int:
+        return len(self.customers)
 
 
 class Alerter:
@@ -30,78 +49,58 @@ class Alerter:
         self.policy = policy
         self._risk_types = dict(risk_types)
 
-    def alerts_for(
-        self,
-        scored: Sequence[Scored],
-        stored: Mapping[tuple[str, str], AlertState],
-        scorers: Mapping[str, Scorer] | None = None,
-    ) -> tuple[list[RiskAlert], list[tuple[str, str, AlertState]]]:
-        """Alerts to publish, and the state changes to write once they are published.
-
-        ``stored`` holds the state of every (customer, domain) in ``scored``; ``scorers`` (the
-        ones that scored them, by domain) explain the alerts with reason codes.
-        """
-        states = dict(stored)
-        changed: dict[tuple[str, str], AlertState] = {}
-        firing: list[Scored] = []
-        for s in scored:
-            request = s.request
-            key = (request.customer_id, request.domain)
-            fire, state = decide(
-                self.policy, states[key], s.probability, request.event_time_ms / 1000
-            )
-            if state != states[key]:
-                states[key] = changed[key] = state
-            if fire:
-                firing.append(s)
-        explanations = _explain(firing, scorers or {})
-        alerts = [self._alert(s, e) for s, e in zip(firing, explanations, strict=True)]
+    def alerts(self, firing: Sequence[Firing], explain: bool = True) -> list[RiskAlert]:
+        """The alerts of ``firing`` (explained unless ``explain`` is False), ranked."""
+        alerts = []
+        for f in firing:
+            explanations = f.scorer.explain_windows(f.windows) if explain else [None] * len(f)
+            for i, explanation in enumerate(explanations):
+                alerts.append(self._alert(f, i, explanation))
         alerts.sort(key=_rank)
-        return alerts, [(c, d, st) for (c, d), st in changed.items()]
+        return alerts
 
-    def _alert(self, s: Scored, explanation: Explanation | None) -> RiskAlert:
-        request = s.request
-        exposure = request.sequence.exposure
-        loss = None if exposure is None else s.probability * exposure
-        reason = f"probability {s.probability:.3f} >= threshold {self.policy.threshold:.3f}"
+    def _alert(self, f: Firing, i: int, explanation: Explanation | None) -> RiskAlert:
+        probability = float(f.probability[i])
+        w = f.windows
+        exposure = None if np.isnan(w.exposure[i]) else float(w.exposure[i])
+        loss = None if exposure is None else probability * exposure
+        reason = f"probability {probability:.3f} >= threshold {self.policy.threshold:.3f}"
         if loss is not None:
             reason += f"; expected loss {loss:,.0f} on exposure {exposure:,.0f}"
         codes, baseline = [], None
         if explanation is not None:
-            codes = reason_codes(explanation, request.sequence)
+            codes = reason_codes(explanation, _sequence(w, i))
             baseline = explanation.baseline_probability
-            reason += ". " + reason_sentence(codes, s.probability, baseline)
+            reason += ". " + reason_sentence(codes, probability, baseline)
         return RiskAlert(
-            alert_id=f"{request.domain}:{request.customer_id}:{request.event_id}",
-            customer_id=request.customer_id,
-            domain=request.domain,
-            risk_type=self._risk_types.get(request.domain, "risk"),
-            probability=s.probability,
+            alert_id=f"{f.domain}:{f.customers[i]}:{f.event_ids[i]}",
+            customer_id=f.customers[i],
+            domain=f.domain,
+            risk_type=self._risk_types.get(f.domain, "risk"),
+            probability=probability,
             threshold=self.policy.threshold,
             expected_loss=loss,
-            model_version=s.model_version,
-            event_id=request.event_id,
+            model_version=f.scorer.version,
+            event_id=f.event_ids[i],
             raised_at=datetime.now(UTC),
             reason=reason,
-            top_events=top_event_refs(s.top_events),
+            top_events=top_event_refs(f.top_events[i]),
             reasons=codes,
             baseline_probability=baseline,
         )
 
 
-def _explain(firing: Sequence[Scored], scorers: Mapping[str, Scorer]) -> list:
-    """Per alert, its explanation (None without an explainer): one batch per domain."""
-    by_domain: dict[str, list[int]] = defaultdict(list)
-    for i, s in enumerate(firing):
-        by_domain[s.request.domain].append(i)
-    out: list[Explanation | None] = [None] * len(firing)
-    for domain, index in by_domain.items():
-        scorer = scorers.get(domain)
-        if scorer is None:
-            continue
-        for i, e in zip(index, scorer.explain([firing[i] for i in index]), strict=True):
-            out[i] = e
-    return out
+def _sequence(w: Windows, i: int) -> CustomerSequence:
+    """Row ``i`` of ``w`` as a sequence (what reason codes name events by)."""
+    length = int(w.lengths[i])
+    return CustomerSequence(
+        event_ids=w.event_ids(i),
+        event_times_ms=w.times_ms[i, :length],
+        kinds=[w.kinds[c] for c in w.kind_codes[i, :length].tolist()],
+        events=w.events[i, :length],
+        profile=w.profile[i] if w.has_profile[i] else None,
+        exposure=None if np.isnan(w.exposure[i]) else float(w.exposure[i]),
+    )
 
 
 def _rank(alert: RiskAlert) -> float:

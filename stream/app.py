@@ -20,22 +20,16 @@ import redis
 import torch
 
 from model.registry import ModelRegistry
-from state import (
-    AlertStateStore,
-    CustomerSequenceStore,
-    LatestScoreStore,
-    ModelPointer,
-    PartitionMarks,
-)
+from state import AlertTable, ModelPointer, PartitionFence, WindowTable
 from stream.alert_policy import AlertPolicy
 from stream.alerting import Alerter
-from stream.intake import EventIntake, RequestIntake
-from stream.kafka_io import BatchProducer, FastProducer, KafkaHistory, KafkaSource, new_consumer
+from stream.batch import BatchStages, EventSide, ScoreSide
+from stream.kafka_io import FastProducer, KafkaHistory, KafkaSource, new_consumer
 from stream.metrics import WorkerMetrics
 from stream.models import DomainModel, load_domain_model
 from stream.outage import Outage
-from stream.pipeline import Pipeline, Scoring, Topics
-from stream.rebuild import StateRebuilder
+from stream.ownership import Ownership
+from stream.pipeline import Pipeline, Topics
 from stream.scorer import resolve_device
 
 if TYPE_CHECKING:  # the type only: library code never builds Settings
@@ -144,20 +138,24 @@ class Worker:
 
     pipeline: Pipeline
     consumer: Any
-    producer: BatchProducer | FastProducer
+    producer: FastProducer
     client: redis.Redis
 
     async def run(self, stop: asyncio.Event, idle_timeout_s: float = 0.5) -> None:
-        """Step until ``stop`` is set; an exception propagates (restart from committed offsets)."""
+        """Step until ``stop`` is set; an exception propagates (restart from committed offsets).
+        On the way out, what is in flight is completed and committed first."""
         await self.producer.start()
         await self.consumer.start()
         try:
             while not stop.is_set():
                 await self.pipeline.step(idle_timeout_s)
         finally:
-            await self.consumer.stop()
-            await self.producer.stop()
-            self.client.close()
+            try:
+                await self.pipeline.close()
+            finally:
+                await self.consumer.stop()
+                await self.producer.stop()
+                self.client.close()
 
 
 def build_worker(
@@ -178,42 +176,38 @@ def build_worker(
     one version only, so a reload neither loses nor double-scores a message.
 
     ``outage`` (made here unless given, e.g. to put its ``health`` on ``/health`` first) retries
-    delivery steps while Redis or Kafka is down. An ingest worker also rebuilds partitions whose
-    state Redis lost (``stream/rebuild.py``) unless ``scoring.rebuild_state`` is off.
+    delivery steps while Redis or Kafka is down. A worker restores partitions whose state Redis
+    lost (or a tail of it) from its input topic unless ``scoring.rebuild_state`` is off.
     """
     if role not in ROLES:
         raise ValueError(f"role must be one of {ROLES}, got {role!r}")
     k, r, s = settings.kafka, settings.redis, settings.scoring
-    handoff = handoff or s.handoff
+    handoff = "topic" if role == "infer" else handoff or s.handoff
     client = redis_client(settings)
-    make_producer = FastProducer if k.producer == "confluent" else BatchProducer
-    producer = make_producer(k.client_config(), f"{k.client_id}-{role}")
-    source_topic = k.topics.events if role == "ingest" else k.topics.score_requests
-    consumer = new_consumer(
-        k.client_config(), [source_topic], f"{k.group_id}-{role}", f"{k.client_id}-{role}"
-    )
+    producer = FastProducer(k.client_config(), f"{k.client_id}-{role}")
+    topic = k.topics.events if role == "ingest" else k.topics.score_requests
+    consumer = new_consumer(k.client_config(), [], f"{k.group_id}-{role}", f"{k.client_id}-{role}")
+    source = KafkaSource(consumer, topic, s.max_batch_size, s.max_delay_ms)
+    fence = PartitionFence(client, r.key_prefix, r.ttl_s, r.wait_replicas, r.wait_timeout_ms)
+    events = None
     if role == "ingest":
-        intake: EventIntake | RequestIntake = EventIntake(
-            CustomerSequenceStore(
-                client, r.key_prefix, r.window, r.ttl_s, r.wait_replicas, r.wait_timeout_ms
-            ),
-            {d: m.encoder for d, m in models.items()},
-            k.max_message_bytes,
-            s.exposure_fields,
+        events = EventSide(
+            encoders={d: m.encoder for d, m in models.items()},
+            windows={
+                d: WindowTable(r.window, m.encoder.event_dim, m.encoder.profile_dim, r.ttl_s)
+                for d, m in models.items()
+            },
+            exposure_fields=s.exposure_fields,
+            max_message_bytes=k.max_message_bytes,
             max_future_s=k.max_future_s,
         )
-    else:
-        intake = RequestIntake(list(models))
     scoring = None
     if role == "infer" or handoff == "inline":
         policy = AlertPolicy(s.alert_threshold, s.alert_hysteresis, s.alert_cooldown_s)
-        scoring = Scoring(
+        scoring = ScoreSide(
             scorers={d: m.scorer for d, m in models.items()},
+            alert_states={d: AlertTable(r.ttl_s) for d in models},
             alerter=Alerter(policy, s.risk_types),
-            alert_states=AlertStateStore(
-                client, r.key_prefix, r.ttl_s, r.wait_replicas, r.wait_timeout_ms
-            ),
-            latest_scores=LatestScoreStore(client, r.key_prefix, r.ttl_s),
         )
     topics = Topics(
         dead_letters=k.topics.dead_letters,
@@ -222,25 +216,26 @@ def build_worker(
         score_requests=k.topics.score_requests,
     )
     metrics = metrics or WorkerMetrics()
+    stages = BatchStages(topic, Ownership(topic, fence), fence, events=events, scoring=scoring)
     pipeline = Pipeline(
-        KafkaSource(consumer, s.max_batch_size, s.max_delay_ms),
-        intake,
+        source,
         producer,
+        fence,
+        stages,
         topics,
         metrics,
-        scoring,
+        history=KafkaHistory(k.client_config(), f"{k.client_id}-restore")
+        if s.rebuild_state
+        else None,
         between_batches=(lambda: {d: v.value for d, v in watcher.take().items()})
         if watcher is not None
         else None,
         on_alert=on_alert,
         outage=outage or worker_outage(settings, metrics),
+        max_inflight=s.max_inflight,
+        max_customers=s.max_customers,
     )
-    if role == "ingest" and s.rebuild_state:
-        pipeline.rebuilder = StateRebuilder(
-            PartitionMarks(client, r.key_prefix),
-            KafkaHistory(k.client_config(), f"{k.client_id}-rebuild"),
-            pipeline.restore,
-        )
+    source.subscribe(pipeline.revoked, pipeline.assigned)
     return Worker(pipeline, consumer, producer, client)
 
 

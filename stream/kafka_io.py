@@ -14,10 +14,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener
 from aiokafka.errors import CommitFailedError, IllegalStateError
 from aiokafka.partitioner import DefaultPartitioner
 from aiokafka.structs import TopicPartition
@@ -68,7 +69,9 @@ def _client_options(client: Mapping[str, Any]) -> dict[str, Any]:
 def new_consumer(
     client: Mapping[str, Any], topics: Sequence[str], group_id: str, client_id: str
 ) -> AIOKafkaConsumer:
-    """A consumer that never auto-commits and starts from the earliest offset of a new group."""
+    """A consumer that never auto-commits and starts from the earliest offset of a new group.
+
+    ``topics`` empty: not subscribed yet (``KafkaSource.subscribe`` adds its listener)."""
     return AIOKafkaConsumer(
         *topics,
         **_client_options(client),
@@ -121,19 +124,68 @@ async def consumer_lag(consumer: AIOKafkaConsumer) -> int:
 
 
 class KafkaSource:
-    """The pipeline's record source: dynamic batches of a consumer, its commits and its lag."""
+    """The pipeline's record source: one topic as a group member; dynamic batches, the
+    assignment (with a listener for rebalances), per-partition commits and rewinds, lag."""
 
-    def __init__(self, consumer: AIOKafkaConsumer, max_batch_size: int, max_delay_ms: float):
+    def __init__(
+        self, consumer: AIOKafkaConsumer, topic: str, max_batch_size: int, max_delay_ms: float
+    ) -> None:
         from stream.batching import DynamicBatcher
 
         self.consumer = consumer
+        self.topic = topic
         self._batcher = DynamicBatcher(getmany_source(consumer), max_batch_size, max_delay_ms)
+        self._owned: set[int] = set()
+
+    def subscribe(self, on_revoked, on_assigned) -> None:
+        """Subscribe to the topic; ``await on_revoked(partitions)`` runs before a rebalance
+        takes partitions away (their batches in flight are completed and committed first),
+        ``on_assigned(partitions)`` after new ones are given."""
+        source = self
+
+        class Listener(ConsumerRebalanceListener):
+            async def on_partitions_revoked(self, revoked) -> None:
+                gone = [tp.partition for tp in revoked if tp.topic == source.topic]
+                source._owned.difference_update(gone)
+                if gone:
+                    await on_revoked(gone)
+
+            async def on_partitions_assigned(self, assigned) -> None:
+                given = [tp.partition for tp in assigned if tp.topic == source.topic]
+                source._owned = set(given)
+                on_assigned(given)
+
+        self.consumer.subscribe([self.topic], listener=Listener())
 
     async def next_batch(self, idle_timeout_s: float) -> list:
         return await self._batcher.next_batch(idle_timeout_s)
 
-    async def commit(self, records: Sequence[Any]) -> bool:
-        return await commit_batch(self.consumer, records)
+    def owns(self, partition: int) -> bool:
+        return partition in self._owned
+
+    def generation(self) -> int:
+        """The group generation of the current assignment (aiokafka keeps it on its
+        coordinator, with no public accessor)."""
+        coordinator = getattr(self.consumer, "_coordinator", None)
+        return int(getattr(coordinator, "generation", -1) or 0)
+
+    async def commit(self, offsets: dict[int, int]) -> bool:
+        """Commit partition -> next offset. False when a rebalance took the partitions away
+        first: their records go to the new owner, whose claim sees what the state holds."""
+        try:
+            await self.consumer.commit(
+                {TopicPartition(self.topic, p): o for p, o in offsets.items()}
+            )
+        except (CommitFailedError, IllegalStateError) as exc:
+            log.warning("commit of %d partition(s) lost to a rebalance: %s", len(offsets), exc)
+            return False
+        return True
+
+    def rewind(self, partition: int, offset: int) -> None:
+        try:
+            self.consumer.seek(TopicPartition(self.topic, partition), offset)
+        except IllegalStateError:  # no longer assigned: its next owner starts from the commit
+            log.info("%s/%d: not assigned any more, not rewound", self.topic, partition)
 
     async def lag(self) -> int:
         return await consumer_lag(self.consumer)
@@ -308,12 +360,72 @@ class FastProducer:
             }
         )
         self._errors: list[str] = []
+        self._polling = threading.Event()
+        self._poller: threading.Thread | None = None
 
     async def start(self) -> None:
-        return None
+        """Serve delivery callbacks from a thread of their own (``send``'s acknowledgements
+        arrive while the loop scores the next batch)."""
+        if self._poller is None:
+            self._polling.set()
+            self._poller = threading.Thread(target=self._poll, name="producer-poll", daemon=True)
+            self._poller.start()
+
+    def _poll(self) -> None:
+        while self._polling.is_set():
+            self._producer.poll(0.05)
 
     async def stop(self) -> None:
         await self.flush()
+        self._polling.clear()
+        if self._poller is not None:
+            await asyncio.to_thread(self._poller.join)
+            self._poller = None
+
+    def send(self, topic: str, messages: Iterable[tuple[bytes | None, bytes]], delivery) -> int:
+        """Queue (key, value) messages whose acknowledgements count down ``delivery``
+        (``stream.ports.Delivery``); a lost one is kept there for ``resend``."""
+        messages = list(messages)
+        delivery.sent(len(messages))
+
+        def settled(error: Any, message: Any) -> None:
+            if error is None:
+                delivery.acked()
+            else:
+                delivery.acked((message.topic(), message.key(), message.value()), str(error))
+
+        produce = self._producer.produce
+        for i, (key, value) in enumerate(messages):
+            while True:
+                try:
+                    produce(topic, value, key, on_delivery=settled)
+                    break
+                except BufferError:  # the local queue is full: let it drain
+                    self._producer.poll(0.05)
+                except KafkaException as exc:
+                    for _ in messages[i:]:
+                        delivery.acked()
+                    if exc.args[0].code() == KafkaError.MSG_SIZE_TOO_LARGE:
+                        raise ValueError(
+                            f"a message of {len(value)} bytes does not fit the producer's limit"
+                        ) from None
+                    raise
+        return len(messages)
+
+    async def delivered(self, delivery, timeout_s: float = 60.0) -> None:
+        """Until ``delivery`` settled; ``DeliveryFailed`` when messages were lost."""
+        await delivery.wait(timeout_s)
+        if delivery.failed:
+            raise DeliveryFailed(
+                f"{len(delivery.failed)} message(s) not delivered, first: {delivery.errors[0]}"
+            )
+
+    def resend(self, delivery) -> int:
+        failed, delivery.failed, delivery.errors = delivery.failed, [], []
+        by_topic: dict[str, list] = {}
+        for topic, key, value in failed:
+            by_topic.setdefault(topic, []).append((key, value))
+        return sum(self.send(topic, pairs, delivery) for topic, pairs in by_topic.items())
 
     def _delivered(self, error: Any, message: Any) -> None:
         if error is not None:

@@ -1,63 +1,62 @@
-"""The scoring pipeline: the one place where polling, state, the model and committing meet.
+"""The scoring loop: batches in, scores out at once, alerts and state behind them, commits in order.
 
-``Pipeline.step`` runs the delivery steps of one batch, in this order; offsets are committed only
-once everything before them is durable:
+``Pipeline.step`` takes one batch and runs its stages in memory (``stream/batch.py``: decode ->
+window -> score -> decide -> messages) on the state of the partitions this worker owns, then
+publishes its dead letters and scores (or score requests) at once and hands the batch to the
+completer. The completer, one batch after another and in order, while the loop goes on with the
+next batches:
 
-1. take a dynamic batch of records from the source (up to ``max_batch_size`` or
-   ``max_delay_ms``), then swap in a model reloaded meanwhile (checked once the batch is in
-   hand, not before the wait for it: a batch is scored by one version, the newest ready when
-   its records arrived);
-2. intake: validate, encode and append the events to the sequence store in one call (or decode
-   score requests from an ingest worker); whatever cannot be used becomes a dead letter;
-3. score: one forward pass per domain (or, with the topic handoff, pass the requests on);
-4. build the score messages and decide the alerts from the customers' alert states;
-5. produce dead letters, scores and alerts (or requests);
-6. flush: Kafka has acknowledged every message of the batch;
-7. write the latest scores and the changed alert states (Redis never claims what Kafka lacks);
-8. commit the batch's offsets.
+1. waits until Kafka acknowledged the batch's messages (lost ones are sent again);
+2. explains the scores that fire (reason codes, in a thread of their own) and publishes the
+   alerts, and waits for their acknowledgement: scores never wait for explanations;
+3. writes the state the batch left (changed windows, alert states, latest scores) to Redis, one
+   fenced script call per batch (``state.PartitionFence``), so Redis never claims what Kafka
+   lacks;
+4. commits the batch's offsets.
 
-A crash anywhere before step 8 replays the batch: appends are refused by the offset guard (state
-is exactly-once), the requests are re-scored and re-published (scores and alerts at-least-once,
-an alert with the same ``alert_id``).
+A crash anywhere before 4 replays the batch: the records the state already holds are
+redeliveries (scored as of themselves, not applied again: the state is exactly-once), scores
+and alerts are re-published (at-least-once, an alert with the same ``alert_id``). At most
+``max_inflight`` batches wait for the completer (memory and redelivery stay bounded).
+
+Partition ownership (``stream/ownership.py``): a partition is claimed before its first records
+are processed, and restored from the topic (``history``) first when Redis lost its state or a
+tail of it. A write refused because a newer owner claimed the partition stops it here until a
+new assignment; one refused because Redis lost the state rewinds the partition to the batch and
+rebuilds it. A revoked partition's in-flight batches are completed first, then its state is
+dropped.
 
 Outages (``stream/outage.py``): a step that fails because Redis or the broker is unreachable is
-retried in place, with backoff, the batch kept in hand and nothing committed; ``health`` says
-so meanwhile. Lost state (``stream/rebuild.py``): before step 2 the partitions of the batch are
-checked for their state marks and rebuilt from the topic when Redis lost them; the marks are
-checked again after step 7, and if Redis lost state while the batch was in hand, the batch is
-done again from step 2 on whole histories before its offsets are committed.
-
-The pipeline talks to ports only (``stream/ports.py``): ``stream/app.py`` wires Kafka and Redis
-in, the fast tests wire lists and the in-memory stores.
+retried in place, with backoff, nothing committed meanwhile; ``health`` says so.
 """
 
 from __future__ import annotations
 
+import asyncio
+import itertools
 import logging
 import time
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import partial
 
-from state import AlertState
-from stream.alerting import Alerter
-from stream.events import InvalidEvent, dead_letter
-from stream.intake import EventIntake, Intake, RequestIntake
+import numpy as np
+
+from stream.batch import Batch, BatchStages
+from stream.events import RiskAlert
+from stream.kafka_io import DeliveryFailed
 from stream.metrics import WorkerMetrics
 from stream.outage import Outage
-from stream.ports import AlertStore, RecordSource, ScoreStore, Sink
-from stream.rebuild import StateRebuilder
-from stream.requests import ScoreRequest
-from stream.score_encoding import iso_ms, score_bytes
-from stream.scorer import Scored, Scorer
+from stream.ownership import Restore
+from stream.ports import Delivery, History, Record, RecordSource, Sink, StateCopy
 
-__all__ = ["Pipeline", "Scoring", "StepReport", "Topics"]
+__all__ = ["Pipeline", "StepReport", "Topics"]
 
 log = logging.getLogger(__name__)
 
-_MAX_REDOS = 3
-_STORED = ("applied", "duplicates", "redelivered", "outside_window", "unscored")
+_MAX_LOSSES = 3  # Redis lost a partition's state this often in a row: something is wrong
 
 
 @dataclass
@@ -65,12 +64,12 @@ class StepReport:
     consumed: int = 0
     dead_letters: int = 0
     scores: int = 0
-    alerts: int = 0
+    alerts: int = 0  # alerts that fire (published once explained, by the completer)
 
 
 @dataclass(frozen=True)
 class Topics:
-    """Where the pipeline produces: dead letters, scores, alerts; requests for the handoff."""
+    """Where the pipeline produces: dead letters, scores, alerts; requests for the hand-off."""
 
     dead_letters: str
     scores: str
@@ -78,293 +77,430 @@ class Topics:
     score_requests: str | None = None
 
 
-@dataclass
-class Scoring:
-    """What step 3-4 need: a scorer per domain, the alert policy, the stores written at step 7."""
-
-    scorers: dict[str, Scorer]
-    alerter: Alerter
-    alert_states: AlertStore
-    latest_scores: ScoreStore
-
-
 class Pipeline:
-    """One worker's loop body; ``scoring=None`` passes the requests on (the topic handoff)."""
+    """One worker's loop over one input topic."""
 
     def __init__(
         self,
         source: RecordSource,
-        intake: EventIntake | RequestIntake,
         sink: Sink,
+        state: StateCopy,
+        stages: BatchStages,
         topics: Topics,
         metrics: WorkerMetrics,
-        scoring: Scoring | None = None,
         *,
+        history: History | None = None,
         between_batches: Callable[[], Mapping[str, object]] | None = None,
-        on_alert: Callable[[object], None] | None = None,
-        clock: Callable[[], float] = time.time,
+        on_alert: Callable[[RiskAlert], None] | None = None,
         outage: Outage | None = None,
-        rebuilder: StateRebuilder | None = None,
+        max_inflight: int = 4,
+        max_customers: int = 1_000_000,
+        delivery_timeout_s: float = 60.0,
+        clock: Callable[[], float] = time.time,
     ) -> None:
-        if scoring is None and topics.score_requests is None:
+        if stages.scoring is None and topics.score_requests is None:
             raise ValueError("a pipeline without scoring needs a score_requests topic")
         self.source = source
-        self.intake = intake
         self.sink = sink
+        self.state = state
+        self.stages = stages
+        self.ownership = stages.ownership
         self.topics = topics
         self.metrics = metrics
-        self.scoring = scoring
+        self.history = history
         self._between_batches = between_batches
         self._on_alert = on_alert
-        self._clock = clock
         self.outage = outage or Outage(metrics.outage_retries)
-        self.rebuilder = rebuilder
+        self.max_customers = max_customers
+        self._delivery_timeout_s = delivery_timeout_s
+        self._clock = clock
+        self._serial = itertools.count(1)
+        self.max_inflight = max_inflight
+        self._queue: asyncio.Queue[Batch] = asyncio.Queue(max_inflight)
+        self._completer: asyncio.Task | None = None
+        self._failure: BaseException | None = None
+        self._explain = ThreadPoolExecutor(1, thread_name_prefix="explain")
+        self._refused: dict[int, int | None] = {}  # partition -> rewind to (None: fenced)
+        self._losses: dict[int, int] = defaultdict(int)
+        self._inflight: dict[int, int] = defaultdict(int)  # batches in flight per partition
+        self.durable_serial = 0  # batches up to it are written and committed
+
+    # -- the loop ------------------------------------------------------------------------------
 
     def health(self) -> str | None:
         """None unless the worker is riding out an outage (for ``/health``)."""
         return self.outage.health()
 
     def swap(self, domain: str, kit: object) -> None:
-        """Serve ``domain`` with a reloaded model kit (``stream.models.DomainModel``)."""
-        self.intake.swap(domain, kit.encoder)
-        if self.scoring is not None:
-            self.scoring.scorers[domain] = kit.scorer
+        """Serve ``domain`` with a reloaded model kit (``stream.models.DomainModel``), whose
+        encoder is the same (the watcher refuses others: windows are stored encoded)."""
+        if self.stages.events is not None:
+            self.stages.events.encoders[domain] = kit.encoder
+        if self.stages.scoring is not None:
+            self.stages.scoring.scorers[domain] = kit.scorer
         log.info("%s: now scoring with model %s", domain, kit.version)
 
     async def step(self, idle_timeout_s: float = 0.5) -> StepReport:
+        self._check()
         m = self.metrics
-        records = await self.source.next_batch(idle_timeout_s)  # 1.
+        records = await self.source.next_batch(idle_timeout_s)
         if self._between_batches is not None:  # reloaded models, between batches only
             for domain, kit in self._between_batches().items():
                 self.swap(domain, kit)
+        self._settle_refusals()
         if not records:
             m.mark_step()
             return StepReport()
         m.events_in.inc(len(records))
         m.batch_size.observe(len(records))
         m.queue_delay_ms.observe(self._clock() * 1000 - min(r.timestamp for r in records))
-        retry, redone = self.outage.retry, 0
-        while True:
-            if self.rebuilder is not None:
-                await retry("checking state marks", partial(self.rebuilder.ensure, records))
-            intake = await retry("storing events", partial(self._now, self.intake.take, records))
-            for status in _STORED:
-                m.stored.labels(status).inc(getattr(intake, status))
-            if intake.redelivered:
-                log.info(
-                    "%d redelivered events already stored: re-scoring them", intake.redelivered
+        records = [r for r in records if self._mine(r)]
+        await self._verify(records)
+        records = await self._claim([r for r in records if self._mine(r)])
+        if not records:
+            m.mark_step()
+            return StepReport(consumed=0)
+        batch = Batch(next(self._serial), records)
+        decoded, units = self.stages.decode(records, batch)
+        await self.outage.retry("loading customers", partial(_now, self.stages.load, units, set()))
+        self.stages.apply(decoded, units, batch, publish=True)
+        for name, count in batch.stored.items():
+            m.stored.labels(name).inc(count)
+        if batch.stored.get("redelivered"):
+            log.info("%d redelivered events: re-scored, not applied", batch.stored["redelivered"])
+        self._publish(batch)
+        await self._enqueue(batch)
+        m.mark_step()
+        fired = sum(len(f) for f in batch.firing)
+        return StepReport(len(records), len(batch.dead_letters), len(batch.scores), fired)
+
+    def _mine(self, record: Record) -> bool:
+        p = record.partition
+        return p not in self._refused and p not in self.ownership.fenced and self.source.owns(p)
+
+    def _check(self) -> None:
+        if self._failure is not None:
+            raise self._failure
+        if self._completer is None:  # a queue of this event loop (tests run several)
+            self._queue = asyncio.Queue(self.max_inflight)
+            self._completer = asyncio.create_task(self._complete_all(), name="completer")
+
+    def _publish(self, batch: Batch) -> None:
+        """Dead letters and scores (or requests) go out now; the completer awaits them."""
+        send = self.sink.send
+        if batch.dead_letters:
+            send(
+                self.topics.dead_letters,
+                ((None, d.to_bytes()) for d in batch.dead_letters),
+                batch.delivery,
+            )
+            for letter in batch.dead_letters:
+                self.metrics.dead_letters.labels(letter.reason).inc()
+                log.warning(
+                    "dead letter: %s (%s) at %s/%s",
+                    letter.reason,
+                    letter.error,
+                    letter.partition,
+                    letter.offset,
                 )
-            scores: list[tuple[str, str, bytes]] = []
-            alerts: list = []
-            changed: list[tuple[str, str, AlertState]] = []
-            if self.scoring is not None:
-                scored = self._score(intake)  # 3.
-                scores, alerts, changed = await retry(  # 4.
-                    "reading alert states", partial(self._now, self._messages, scored)
-                )
-            await retry("publishing", self._publisher(intake, scores, alerts))  # 5. 6.
-            if self.scoring is not None:  # 7.
-                await retry("writing state", partial(self._now, self._write, scores, changed))
-            if self.rebuilder is None or not await retry(
-                "checking state marks", partial(self._now, self.rebuilder.unmarked, records)
-            ):
-                break
-            redone += 1
-            if redone > _MAX_REDOS:  # e.g. an eviction policy dropping the marks: say so
-                raise RuntimeError(
-                    f"Redis lost state {redone} times during one batch: check its maxmemory "
-                    "policy (must be noeviction) and persistence"
-                )
-            log.error("Redis lost state while a batch was in hand: rebuilding, then redoing it")
-        if self.scoring is not None:
-            self._observe(intake.requests, alerts)
-        await retry("committing offsets", partial(self.source.commit, records))  # 8.
+        if batch.requests:
+            send(self.topics.score_requests, batch.requests, batch.delivery)
+        if batch.scores:
+            send(self.topics.scores, batch.scores, batch.delivery)
+
+    async def _enqueue(self, batch: Batch) -> None:
+        for p in batch.writes:
+            self._inflight[p] += 1
+        put = asyncio.create_task(self._queue.put(batch))
+        done, _ = await asyncio.wait({put, self._completer}, return_when=asyncio.FIRST_COMPLETED)
+        if put not in done:
+            put.cancel()
+            self._check()
+
+    async def drain(self) -> None:
+        """Until every batch in flight is published, written and committed."""
+        if self._completer is None:
+            return
+        join = asyncio.create_task(self._queue.join())
+        await asyncio.wait({join, self._completer}, return_when=asyncio.FIRST_COMPLETED)
+        if not join.done():
+            join.cancel()
+        self._check()
+
+    async def settle(self) -> None:
+        """Complete what is in flight and stop the completer (the next step starts another)."""
         try:
-            m.lag.set(await self.source.lag())
+            await self.drain()
+        finally:
+            if self._completer is not None:
+                self._completer.cancel()
+                self._completer = None
+
+    async def close(self) -> None:
+        """``settle``, then release the explanation thread and the history reader."""
+        try:
+            await self.settle()
+        finally:
+            self._explain.shutdown(wait=False, cancel_futures=True)
+            if self.history is not None:
+                await self.history.close()
+
+    # -- rebalances -------------------------------------------------------------------------
+
+    async def revoked(self, partitions: Sequence[int]) -> None:
+        """Partitions taken away: complete their batches in flight, then forget their state."""
+        await self.drain()
+        self._drop(partitions)
+
+    def assigned(self, partitions: Sequence[int]) -> None:
+        self.ownership.assigned(partitions)
+
+    def _drop(self, partitions: Sequence[int]) -> None:
+        for p in partitions:
+            self.ownership.release(p)
+        for tables in self._tables():
+            for table in tables.values():
+                table.drop_partitions(list(partitions))
+
+    def _tables(self) -> list[dict]:
+        out = []
+        if self.stages.events is not None:
+            out.append(self.stages.events.windows)
+        if self.stages.scoring is not None:
+            out.append(self.stages.scoring.alert_states)
+        return out
+
+    # -- claims and restores ----------------------------------------------------------------
+
+    async def _verify(self, records: list[Record]) -> None:
+        """Did Redis lose the state of a partition in hand since this worker wrote it (restarted
+        empty, or lost a tail)? One small read per batch; such a partition is claimed and
+        restored again before its records are processed. Batches of it still in flight are
+        completed first (their writes are refused; the partition is rewound to them)."""
+        owned = {r.partition for r in records} & set(self.ownership.owned())
+        if not owned:
+            return
+        applied = await self.outage.retry(
+            "checking state", partial(_now, self.state.applied, self.ownership.topic, sorted(owned))
+        )
+        lost = self.ownership.lost(applied)
+        if not lost:
+            return
+        log.error(
+            "%s: Redis lost the state of partition(s) %s: restoring them from the topic",
+            self.ownership.topic,
+            lost,
+        )
+        if any(self._inflight[p] for p in lost):
+            await self.drain()
+            self._settle_refusals()
+        self._drop(lost)
+
+    async def _claim(self, records: list[Record]) -> list[Record]:
+        """Claim the partitions seen for the first time (restoring their state first where
+        Redis lacks it); the records of partitions that cannot be ours are left out."""
+        unclaimed = self.ownership.unclaimed(records)
+        if not unclaimed:
+            return records
+        generation = self.source.generation()
+        try:
+            for p, first in unclaimed.items():
+                plan = await self.outage.retry(
+                    "claiming partitions", partial(_now, self.ownership.claim, p, first, generation)
+                )
+                if plan:
+                    await self._restore(plan)
+        finally:
+            if self.history is not None:
+                await self.history.close()
+        return [r for r in records if self._mine(r)]
+
+    async def _restore(
+        self, plan: Restore, progress: Callable[[int, int], None] | None = None
+    ) -> int:
+        """Apply the partition's records [start, end) to the state (nothing published)."""
+        p, end = plan.partition, plan.end
+        if end == 0 and plan.start is None:  # offset 0 has no past: nothing to read
+            return 0
+        if self.history is None:  # RISK_SCORING__REBUILD_STATE=0: serve what Redis has
+            log.warning("%s/%d: state not restored (rebuild_state is off)", self.ownership.topic, p)
+            return 0
+        beginning = 0 if end == 0 else await self.history.beginning(self.ownership.topic, p)
+        start = beginning if plan.start is None else max(plan.start, beginning)
+        if plan.start is not None and plan.start < beginning:
+            log.error(
+                "%s/%d: offsets %d-%d are gone from the topic: their events are lost to the state",
+                self.ownership.topic,
+                p,
+                plan.start,
+                beginning - 1,
+            )
+        if start >= end:
+            return 0
+        log.warning(
+            "%s/%d: restoring the state from offsets %d-%d%s",
+            self.ownership.topic,
+            p,
+            start,
+            end - 1,
+            " (Redis had none)" if plan.fresh else "",
+        )
+        fresh = {p} if plan.fresh else set()
+        replayed = 0
+        async for chunk in self.history.read(self.ownership.topic, p, start, end):
+            batch = Batch(next(self._serial), chunk)
+            decoded, units = self.stages.decode(chunk, batch)
+            await self.outage.retry(
+                "loading customers", partial(_now, self.stages.load, units, fresh)
+            )
+            self.stages.apply(decoded, units, batch, publish=False)
+            writes = list(batch.writes.values())
+            refusals = await self.outage.retry("writing state", partial(self._write, writes))
+            if refusals:
+                self._refused[p] = end
+                self.ownership.release(p)
+                log.error(
+                    "%s/%d: restore refused (%s)", self.ownership.topic, p, refusals[0].reason
+                )
+                return replayed
+            for w in writes:
+                self.ownership.written(w.partition, batch.incarnations[w.partition], w.new)
+            replayed += len(chunk)
+            self.metrics.rebuilt.inc(len(chunk))
+            self.durable_serial = batch.serial
+            if progress is not None:
+                progress(chunk[-1].offset + 1 - start, end - start)
+        log.warning("%s/%d: state restored from %d records", self.ownership.topic, p, replayed)
+        return replayed
+
+    async def rebuild(
+        self, partition: int, end: int, progress: Callable[[int, int], None] | None = None
+    ) -> int:
+        """Bring ``partition``'s state in Redis up to offset ``end`` from the topic
+        (``crmrisk state rebuild``; no worker may serve the partition meanwhile)."""
+        self._drop([partition])
+        plan = self.ownership.claim(partition, end, generation=None)
+        try:
+            return await self._restore(plan, progress) if plan else 0
+        finally:
+            self._drop([partition])
+
+    # -- the completer ----------------------------------------------------------------------
+
+    async def _complete_all(self) -> None:
+        while True:
+            batch = await self._queue.get()
+            try:
+                await self._complete(batch)
+            except BaseException as exc:
+                self._failure = exc
+                raise
+            finally:
+                for p in batch.writes:
+                    self._inflight[p] -= 1
+                self._queue.task_done()
+
+    async def _complete(self, batch: Batch) -> None:
+        retry = self.outage.retry
+        await retry("publishing", partial(self._delivered, batch.delivery))
+        alerts: list[RiskAlert] = []
+        if batch.firing:
+            loop = asyncio.get_running_loop()
+            alerter = self.stages.scoring.alerter
+            alerts = await loop.run_in_executor(self._explain, alerter.alerts, batch.firing)
+            delivery = Delivery()
+            self.sink.send(self.topics.alerts, ((a.key, a.to_bytes()) for a in alerts), delivery)
+            await retry("publishing alerts", partial(self._delivered, delivery))
+        writes = [
+            w for p, w in batch.writes.items() if self.ownership.current(p, batch.incarnations[p])
+        ]
+        refusals = await retry("writing state", partial(self._write, writes))
+        refused = {r.partition for r in refusals}
+        for r in refusals:
+            self._refuse(r.partition, r.reason, batch.first_offsets[r.partition])
+        offsets = {w.partition: w.new for w in writes if w.partition not in refused}
+        for p, new in offsets.items():
+            self._losses.pop(p, None)
+            self.ownership.written(p, batch.incarnations[p], new)
+        if offsets:
+            await retry("committing offsets", partial(self.source.commit, offsets))
+        self._observe(batch, alerts)
+        self.durable_serial = batch.serial
+        if batch.serial % 64 == 0:
+            for tables in self._tables():
+                for table in tables.values():
+                    table.evict(self.max_customers, self.durable_serial)
+        try:
+            self.metrics.lag.set(await self.source.lag())
         except Exception as exc:  # lag is a gauge: never worth failing a batch over
             log.debug("consumer lag unavailable: %s", exc)
-        m.mark_step()
-        return StepReport(len(records), len(intake.dead_letters), len(scores), len(alerts))
 
-    def restore(self, records: Sequence) -> int:
-        """Apply past ``records`` to the state only (a rebuild): windows, alert states and
-        latest scores as a replay leaves them; nothing is produced or committed."""
-        intake = self.intake.take(records, guard=False)
-        if intake.dead_letters:  # dead-lettered when they first arrived: not again
-            log.debug("rebuild skipped %d records that were dead letters", len(intake.dead_letters))
-        self.metrics.rebuilt.inc(len(records))
-        if self.scoring is None or not isinstance(self.intake, EventIntake):
-            return len(records)
-        scores, _, changed = self._messages(self._score(intake), explain=False)
-        self._write(scores, changed)
-        return len(records)
+    async def _delivered(self, delivery: Delivery) -> None:
+        try:
+            await self.sink.delivered(delivery)
+        except DeliveryFailed:
+            self.sink.resend(delivery)
+            raise
 
-    @staticmethod
-    async def _now(function: Callable, *args: object):
-        """A store call as an awaitable, for ``Outage.retry`` (the stores are synchronous)."""
-        return function(*args)
+    async def _write(self, writes: list) -> list:
+        if not writes:
+            return []
+        return await asyncio.to_thread(self.state.write, self.ownership.topic, writes)
 
-    def _publisher(self, intake: Intake, scores: list, alerts: list) -> Callable:
-        """Steps 5-6 as one retryable attempt: send once, flush until acknowledged, and send
-        again only if the producer says messages were lost (a timed-out flush keeps them)."""
-        pending = {"send": True}
-
-        async def publish() -> None:
-            if pending["send"]:
-                pending["send"] = False
-                await self._send(intake, scores, alerts)
-            try:
-                await self.sink.flush()
-            except TimeoutError:
-                raise
-            except Exception:
-                pending["send"] = True
-                raise
-
-        return publish
-
-    async def _send(self, intake: Intake, scores: list, alerts: list) -> None:
-        if self.scoring is None:  # 3. the topic handoff: an inference worker scores them
-            await self.sink.send_many(
-                self.topics.score_requests,
-                ((r.customer_id.encode(), r.to_bytes()) for r in intake.requests),
-            )
-        await self._dead_letters(intake)
-        await self.sink.send_many(self.topics.scores, ((c.encode(), b) for c, _, b in scores))
-        await self.sink.send_many(self.topics.alerts, ((a.key, a.to_bytes()) for a in alerts))
-
-    def _write(self, scores: list, changed: list) -> None:
-        assert self.scoring is not None
-        self.scoring.latest_scores.write_many(scores)
-        self.scoring.alert_states.write_many(changed)
-
-    def _score(self, intake: Intake) -> list[Scored]:
-        """One forward pass per domain; a request no model here can score is dead-lettered."""
-        assert self.scoring is not None
-        by_domain: dict[str, list[ScoreRequest]] = defaultdict(list)
-        for request in intake.requests:
-            by_domain[request.domain].append(request)
-        scored: list[Scored] = []
-        kept: list[ScoreRequest] = []
-        for domain, group in by_domain.items():
-            scorer = self.scoring.scorers.get(domain)
-            usable = [r for r in group if scorer is not None and scorer.accepts(r)]
-            for request in group:
-                if scorer is None or not scorer.accepts(request):
-                    self._reject_request(intake, request, scorer)
-            if not usable:
-                continue
-            started = time.perf_counter()
-            try:
-                done = scorer.score(usable)
-            except Exception:  # one bad window must not fail the batch: find it
-                log.exception(
-                    "%s: scoring a batch of %d failed; scoring one by one", domain, len(usable)
-                )
-                done, usable = self._score_each(intake, scorer, usable)
-            self.metrics.model_ms.observe((time.perf_counter() - started) * 1000)
-            scored.extend(done)
-            kept.extend(usable)
-        intake.requests = kept
-        return scored
-
-    def _score_each(
-        self, intake: Intake, scorer: Scorer, requests: Sequence[ScoreRequest]
-    ) -> tuple[list[Scored], list[ScoreRequest]]:
-        """Score one by one; whatever still fails becomes a ``scoring_failed`` dead letter."""
-        scored, kept = [], []
-        for request in requests:
-            try:
-                scored.extend(scorer.score([request]))
-            except Exception as exc:
-                error = InvalidEvent("scoring_failed", f"{type(exc).__name__}: {exc}")
-                intake.dead_letters.append(
-                    dead_letter(
-                        request.to_bytes(), error, "score-request", key=request.customer_id.encode()
-                    )
-                )
-                continue
-            kept.append(request)
-        return scored, kept
-
-    def _messages(
-        self, scored: Sequence[Scored], explain: bool = True
-    ) -> tuple[list[tuple[str, str, bytes]], list, list[tuple[str, str, AlertState]]]:
-        """Score bytes (serialised once: produced, then stored as the latest), alerts, states;
-        ``explain=False`` (a rebuild: its alerts are never published) skips the reason codes."""
-        assert self.scoring is not None
-        if not scored:
-            return [], [], []
-        now = iso_ms(int(self._clock() * 1000))
-        scores = [
-            (
-                s.request.customer_id,
-                s.request.domain,
-                score_bytes(
-                    customer_id=s.request.customer_id,
-                    domain=s.request.domain,
-                    event_id=s.request.event_id,
-                    event_time_ms=s.request.event_time_ms,
-                    probability=s.probability,
-                    quantiles=s.quantiles,
-                    model_version=s.model_version,
-                    scored_at=now,
-                    top_events=s.top_events,
-                ),
-            )
-            for s in scored
-        ]
-        keys = list(dict.fromkeys((s.request.customer_id, s.request.domain) for s in scored))
-        states = dict(zip(keys, self.scoring.alert_states.read_many(keys), strict=True))
-        scorers = self.scoring.scorers if explain else None
-        alerts, changed = self.scoring.alerter.alerts_for(scored, states, scorers)
-        return scores, alerts, changed
-
-    async def _dead_letters(self, intake: Intake) -> None:
-        m = self.metrics
-        await self.sink.send_many(
-            self.topics.dead_letters, ((None, d.to_bytes()) for d in intake.dead_letters)
-        )
-        for letter in intake.dead_letters:
-            m.dead_letters.labels(letter.reason).inc()
+    def _refuse(self, partition: int, reason: str, first: int) -> None:
+        """A write refused: later batches of the partition are void; the loop settles it."""
+        self.ownership.release(partition)
+        if reason == "fenced":
             log.warning(
-                "dead letter: %s (%s) at %s/%s",
-                letter.reason,
-                letter.error,
-                letter.partition,
-                letter.offset,
+                "%s/%d: a newer owner claimed the partition (this worker was paused "
+                "past its session?): leaving it",
+                self.ownership.topic,
+                partition,
             )
-
-    def _reject_request(self, intake: Intake, request: ScoreRequest, scorer: Scorer | None) -> None:
-        """A stored event whose window this worker cannot score: a dead letter, not a crash."""
-        if scorer is None:
-            error = InvalidEvent("unknown_domain", f"domain: {request.domain!r} has no model here")
-        else:
-            error = InvalidEvent(
-                "incompatible_request",
-                f"window of width {request.sequence.events.shape[1:]} does not fit model "
-                f"{scorer.version} (event_dim {scorer.event_dim}, profile_dim "
-                f"{scorer.profile_dim})",
+            self.ownership.fenced.add(partition)
+            self._refused[partition] = None
+            return
+        self._losses[partition] += 1
+        if self._losses[partition] > _MAX_LOSSES:  # e.g. an eviction policy: say so
+            raise RuntimeError(
+                f"Redis lost the state of {self.ownership.topic}/{partition} "
+                f"{self._losses[partition]} times in a row: check its maxmemory policy (must be "
+                "noeviction) and persistence"
             )
-
-        intake.dead_letters.append(
-            dead_letter(
-                request.to_bytes(), error, "score-request", key=request.customer_id.encode()
-            )
+        log.error(
+            "%s/%d: Redis lost the partition's state while a batch was in hand: "
+            "rebuilding it, then redoing the batch",
+            self.ownership.topic,
+            partition,
         )
+        self._refused[partition] = first
 
-    def _observe(self, requests: Sequence[ScoreRequest], alerts: Sequence) -> None:
+    def _settle_refusals(self) -> None:
+        """In the loop, between fetches: forget refused partitions' state and rewind lost ones
+        to their first uncommitted record (records fetched before are left out)."""
+        if not self._refused:
+            return
+        refused, self._refused = self._refused, {}
+        self._drop(list(refused))
+        for p, offset in refused.items():
+            if offset is not None and self.source.owns(p):
+                self.source.rewind(p, offset)
+
+    def _observe(self, batch: Batch, alerts: list[RiskAlert]) -> None:
         m = self.metrics
-        done_ms = self._clock() * 1000
-        per_domain: dict[str, int] = defaultdict(int)
-        for request in requests:
-            latency_ms = done_ms - request.produced_ms
-            m.latency_ms.observe(latency_ms)
-            m.recent_latency_ms.append(latency_ms)
-            per_domain[request.domain] += 1
-        for domain, count in per_domain.items():
+        if batch.produced_ms and batch.delivery.acked_at is not None:
+            produced = np.concatenate(batch.produced_ms)
+            m.observe_latency(batch.delivery.acked_at * 1000 - produced)
+        for domain, count in batch.scored_per_domain.items():
             m.scores.labels(domain).inc(count)
+        for ms in batch.model_ms:
+            m.model_ms.observe(ms)
         for alert in alerts:
             m.alerts.labels(alert.domain).inc()
             if self._on_alert is not None:
                 self._on_alert(alert)
+
+
+async def _now(function: Callable, *args: object):
+    """A synchronous call as an awaitable, for ``Outage.retry``."""
+    return function(*args)

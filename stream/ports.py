@@ -1,18 +1,21 @@
-"""The ports a pipeline talks to: where records come from and go, and the three stores.
+"""The ports a pipeline talks to: where records come from and go, and the state's durable copy.
 
 ``stream/pipeline.py`` depends on these protocols only. The workers plug in Kafka
-(``stream/kafka_io.py``) and the Redis stores (``state/``); the fast tests plug in the in-memory
-twins of the stores (``state/memory.py``, which pass the stores' contract tests) and a list.
+(``stream/kafka_io.py``) and Redis (``state.PartitionFence``); the fast tests plug in lists and
+the in-memory twin of the state (``state.memory.MemoryState``, which passes the same contract
+tests as Redis).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import asyncio
+import time
+from collections.abc import AsyncIterator, Iterable, Sequence
 from typing import Protocol
 
-from state import AlertState, Append, AppendResult
+from state import AlertRecord, Claim, PartitionWrite, Refusal, WindowRecord
 
-__all__ = ["AlertStore", "Record", "RecordSource", "ScoreStore", "SequenceStore", "Sink"]
+__all__ = ["Delivery", "History", "Record", "RecordSource", "Sink", "StateCopy"]
 
 
 class Record(Protocol):
@@ -27,38 +30,102 @@ class Record(Protocol):
 
 
 class RecordSource(Protocol):
-    async def next_batch(self, idle_timeout_s: float) -> list[Record]:
-        """Up to a dynamic batch of records; empty after ``idle_timeout_s`` without any."""
+    """One input topic, consumed as a member of a consumer group."""
+
+    async def next_batch(self, idle_timeout_s: float) -> list[Record]: ...
+
+    def owns(self, partition: int) -> bool:
+        """Whether the partition is assigned to this member now."""
         ...
 
-    async def commit(self, records: Sequence[Record]) -> bool:
-        """Mark ``records`` done; False when a rebalance took their partitions away."""
+    def generation(self) -> int:
+        """The consumer group generation of the current assignment."""
         ...
 
-    async def lag(self) -> int:
-        """Messages behind the high watermarks of the assigned partitions."""
+    async def commit(self, offsets: dict[int, int]) -> bool:
+        """Commit partition -> next offset; False when a rebalance took them first."""
         ...
+
+    def rewind(self, partition: int, offset: int) -> None:
+        """Fetch the partition again from ``offset`` (what was fetched after it is dropped)."""
+        ...
+
+    async def lag(self) -> int: ...
+
+
+class Delivery:
+    """The acknowledgements of one batch's messages: counted down by the sink's callbacks
+    (from the producer's thread), awaited by the pipeline."""
+
+    def __init__(self) -> None:
+        self.pending = 0
+        self.failed: list[tuple[str, bytes | None, bytes]] = []
+        self.errors: list[str] = []
+        self.acked_at: float | None = None  # wall time the last message was acknowledged
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._done: asyncio.Event | None = None
+
+    def sent(self, count: int) -> None:
+        self.pending += count
+
+    def acked(self, failed: tuple[str, bytes | None, bytes] | None = None, error: str = "") -> None:
+        """One message settled (``failed``: it was not delivered and must be sent again)."""
+        if failed is not None:
+            self.failed.append(failed)
+            self.errors.append(error)
+        self.pending -= 1
+        if self.pending == 0:
+            self.acked_at = time.time()
+            if self._done is not None and self._loop is not None:
+                self._loop.call_soon_threadsafe(self._done.set)
+
+    async def wait(self, timeout_s: float) -> None:
+        """Until every message settled; ``TimeoutError`` after ``timeout_s``."""
+        if self.pending <= 0:
+            return
+        self._loop = asyncio.get_running_loop()
+        self._done = asyncio.Event()
+        if self.pending <= 0:  # settled meanwhile (callbacks run in another thread)
+            return
+        await asyncio.wait_for(self._done.wait(), timeout_s)
 
 
 class Sink(Protocol):
-    async def send_many(self, topic: str, messages: Iterable[tuple[bytes | None, bytes]]) -> int:
-        """Queue (key, value) pairs; returns how many."""
+    def send(
+        self, topic: str, messages: Iterable[tuple[bytes | None, bytes]], delivery: Delivery
+    ) -> int:
+        """Queue (key, value) messages; their acknowledgements count down ``delivery``."""
         ...
 
-    async def flush(self) -> None:
-        """Wait until everything queued is acknowledged (raises if something failed)."""
+    async def delivered(self, delivery: Delivery) -> None:
+        """Wait until ``delivery`` settled; raise ``DeliveryFailed`` when messages were lost
+        (they stay in ``delivery.failed`` for ``resend``) or ``TimeoutError``."""
+        ...
+
+    def resend(self, delivery: Delivery) -> int:
+        """Send the lost messages of ``delivery`` again."""
         ...
 
 
-class SequenceStore(Protocol):
-    def append_many(self, items: Sequence[Append]) -> list[AppendResult]: ...
+class History(Protocol):
+    """Reads a partition's past records (``stream.kafka_io.KafkaHistory``, a list in tests)."""
+
+    async def beginning(self, topic: str, partition: int) -> int: ...
+
+    def read(self, topic: str, partition: int, start: int, end: int) -> AsyncIterator[list]: ...
+
+    async def close(self) -> None: ...
 
 
-class AlertStore(Protocol):
-    def read_many(self, customers: Sequence[tuple[str, str]]) -> list[AlertState]: ...
+class StateCopy(Protocol):
+    """The durable copy of the partitions' state (``state.PartitionFence`` on Redis)."""
 
-    def write_many(self, items: Sequence[tuple[str, str, AlertState]]) -> None: ...
+    def claim(self, topic: str, partition: int, generation: int) -> Claim: ...
 
+    def write(self, topic: str, writes: Sequence[PartitionWrite]) -> list[Refusal]: ...
 
-class ScoreStore(Protocol):
-    def write_many(self, items: Sequence[tuple[str, str, bytes]]) -> None: ...
+    def read(
+        self, domain: str, windows: Sequence[str], alerts: Sequence[str]
+    ) -> tuple[list[WindowRecord | None], list[AlertRecord | None]]: ...
+
+    def applied(self, topic: str, partitions: Sequence[int]) -> dict[int, int | None]: ...

@@ -16,10 +16,11 @@ import torch
 from model import RiskModel
 from model.attribution import Explainer, Explanation
 from model.fused import fuse
+from state import Windows
 from stream.requests import ScoreRequest
 from stream.score_encoding import TopEvent
 
-__all__ = ["Scored", "Scorer", "pad", "resolve_device"]
+__all__ = ["Scored", "ScoredRows", "Scorer", "bucket", "resolve_device", "windows_of"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,29 +69,65 @@ def explain_rows(n: int) -> int:
     return bucket(n) if n <= 8 or n > 64 else -(-n // 8) * 8
 
 
-def pad(
-    requests: Sequence[ScoreRequest], event_dim: int, profile_dim: int, buckets: bool = False
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Right-pad windows into ``events (B, T, E)``, ``mask (B, T)``, ``profile (B, P)``.
-
-    T is the longest window in the batch and B the number of requests, or with ``buckets``
-    both rounded up by ``bucket`` (the extra rows are all padding); a missing profile is zeros.
-    """
+def windows_of(requests: Sequence[ScoreRequest], event_dim: int, profile_dim: int) -> Windows:
+    """Requests (windows handed over, or read from Redis) as one right-padded ``Windows``."""
     size = len(requests)
-    longest = max(len(r.sequence) for r in requests)
-    if buckets:
-        size, longest = bucket(size), bucket(longest)
+    longest = max((len(r.sequence) for r in requests), default=0)
     events = np.zeros((size, longest, event_dim), dtype=np.float32)  # (B, T, E)
     mask = np.zeros((size, longest), dtype=bool)  # (B, T)
     profile = np.zeros((size, profile_dim), dtype=np.float32)  # (B, P)
+    times = np.zeros((size, longest), dtype=np.int64)
+    codes = np.zeros((size, longest), dtype=np.int32)
+    kinds: dict[str, int] = {}
     for i, request in enumerate(requests):
         seq = request.sequence
         length = len(seq)
         events[i, :length] = seq.events
         mask[i, :length] = True
+        times[i, :length] = seq.event_times_ms
+        codes[i, :length] = [kinds.setdefault(k, len(kinds)) for k in seq.kinds]
         if seq.profile is not None:
             profile[i] = seq.profile
+    return Windows(
+        events=events,
+        mask=mask,
+        profile=profile,
+        has_profile=np.array([r.sequence.profile is not None for r in requests], bool),
+        lengths=mask.sum(axis=1).astype(np.int64),
+        times_ms=times,
+        kind_codes=codes,
+        kinds=list(kinds),
+        ids=[b"".join(e.encode() + b"\0" for e in r.sequence.event_ids) for r in requests],
+        exposure=np.array(
+            [np.nan if r.sequence.exposure is None else r.sequence.exposure for r in requests],
+            np.float64,
+        ),
+    )
+
+
+def _padded(w: Windows, rows: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``w``'s arrays padded to ``rows`` rows and a bucketed length; every padding row holds
+    one zero event (a row must have one) and no profile."""
+    n, longest = w.mask.shape
+    length = bucket(max(longest, 1))
+    events = np.zeros((rows, length, w.events.shape[2]), np.float32)
+    mask = np.zeros((rows, length), bool)
+    profile = np.zeros((rows, w.profile.shape[1]), np.float32)
+    events[:n, :longest] = w.events
+    mask[:n, :longest] = w.mask
+    profile[:n] = w.profile
+    mask[n:, 0] = True
     return events, mask, profile
+
+
+@dataclass
+class ScoredRows:
+    """The model's answers for a ``Windows`` batch, row for row."""
+
+    probability: np.ndarray  # float64 (B,), clipped to [0, 1]
+    quantiles: np.ndarray | None  # float64 (B, Q), target units
+    top: np.ndarray  # int64 (B, k): positions of the most attended real events (-1: none)
+    weights: np.ndarray  # float64 (B, k): their attention weights
 
 
 class Scorer:
@@ -172,69 +209,66 @@ class Scorer:
             out.attention.float().cpu().numpy(),
         )
 
-    def accepts(self, request: ScoreRequest) -> bool:
-        """Whether the request's vectors have this model's widths (a request encoded for
-        another model version, e.g. one produced before a reload, does not)."""
-        seq = request.sequence
-        widths_ok = seq.events.ndim == 2 and seq.events.shape[1] == self.event_dim
-        profile_ok = seq.profile is None or seq.profile.shape == (self.profile_dim,)
-        return widths_ok and profile_ok
+    def accepts(self, w: Windows) -> bool:
+        """Whether windows have this model's widths (a request encoded for another model
+        version, e.g. one produced before a reload, does not)."""
+        return w.events.shape[2:] == (self.event_dim,) and w.profile.shape[1:] == (
+            self.profile_dim,
+        )
+
+    def score_windows(self, w: Windows) -> ScoredRows:
+        """One forward pass over ``w`` (padded to bucketed shapes) and the top events."""
+        n = len(w)
+        events, mask, profile = _padded(w, bucket(n))
+        probability, quantiles, attention = self.forward(events, mask, profile)
+        attention = attention[:n, : w.mask.shape[1]]
+        k = min(self.top_events, attention.shape[1])
+        ranked = np.argsort(np.where(w.mask, -attention, np.inf), axis=1, kind="stable")[:, :k]
+        weights = np.take_along_axis(attention, ranked, axis=1).astype(np.float64)
+        real = np.take_along_axis(w.mask, ranked, axis=1)
+        return ScoredRows(
+            probability=np.clip(probability[:n].astype(np.float64), 0.0, 1.0),
+            quantiles=None if quantiles is None or not self.quantile_names else quantiles[:n],
+            top=np.where(real, ranked, -1),
+            weights=np.where(real, weights, 0.0),
+        )
+
+    def explain_windows(self, w: Windows) -> list[Explanation | None]:
+        """Reason codes for every row of ``w`` (one attribution pass; None when off).
+
+        Padded like ``score_windows``, with fewer padding rows (``explain_rows``): padding
+        rows are all padding events with no profile, so they add nothing but rows.
+        """
+        if self.explainer is None or not len(w):
+            return [None] * len(w)
+        n = len(w)
+        events, mask, profile = _padded(w, explain_rows(n))
+        has_profile = np.zeros(len(mask), dtype=bool)
+        has_profile[:n] = w.has_profile
+        return list(self.explainer.explain(events, mask, profile, has_profile)[:n])
 
     def score(self, requests: Sequence[ScoreRequest]) -> list[Scored]:
+        """Score requests one batch at a time (tools and tests; the stream scores windows)."""
         if not requests:
             return []
-        events, mask, profile = pad(requests, self.event_dim, self.profile_dim, buckets=True)
-        mask[len(requests) :, 0] = True  # padding rows: one zero event, so every row is valid
-        probability, quantiles, attention = self.forward(events, mask, profile)
-        n = len(requests)
-        probability, attention = probability[:n], attention[:n]
-        quantiles = None if quantiles is None else quantiles[:n]
-        tops = self._top_positions(requests, attention)
+        rows = self.score_windows(windows_of(requests, self.event_dim, self.profile_dim))
         scored = []
         for i, request in enumerate(requests):
-            q = None
-            if quantiles is not None and self.quantile_names:
-                q = dict(zip(self.quantile_names, quantiles[i].tolist(), strict=True))
             seq = request.sequence
-            times = seq.event_times_ms
-            scored.append(
-                Scored(
-                    request=request,
-                    probability=min(max(float(probability[i]), 0.0), 1.0),
-                    quantiles=q,
-                    top_events=[
-                        (seq.event_ids[t], int(times[t]), seq.kinds[t], float(attention[i, t]))
-                        for t in tops[i][: len(seq)]
-                    ],
-                    model_version=self.version,
-                )
-            )
+            q = None
+            if rows.quantiles is not None:
+                q = dict(zip(self.quantile_names, rows.quantiles[i].tolist(), strict=True))
+            tops = [
+                (seq.event_ids[t], int(seq.event_times_ms[t]), seq.kinds[t], float(wt))
+                for t, wt in zip(rows.top[i].tolist(), rows.weights[i].tolist(), strict=True)
+                if t >= 0
+            ]
+            scored.append(Scored(request, float(rows.probability[i]), q, tops, self.version))
         return scored
 
     def explain(self, scored: Sequence[Scored]) -> list[Explanation | None]:
-        """Reason codes for ``scored`` (batched: one attribution pass; None when off).
-
-        Padded to bucketed shapes like ``score``, with fewer padding rows (``explain_rows``);
-        padding rows are all padding events with no profile, so they add nothing but rows.
-        """
-        if self.explainer is None or not scored:
-            return [None] * len(scored)
+        """Reason codes for ``scored`` (tools: ``crmrisk score --explain``, the dashboard)."""
         requests = [s.request for s in scored]
-        events, mask, profile = pad(requests, self.event_dim, self.profile_dim, buckets=True)
-        n = len(requests)
-        rows = explain_rows(n)  # <= bucket(n)
-        events, mask, profile = events[:rows], mask[:rows], profile[:rows]
-        mask[n:, 0] = True
-        has_profile = np.zeros(len(mask), dtype=bool)
-        has_profile[:n] = [r.sequence.profile is not None for r in requests]
-        return list(self.explainer.explain(events, mask, profile, has_profile)[:n])
-
-    def _top_positions(self, requests: Sequence[ScoreRequest], attention: np.ndarray) -> list:
-        """Per row, the positions of the ``top_events`` most attended real events."""
-        k = min(self.top_events, attention.shape[1])
-        if k == 0:
-            return [[] for _ in requests]
-        lengths = np.array([len(r.sequence) for r in requests])
-        real = np.arange(attention.shape[1])[None, :] < lengths[:, None]  # (B, T)
-        ranked = np.argsort(np.where(real, -attention, np.inf), axis=1, kind="stable")[:, :k]
-        return ranked.tolist()
+        if not requests:
+            return []
+        return self.explain_windows(windows_of(requests, self.event_dim, self.profile_dim))

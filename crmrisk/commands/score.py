@@ -103,9 +103,7 @@ def command(
     client = redis.Redis.from_url(r.url, **r.client_kwargs())
     try:
         raw = LatestScoreStore(client, r.key_prefix, r.ttl_s).read(customer, domain)
-        window = CustomerSequenceStore(client, r.key_prefix, r.window, r.ttl_s).read(
-            customer, domain
-        )
+        window = CustomerSequenceStore(client, r.key_prefix).read(customer, domain)
     finally:
         client.close()
     if raw is None:

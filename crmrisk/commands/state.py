@@ -1,13 +1,13 @@
 """``crmrisk state rebuild``: rebuild Redis state from ``crm.events`` by hand, with a progress bar.
 
-Ingest workers do this by themselves when a partition's state mark is missing
-(``stream/rebuild.py``); this command does it for every partition at once, e.g. after restoring
-Redis from an old backup or moving to a new Redis. It restores each customer's window (same
-intake and Lua append as live events, idempotent by event id) and, by scoring each restored
-event with the live model, the alert states and latest scores; it produces nothing to Kafka.
-By default it replays each partition up to the ingest group's committed offset, which is where
-the workers go on from; run it while they are stopped (their own rebuild covers the running
-case).
+Ingest workers do this by themselves when they claim a partition whose state Redis lost, or a
+tail of it (``stream/ownership.py``); this command does it for every partition at once, e.g.
+after restoring Redis from an old backup or moving to a new Redis. It applies each partition's
+records from where Redis's state stops (``--force``: from the earliest retained offset, from
+nothing) through the same stages as live events: windows, and, by scoring each restored event
+with the live model, alert states and latest scores; it produces nothing to Kafka. By default
+it stops at the ingest group's committed offset, which is where the workers go on from; run it
+while they are stopped (their own restore covers the running case).
 """
 
 from __future__ import annotations
@@ -64,7 +64,9 @@ def _ends(settings: Settings, topic: str, to_end: bool) -> dict[int, int]:
         group.close()
 
 
-async def _rebuild(settings: Settings, domains: list[str], to_end: bool) -> tuple[int, int]:
+async def _rebuild(
+    settings: Settings, domains: list[str], to_end: bool, force: bool
+) -> tuple[int, int]:
     from stream.app import build_worker
 
     k = settings.kafka
@@ -77,8 +79,9 @@ async def _rebuild(settings: Settings, domains: list[str], to_end: bool) -> tupl
         _live_models(settings, domains),
         handoff="inline",
     )
-    rebuilder = worker.pipeline.rebuilder
-    assert rebuilder is not None
+    pipeline = worker.pipeline
+    if force:
+        pipeline.state.clear(topic)
     ends = _ends(settings, topic, to_end)
     partitions = sorted(ends)
     total = sum(ends.values())
@@ -94,18 +97,15 @@ async def _rebuild(settings: Settings, domains: list[str], to_end: bool) -> tupl
             task = progress.add_task(f"rebuilding {topic}", total=max(total, 1))
             done_before = 0
             for p in partitions:
-                if ends[p] == 0:
-                    rebuilder.marks.mark(topic, p, 0, 0)
-                    continue
 
-                def advance(done: int, _total: int, base: int = done_before) -> None:
-                    progress.update(task, completed=base + done)
+                def advance(done: int, total: int, base: int = done_before, end=ends[p]) -> None:
+                    progress.update(task, completed=base + (end - total) + done)
 
-                replayed += await rebuilder.rebuild(topic, p, ends[p], progress=advance)
+                replayed += await pipeline.rebuild(p, ends[p], progress=advance)
                 done_before += ends[p]
                 progress.update(task, completed=done_before)
     finally:
-        await rebuilder.history.close()
+        await pipeline.close()
         await worker.consumer.stop()  # never started: this only marks it closed
         worker.client.close()
     return len(partitions), replayed
@@ -125,6 +125,14 @@ def rebuild(
             "committed offset (only while no ingest worker runs: it would score those again).",
         ),
     ] = False,
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force",
+            help="Forget what Redis holds and rebuild every partition from its earliest "
+            "retained offset (e.g. after restoring an old Redis backup of unknown age).",
+        ),
+    ] = False,
 ) -> None:
     """Rebuild every customer's window, alert state and latest score from crm.events."""
     from stream.app import quiet_kafka_clients
@@ -133,13 +141,13 @@ def rebuild(
     settings = Settings()
     started = time.perf_counter()
     try:
-        partitions, replayed = asyncio.run(_rebuild(settings, domain or ["credit"], to_end))
+        partitions, replayed = asyncio.run(_rebuild(settings, domain or ["credit"], to_end, force))
     except LookupError as exc:
         raise typer.BadParameter(str(exc)) from None
     took = time.perf_counter() - started
     _console.print(
         f"rebuilt {settings.kafka.topics.events}: {replayed:,} events replayed over {partitions} "
-        f"partitions in {took:.1f} s ({replayed / max(took, 1e-9):,.0f} ev/s); state marks set"
+        f"partitions in {took:.1f} s ({replayed / max(took, 1e-9):,.0f} ev/s); partition fences set"
     )
 
 

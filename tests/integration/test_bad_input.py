@@ -146,7 +146,7 @@ def test_bad_input__dead_lettered_with_reason_and_bytes_while_good_events_flow(
     assert base64.b64decode(mismatch.key_b64) == b"c9"
 
     r = stream_settings.redis
-    store = CustomerSequenceStore(redis.Redis.from_url(r.url), r.key_prefix, r.window, r.ttl_s)
+    store = CustomerSequenceStore(redis.Redis.from_url(r.url), r.key_prefix)
     c1 = store.read("c1", "credit")
     assert c1.event_ids == ["c1-e1", "c1-e2", "c1-e3"]
     assert c1.profile is not None and c1.exposure == 50000.0

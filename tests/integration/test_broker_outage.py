@@ -93,7 +93,7 @@ def test_broker_killed_mid_stream__worker_rides_it_out_nothing_lost(
         counts = Counter(s.event_id for s in scores)
         assert set(counts) == {e.event_id for e in statements}
         r = settings.redis
-        store = CustomerSequenceStore(redis_client(settings), r.key_prefix, r.window, r.ttl_s)
+        store = CustomerSequenceStore(redis_client(settings), r.key_prefix)
         by_customer: dict[str, list] = {}
         for event in events:
             by_customer.setdefault(event.customer_id, []).append(event)

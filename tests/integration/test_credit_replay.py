@@ -51,7 +51,7 @@ def test_replay__one_score_per_event_equal_to_offline(
     # Redis holds each customer's full window; keys are customer ids on the wire.
     assert all(r.key == s.customer_id.encode() for r, s in zip(records_out, scores, strict=True))
     r = stream_settings.redis
-    store = CustomerSequenceStore(redis.Redis.from_url(r.url), r.key_prefix, r.window, r.ttl_s)
+    store = CustomerSequenceStore(redis.Redis.from_url(r.url), r.key_prefix)
     windows = store.read_many([(rec.customer_id, "credit") for rec in records])
     for rec, got in zip(records, windows, strict=True):
         assert got.event_ids == [e.event_id for e in window(rec.events, WINDOW)]

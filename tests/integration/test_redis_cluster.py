@@ -1,8 +1,8 @@
 """The stores and a live worker on a real local Redis Cluster: 3 masters with a replica each.
 
 ``deploy.LocalRedisCluster`` (what ``crmrisk up --redis-cluster`` runs) on free ports for this
-module. The stores must agree with the single-Redis contract (via the in-memory twin) while a
-batch's keys spread over many slots; a worker scores exactly what it scores on one Redis; and
+module. A batch's fenced write must land whole while its keys spread over many slots (and a
+zombie's be refused); a worker scores exactly what it scores on one Redis; and
 a master SIGKILLed mid-stream is replaced by its replica while the worker rides it out, with
 every window equal to the offline one afterwards (0 lost, 0 stored twice: WAIT for a replica
 after each batch).
@@ -25,15 +25,17 @@ from deploy import free_port_block
 from deploy.redis_cluster import LocalRedisCluster
 from model.features import FeatureEncoder
 from state import (
-    AlertState,
     AlertStateStore,
-    Append,
+    AlertTable,
+    Appends,
     CustomerSequenceStore,
     LatestScoreStore,
     ModelPointer,
-    PartitionMarks,
+    PartitionFence,
+    PartitionWrite,
+    WindowTable,
 )
-from state.memory import MemorySequenceStore
+from state.keys import window_key
 from state.pipeline import slot_of
 from stream.app import worker_outage
 from stream.events import RiskScore
@@ -83,44 +85,72 @@ def _prefix() -> str:
     return f"test:{uuid.uuid4().hex[:8]}"
 
 
-def test_cluster__batched_appends_over_many_slots_agree_with_the_contract_twin(client):
+def _records(table: WindowTable, customers, partition: int, epoch: int) -> list:
+    slots = np.array([table._slot_of[c] for c in customers])  # noqa: SLF001 - the test's table
+    return [("credit", c, raw) for c, _, raw in table.records(slots, {partition: epoch})]
+
+
+def test_cluster__fenced_writes_over_many_slots_read_back_whole(client):
     prefix, rng = _prefix(), random.Random(0)
-    store = CustomerSequenceStore(client, prefix, window=4, ttl_s=60, wait_replicas=1)
-    twin = MemorySequenceStore(window=4)
-    items = []
-    for i in range(300):
-        customer = f"c{rng.randrange(40)}"
-        event_id = f"e{rng.randrange(120)}"
-        items.append(
-            Append(customer, "credit", event_id, rng.randrange(10) * 1000, "bill",
-                   np.array([rng.random()], np.float32), ("events", 0, i), None,
-                   content_hash=event_id.encode().ljust(8, b"\0")[:8])
-        )  # fmt: skip
-    slots = {slot_of(f"{prefix}:seq:credit:{{{a.customer_id}}}") for a in items}
-    assert len(slots) > 10  # the batch really spans many slots (and all three masters)
-    for start in range(0, len(items), 100):
-        got = store.append_many(items[start : start + 100])
-        want = twin.append_many(items[start : start + 100])
-        assert [g.status for g in got] == [w.status for w in want]
-        assert [g.sequence.event_ids for g in got] == [w.sequence.event_ids for w in want]
-    customers = sorted({(a.customer_id, "credit") for a in items})
-    stored = store.read_many(customers)
-    assert [s.event_ids for s in stored] == [twin.read(c, d).event_ids for c, d in customers]
+    fence = PartitionFence(client, prefix, 60, wait_replicas=1, wait_timeout_ms=2000)
+    table = WindowTable(4, 1, 0, 3600)
+    customers = [f"c{i}" for i in range(40)]
+    assert len({slot_of(window_key(prefix, "credit", c)) for c in customers}) > 10
+    epoch = fence.claim("events", 0, 1).epoch
+    expected = None
+    for start in range(0, 300, 100):
+        n = 100
+        picked = [rng.choice(customers) for _ in range(n)]
+        table.apply(
+            Appends(
+                customers=picked,
+                event_ids=[f"e{rng.randrange(120)}" for _ in range(n)],
+                times_ms=np.array([rng.randrange(10) * 1000 for _ in range(n)], np.int64),
+                kinds=["bill"] * n,
+                vectors=np.array([[rng.random()] for _ in range(n)], np.float32),
+                profiles=np.zeros((n, 0), np.float32),
+                is_profile=np.zeros(n, bool),
+                hashes=np.zeros(n, np.uint64),
+                exposure=np.full(n, np.nan),
+                partitions=np.zeros(n, np.int32),
+                redelivered=np.zeros(n, bool),
+            ),
+            now_s=0.0,
+            serial=start + 1,
+        )
+        write = PartitionWrite(0, epoch, expected, start + n,
+                               windows=_records(table, sorted(set(picked)), 0, epoch))  # fmt: skip
+        assert fence.write("events", [write]) == []
+        expected = start + n
+    stored = CustomerSequenceStore(client, prefix).read_many([(c, "credit") for c in customers])
+    for customer, window in zip(customers, stored, strict=True):
+        held = table.read(customer)
+        assert window.event_ids == ([] if held is None else held.event_ids)
+    # A zombie's write: its partition is fenced, and per key a newer owner's value stays.
+    newer = fence.claim("events", 0, 2).epoch
+    stale = PartitionWrite(0, epoch, expected, expected + 1,
+                           windows=_records(table, customers[:3], 0, epoch))  # fmt: skip
+    assert [r.reason for r in fence.write("events", [stale])] == ["fenced"]
+    assert fence.write("events", [PartitionWrite(0, newer, expected, expected + 1)]) == []
 
 
-def test_cluster__alert_states_scores_marks_and_pointer(client, tmp_path):
+def test_cluster__alert_states_scores_fences_and_pointer(client, tmp_path):
     prefix = _prefix()
-    alerts = AlertStateStore(client, prefix, 60, wait_replicas=1)
+    fence = PartitionFence(client, prefix, 60, wait_replicas=1, wait_timeout_ms=2000)
+    table = AlertTable(60)
     keys = [(f"c{i}", "credit") for i in range(50)]
-    alerts.write_many([(c, d, AlertState(armed=i % 2 == 0, last_alert_s=float(i)))
-                       for i, (c, d) in enumerate(keys)])  # fmt: skip
-    assert [s.armed for s in alerts.read_many(keys)] == [i % 2 == 0 for i in range(50)]
-    scores = LatestScoreStore(client, prefix, 60)
-    scores.write_many([(c, d, c.encode()) for c, d in keys])
-    assert scores.read_many(keys) == [c.encode() for c, _ in keys]
-    marks = PartitionMarks(client, prefix)
-    marks.mark("events", 1, 0, 0)
-    assert marks.missing("events", [0, 1]) == [0]
+    slots = table.slots([c for c, _ in keys], np.zeros(50, np.int32), 0.0, 1)
+    table.armed[slots] = [i % 2 == 0 for i in range(50)]
+    epoch = fence.claim("events", 1, 1).epoch
+    alerts = [("credit", c, raw) for c, _, raw in table.records(slots, {1: epoch})]
+    scores = [("credit", c, c.encode()) for c, _ in keys]
+    write = PartitionWrite(1, epoch, None, 50, alerts=alerts, scores=scores)
+    assert fence.write("events", [write]) == []
+    assert [s.armed for s in AlertStateStore(client, prefix).read_many(keys)] == [
+        i % 2 == 0 for i in range(50)
+    ]
+    assert LatestScoreStore(client, prefix, 60).read_many(keys) == [c.encode() for c, _ in keys]
+    assert fence.applied("events", [0, 1]) == {0: None, 1: 50}
     pointer = ModelPointer(client, prefix, 5, tmp_path / "live")
     pointer.set("credit", "v0001", "initial", expected=None)
     pointer.set("credit", "v0002", "promoted", expected="v0001")
@@ -159,7 +189,7 @@ def _scored(settings: Settings, count: int) -> list[RiskScore]:
 
 def _windows_match_offline(client, settings, events, encoder) -> tuple[int, int]:
     r = settings.redis
-    store = CustomerSequenceStore(client, r.key_prefix, r.window, r.ttl_s)
+    store = CustomerSequenceStore(client, r.key_prefix)
     by_customer: dict[str, list] = {}
     for event in events:
         by_customer.setdefault(event.customer_id, []).append(event)

@@ -190,7 +190,7 @@ def test_redis_killed_mid_stream__worker_rides_it_out_and_rebuilds_every_window(
         # Every window equals the offline one: the last W statements by (time, id), same
         # encoding, and the latest profile.
         r = settings.redis
-        store = CustomerSequenceStore(redis.Redis(port=port), r.key_prefix, r.window, r.ttl_s)
+        store = CustomerSequenceStore(redis.Redis(port=port), r.key_prefix)
         encoder = FeatureEncoder.from_dict(manifest["encoder"])
         by_customer: dict[str, list] = {}
         for event in events:

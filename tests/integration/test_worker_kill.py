@@ -80,7 +80,7 @@ def test_worker_kill__no_event_lost_none_stored_twice(
 
     # The state is exact: every customer's window is its full history, each event once.
     r = stream_settings.redis
-    store = CustomerSequenceStore(redis.Redis.from_url(r.url), r.key_prefix, r.window, r.ttl_s)
+    store = CustomerSequenceStore(redis.Redis.from_url(r.url), r.key_prefix)
     windows = store.read_many([(rec.customer_id, "credit") for rec in records])
     for rec, got in zip(records, windows, strict=True):
         assert got.event_ids == [e.event_id for e in window(rec.events, WINDOW)]

@@ -1,20 +1,17 @@
-"""The latest score contract, against real Redis and the in-memory twin."""
+"""The latest score store, against real Redis (workers write it with their batch's fenced
+write; this store reads it back, and writes it for tools and tests)."""
 
 import uuid
 
 import pytest
 
 from state import LatestScoreStore
-from state.memory import MemoryScoreStore
 
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture(params=["redis", "memory"])
-def store(request, redis_client):
-    if request.param == "memory":
-        yield MemoryScoreStore()
-        return
+@pytest.fixture
+def store(redis_client):
     prefix = f"test-score-{uuid.uuid4().hex[:8]}"
     yield LatestScoreStore(redis_client, prefix, ttl_s=60)
     for key in redis_client.scan_iter(f"{prefix}:*"):

@@ -12,16 +12,10 @@ import torch
 import model
 from model.attribution import Explainer
 from model.features import FeatureEncoder, FeatureSpec, FieldRole
-from state.memory import MemoryAlertStore, MemoryScoreStore, MemorySequenceStore
-from stream.alert_policy import AlertPolicy
-from stream.alerting import Alerter
 from stream.events import RiskAlert, RiskScore
-from stream.intake import EventIntake
-from stream.metrics import WorkerMetrics
 from stream.models import DomainModel
-from stream.pipeline import Pipeline, Scoring, Topics
 from stream.scorer import Scorer
-from tests.stream.test_pipeline import ListSink, ListSource, Log, Record
+from tests.stream.conftest import Log, Record, pipeline
 
 SPEC = FeatureSpec(
     "credit",
@@ -94,32 +88,23 @@ def _run(reasons: int, counted: list[int] | None = None):
     quiet = _kit(-20.0, reasons)
     loud = _kit(1.5, reasons, net=quiet.scorer.explainer.model if reasons else None)
     if counted is not None and loud.scorer.explainer is not None:
-        explain = loud.scorer.explain
+        explain = loud.scorer.explain_windows
 
-        def counting(scored):
-            counted.append(len(scored))
-            return explain(scored)
+        def counting(windows):
+            counted.append(len(windows))
+            return explain(windows)
 
-        loud.scorer.explain = counting
-    sequences, log = MemorySequenceStore(window=8), Log()
-    intake = EventIntake(sequences, {"credit": quiet.encoder}, 4096, {"credit": "limit"})
-    scoring = Scoring(
-        {"credit": quiet.scorer},
-        Alerter(AlertPolicy(0.5, 0.1, 0.0), {"credit": "default"}),
-        MemoryAlertStore(),
-        MemoryScoreStore(),
-    )
-    sink = ListSink(log)
-    pipeline = Pipeline(
-        ListSource(log, [_records(first, 0), _records(last, len(first))]),
-        intake, sink, Topics("dlq", "scores", "alerts"), WorkerMetrics(), scoring,
-    )  # fmt: skip
+        loud.scorer.explain_windows = counting
+    batches = [_records(first, 0), _records(last, len(first))]
+    p, _, sink = pipeline(Log(), batches, model_kit=quiet, window=8)
 
     async def go() -> None:
-        await pipeline.step()
+        await p.step()
+        await p.drain()
         assert not sink.on("alerts")
-        pipeline.swap("credit", loud)
-        await pipeline.step()
+        p.swap("credit", loud)
+        await p.step()
+        await p.settle()
 
     asyncio.run(go())
     alerts = [RiskAlert.model_validate_json(v) for v in sink.on("alerts")]

@@ -1,134 +1,46 @@
 """The pipeline's delivery order, in milliseconds: in-memory ports, a real model and encoder.
 
-The stores are the in-memory twins (they pass the Redis stores' contract tests); the source and
-sink are lists that write down, in one shared log, what happened in which order. The same order
-on the real broker and Redis is what tests/integration checks (worker kill, exactly-once state).
+The state's durable copy is the in-memory twin (it passes the Redis fence's contract tests); the
+source and sink are lists that write down, in one shared log, what happened in which order. The
+same order on the real broker and Redis is what tests/integration checks (worker kill,
+exactly-once state).
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections import namedtuple
+import threading
 
+import numpy as np
 import pytest
-import torch
 
-import model
-from model.features import FeatureEncoder, FeatureSpec, FieldRole
-from state.memory import MemoryAlertStore, MemoryScoreStore, MemorySequenceStore
-from stream.alert_policy import AlertPolicy
-from stream.alerting import Alerter
 from stream.events import DeadLetter, RiskAlert, RiskScore
-from stream.intake import EventIntake, RequestIntake
-from stream.metrics import WorkerMetrics
-from stream.models import DomainModel
-from stream.pipeline import Pipeline, Scoring, Topics
-from stream.scorer import Scorer
-from tests.stream.conftest import raw_event as _raw
-
-Record = namedtuple("Record", "topic partition offset key value timestamp")
-TOPICS = Topics("dlq", "scores", "alerts", "requests")
-SPEC = FeatureSpec(
-    "credit", (FieldRole("amount", "numeric"),), (FieldRole("limit", "numeric"),), min_count=1
+from tests.stream.conftest import (
+    ListSink,
+    ListSource,
+    Log,
+    LoggedState,
+    Record,
+    kit,
+    pipeline,
+    raw_event,
+    records,
+    run,
 )
 
 
-def _kit(version: str, seed: int = 0, bias: float = 0.0) -> DomainModel:
-    fields = [{"amount": float(i)} for i in range(50)]
-    encoder = FeatureEncoder.fit(SPEC, ["bill"] * 50, fields, [{"limit": 1.0}, {"limit": 9.0}])
-    net = model.build(
-        "qrcnn-lstm-cross", encoder.event_dim, encoder.profile_dim, (), seed=seed,
-        members=1, channels=8, hidden=8, summary_dim=8, d_k=8, profile_hidden=8, head_hidden=8,
-    )  # fmt: skip
-    net.set_calibration(1.0, bias)  # a large bias: every score far above the alert threshold
-    scorer = Scorer(
-        net, version=version, event_dim=encoder.event_dim, profile_dim=encoder.profile_dim,
-        quantiles=(), device=torch.device("cpu"), top_events=2,
-    )  # fmt: skip
-    return DomainModel("credit", version, encoder, scorer, {})
+def _ops(log: Log) -> list:
+    return [(op[0], op[1]) if op[0] == "send" else op[0] for op in log]
 
 
-class Log(list):
-    """What happened, in order, across the ports."""
-
-
-class ListSource:
-    def __init__(self, log: Log, batches: list[list[Record]]) -> None:
-        self.log, self.batches, self.committed = log, list(batches), []
-
-    async def next_batch(self, idle_timeout_s: float) -> list[Record]:
-        return self.batches.pop(0) if self.batches else []
-
-    async def commit(self, records) -> bool:
-        self.log.append(("commit", len(records)))
-        self.committed.extend(records)
-        return True
-
-    async def lag(self) -> int:
-        return 0
-
-
-class ListSink:
-    def __init__(self, log: Log, fail_flush: bool = False) -> None:
-        self.log, self.fail_flush = log, fail_flush
-        self.queued: list[tuple[str, bytes | None, bytes]] = []
-        self.acked: list[tuple[str, bytes | None, bytes]] = []
-
-    async def send_many(self, topic, messages) -> int:
-        batch = [(topic, k, v) for k, v in messages]
-        self.queued.extend(batch)
-        return len(batch)
-
-    async def flush(self) -> None:
-        if self.fail_flush:
-            raise ConnectionError("broker unreachable")
-        self.log.append(("flush", len(self.queued)))
-        self.acked.extend(self.queued)
-        self.queued.clear()
-
-    def on(self, topic: str) -> list[bytes]:
-        return [v for t, _, v in self.acked if t == topic]
-
-
-class LoggedScores(MemoryScoreStore):
-    def __init__(self, log: Log) -> None:
-        super().__init__()
-        self.log = log
-
-    def write_many(self, items) -> None:
-        self.log.append(("latest", len(items)))
-        super().write_many(items)
-
-
-def _records(values, start: int = 0) -> list[Record]:
-    return [Record("events", 0, start + i, b"c1", v, 1000 + i) for i, v in enumerate(values)]
-
-
-def _pipeline(log, batches, kit=None, sink=None, sequences=None, scores=None, **kw):
-    kit = kit or _kit("v1", bias=8.0)
-    sequences = sequences if sequences is not None else MemorySequenceStore(window=4)
-    intake = EventIntake(sequences, {"credit": kit.encoder}, 4096, {"credit": "limit"})
-    scoring = Scoring(
-        {"credit": kit.scorer},
-        Alerter(AlertPolicy(0.5, 0.1, 0.0), {"credit": "default"}),
-        MemoryAlertStore(),
-        scores if scores is not None else LoggedScores(log),
-    )
-    source, sink = ListSource(log, batches), sink or ListSink(log)
-    return Pipeline(source, intake, sink, TOPICS, WorkerMetrics(), scoring, **kw), source, sink
-
-
-def _run(pipeline: Pipeline, steps: int = 1) -> list:
-    return [asyncio.run(pipeline.step(0.0)) for _ in range(steps)]
-
-
-def test_step__scores_every_stored_event_then_flushes_then_writes_state_then_commits():
+def test_step__scores_published_at_once_then_alerts_then_state_then_commit():
     log = Log()
-    values = [_raw("p", kind="profile", limit=100), _raw("a", day=1), _raw("b", day=2)]
-    pipeline, source, sink = _pipeline(log, [_records(values)])
-    (report,) = _run(pipeline)
-    assert (report.consumed, report.scores, report.dead_letters) == (3, 2, 0)
-    assert [op for op, _ in log] == ["flush", "latest", "commit"]
+    values = [raw_event("p", kind="profile", limit=100), raw_event("a", day=1),
+              raw_event("b", day=2)]  # fmt: skip
+    p, source, sink = pipeline(log, [records(values)])
+    (report,) = run(p)
+    assert (report.consumed, report.scores, report.dead_letters, report.alerts) == (3, 2, 0, 1)
+    assert _ops(log) == [("send", "scores"), ("send", "alerts"), "write", "commit"]
     scores = [RiskScore.model_validate_json(v) for v in sink.on("scores")]
     assert [s.event_id for s in scores] == ["a", "b"]
     assert {s.model_version for s in scores} == {"v1"}
@@ -136,142 +48,215 @@ def test_step__scores_every_stored_event_then_flushes_then_writes_state_then_com
     alerts = [RiskAlert.model_validate_json(v) for v in sink.on("alerts")]
     assert [a.event_id for a in alerts] == ["a"]  # then disarmed: hysteresis
     assert alerts[0].expected_loss == pytest.approx(alerts[0].probability * 100)
-    latest = pipeline.scoring.latest_scores.read("c1", "credit")
-    assert RiskScore.model_validate_json(latest).event_id == "b"
-    assert len(source.committed) == 3
+    state = p.state
+    assert RiskScore.model_validate_json(state.latest_score("c1", "credit")).event_id == "b"
+    assert state.sequence("c1", "credit").event_ids == ["a", "b"]
+    assert not state.alert_state("c1", "credit").armed
+    assert source.committed == {0: 3}
+    assert state.writes == 1  # one write for the whole batch
 
 
-def test_step__a_failed_flush_writes_no_state_and_commits_nothing():
+def test_step__a_failed_delivery_writes_no_state_and_commits_nothing():
     log = Log()
-    pipeline, source, _ = _pipeline(log, [_records([_raw("a")])], sink=ListSink(Log(), True))
+    p, source, _ = pipeline(log, [records([raw_event("a")])],
+                            sink=ListSink(Log(), [ConnectionError("broker unreachable")]))  # fmt: skip
     with pytest.raises(ConnectionError):
-        _run(pipeline)
-    assert log == []  # neither the latest score, nor the alert state, nor the offsets
-    assert pipeline.scoring.latest_scores.read("c1", "credit") is None
-    assert pipeline.scoring.alert_states.read("c1", "credit").armed
-    assert source.committed == []
+        run(p)
+    assert log == []  # neither the state nor the offsets
+    assert p.state.sequence("c1", "credit").event_ids == []
+    assert source.committed == {}
 
 
-def test_step__a_replayed_batch_is_rescored_not_restored_and_alerts_keep_their_id():
-    batch = _records([_raw("a", day=1), _raw("b", day=2)])
-    sequences = MemorySequenceStore(window=4)
-    first, _, _ = _pipeline(Log(), [batch], sequences=sequences, sink=ListSink(Log(), True))
-    with pytest.raises(ConnectionError):  # crashed after storing, before anything was acked
-        _run(first)
-    again, _, sink2 = _pipeline(Log(), [batch], sequences=sequences)
-    (report,) = _run(again)
+def test_step__a_crash_before_the_alert_was_published_fires_it_again_with_its_id():
+    batch = records([raw_event("a", day=1), raw_event("b", day=2)])
+    state = LoggedState(Log())
+    first, _, _ = pipeline(Log(), [batch], state=state)
+
+    def crash_on_alerts(topic, messages, delivery, send=first.sink.send):
+        if topic == "alerts":
+            raise ConnectionError("crashed after the scores, before the alert")
+        return send(topic, messages, delivery)
+
+    first.sink.send = crash_on_alerts
+    with pytest.raises(ConnectionError):
+        run(first)
+    assert state.sequence("c1", "credit").event_ids == []  # nothing written
+    again, source, sink2 = pipeline(Log(), [batch], state=state)
+    (report,) = run(again)
     assert report.scores == 2
-    assert sequences.read("c1", "credit").event_ids == ["a", "b"]  # stored once
+    assert state.sequence("c1", "credit").event_ids == ["a", "b"]
     alerts = [RiskAlert.model_validate_json(v) for v in sink2.on("alerts")]
     assert [a.alert_id for a in alerts] == ["credit:c1:a"]
+    assert source.committed == {0: 2}
+
+
+def test_step__a_batch_redelivered_after_its_state_was_written_is_rescored_not_applied():
+    batch = records([raw_event("a", day=1), raw_event("b", day=2)])
+    state = LoggedState(Log())
+    first, source, _ = pipeline(Log(), [batch], state=state)
+
+    async def crash(offsets):
+        raise ConnectionError("crashed between the state write and the commit")
+
+    source.commit = crash
+    with pytest.raises(ConnectionError):
+        run(first)
+    assert state.sequence("c1", "credit").event_ids == ["a", "b"]
+    again, source2, sink2 = pipeline(Log(), [batch], state=state)
+    (report,) = run(again)
+    scores = [RiskScore.model_validate_json(v) for v in sink2.on("scores")]
+    assert [s.event_id for s in scores] == ["a", "b"]
+    assert [len(s.top_events) for s in scores] == [1, 2]  # each as of itself, not its future
+    assert again.metrics.stored.labels("redelivered")._value.get() == 2
+    assert state.sequence("c1", "credit").event_ids == ["a", "b"]  # applied once
+    assert sink2.on("alerts") == []  # the alert was published before the state was written
+    assert source2.committed == {0: 2}
 
 
 def test_step__bad_records_are_dead_lettered_and_the_batch_goes_on():
-    log = Log()
-    values = [b"{not json", _raw("a", day=1), _raw("x").replace(b'"credit"', b'"mars"')]
-    pipeline, source, sink = _pipeline(log, [_records(values)])
-    (report,) = _run(pipeline)
+    values = [b"{not json", raw_event("a", day=1), raw_event("x").replace(b'"credit"', b'"mars"')]
+    p, source, sink = pipeline(Log(), [records(values)])
+    (report,) = run(p)
     letters = [DeadLetter.model_validate_json(v) for v in sink.on("dlq")]
     assert [d.reason for d in letters] == ["invalid_json", "unknown_domain"]
     assert [RiskScore.model_validate_json(v).event_id for v in sink.on("scores")] == ["a"]
-    assert len(source.committed) == 3 and report.dead_letters == 2
+    assert source.committed == {0: 3} and report.dead_letters == 2
+
+
+def test_step__same_event_id_other_content_is_a_dead_letter_an_exact_duplicate_is_not():
+    values = [raw_event("a", day=1), raw_event("a", day=1), raw_event("a", day=1, amount=7)]
+    p, _, sink = pipeline(Log(), [records(values)])
+    (report,) = run(p)
+    letters = [DeadLetter.model_validate_json(v) for v in sink.on("dlq")]
+    assert [d.reason for d in letters] == ["event_id_conflict"]
+    assert "already stored with other content" in letters[0].error
+    assert report.scores == 1
+    assert p.metrics.stored.labels("duplicates")._value.get() == 1
+
+
+def test_overlap__scores_of_the_next_batch_never_wait_for_the_alerts_reasons():
+    """Batch 1 fires an alert whose explanation is slow; batch 2's scores go out meanwhile, and
+    the commits stay in order."""
+    log = Log()
+    batches = [records([raw_event("a", day=1)]),
+               records([raw_event("b", customer="c2", day=1)], start=1, key=b"c2")]  # fmt: skip
+    p, source, sink = pipeline(log, batches)
+    release = threading.Event()
+    alerts = p.stages.scoring.alerter.alerts
+
+    def slow(firing, explain=True):
+        release.wait(5)
+        return alerts(firing, explain)
+
+    p.stages.scoring.alerter.alerts = slow
+
+    async def go():
+        await p.step(0.0)
+        await p.step(0.0)
+        await asyncio.sleep(0.05)
+        published = [RiskScore.model_validate_json(v).event_id for t, _, v in sink.sent
+                     if t == "scores"]  # fmt: skip
+        committed = dict(source.committed)
+        release.set()
+        await p.settle()
+        return published, committed
+
+    published, committed_before = asyncio.run(go())
+    assert published == ["a", "b"]  # both scores out while the first alert waited
+    assert committed_before == {}  # nothing committed before the first batch's alert
+    commits = [op[1] for op in log if op[0] == "commit"]
+    assert commits == [{0: 1}, {0: 2}]
+    assert [RiskAlert.model_validate_json(v).event_id for v in sink.on("alerts")] == ["a", "b"]
 
 
 def test_topic_handoff__an_inference_pipeline_scores_what_ingest_handed_over():
-    kit = _kit("v1", bias=8.0)
-    values = [_raw("p", kind="profile", limit=5), _raw("a", day=1), _raw("b", day=2)]
-    sequences = MemorySequenceStore(window=4)
-    ingest = Pipeline(
-        ListSource(Log(), [_records(values)]),
-        EventIntake(sequences, {"credit": kit.encoder}, 4096, {"credit": "limit"}),
-        ListSink(Log()),
-        TOPICS,
-        WorkerMetrics(),
-        scoring=None,
-    )
-    asyncio.run(ingest.step(0.0))
-    requests = ingest.sink.on("requests")
-    assert len(requests) == 2 and ingest.sink.on("scores") == []
-    infer = Pipeline(
-        ListSource(Log(), [[Record("requests", 0, i, b"c1", v, 1000) for i, v in
-                            enumerate([*requests, b"garbage"])]]),
-        RequestIntake(["credit"]),
-        ListSink(Log()),
-        TOPICS,
-        WorkerMetrics(),
-        Scoring({"credit": kit.scorer}, Alerter(AlertPolicy(0.5, 0.1, 0.0), {}),
-                MemoryAlertStore(), MemoryScoreStore()),
-    )  # fmt: skip
-    asyncio.run(infer.step(0.0))
-    handed = [RiskScore.model_validate_json(v) for v in infer.sink.on("scores")]
-    inline, _, sink = _pipeline(Log(), [_records(values)], kit=kit)
-    _run(inline)
-    direct = [RiskScore.model_validate_json(v) for v in sink.on("scores")]
-    assert [s.probability for s in handed] == [s.probability for s in direct]
-    assert [DeadLetter.model_validate_json(v).reason for v in infer.sink.on("dlq")] == [
+    model_kit = kit("v1", bias=8.0)
+    values = [raw_event("p", kind="profile", limit=5), raw_event("a", day=1),
+              raw_event("b", day=2)]  # fmt: skip
+    ingest, _, sink = pipeline(Log(), [records(values)], model_kit=model_kit, scoring=False)
+    run(ingest)
+    requests = sink.on("requests")
+    assert len(requests) == 2 and sink.on("scores") == []
+    handed = records([*requests, b"garbage"], topic="requests")
+    infer, _, infer_sink = pipeline(Log(), [handed], model_kit=model_kit, events=False,
+                                    topic="requests")  # fmt: skip
+    run(infer)
+    scores = [RiskScore.model_validate_json(v) for v in infer_sink.on("scores")]
+    inline, _, inline_sink = pipeline(Log(), [records(values)], model_kit=model_kit)
+    run(inline)
+    direct = [RiskScore.model_validate_json(v) for v in inline_sink.on("scores")]
+    assert [s.probability for s in scores] == [s.probability for s in direct]
+    assert [s.top_events for s in scores] == [s.top_events for s in direct]
+    assert [DeadLetter.model_validate_json(v).reason for v in infer_sink.on("dlq")] == [
         "invalid_request"
     ]
+    assert infer.state.alert_state("c1", "credit").armed is False  # the infer side decides
 
 
 def test_step__a_reloaded_model_serves_from_the_next_batch_on():
-    log = Log()
-    new = _kit("v2", seed=1, bias=-8.0)
+    new = kit("v2", seed=1, bias=-8.0)
     swaps = [{}, {"credit": new}]
-    pipeline, _, sink = _pipeline(
-        log,
-        [_records([_raw("a", day=1)]), _records([_raw("b", day=2)], start=1)],
+    p, _, sink = pipeline(
+        Log(),
+        [records([raw_event("a", day=1)]), records([raw_event("b", day=2)], start=1)],
         between_batches=lambda: swaps.pop(0) if swaps else {},
     )
-    _run(pipeline, steps=2)
+    run(p, steps=2)
     versions = [RiskScore.model_validate_json(v).model_version for v in sink.on("scores")]
     assert versions == ["v1", "v2"]
 
 
 def test_step__a_window_the_model_cannot_read_is_a_dead_letter_not_a_crash():
-    kit, other = _kit("v1"), _kit("v2")
+    model_kit, other = kit("v1"), kit("v2")
     other.scorer.event_dim += 1  # a model of another width, as after a reload with a new encoder
-    requests = Pipeline(
-        ListSource(Log(), [_records([_raw("a", day=1)])]),
-        EventIntake(MemorySequenceStore(4), {"credit": kit.encoder}, 4096, {}),
-        ListSink(Log()),
-        TOPICS,
-        WorkerMetrics(),
-        scoring=None,
-    )
-    asyncio.run(requests.step(0.0))
-    records = [Record("requests", 0, 0, b"c1", requests.sink.on("requests")[0], 1000)]
-    infer = Pipeline(
-        ListSource(Log(), [records]),
-        RequestIntake(["credit"]),
-        ListSink(Log()),
-        TOPICS,
-        WorkerMetrics(),
-        Scoring({"credit": other.scorer}, Alerter(AlertPolicy(0.5, 0.1, 0.0), {}),
-                MemoryAlertStore(), MemoryScoreStore()),
-    )  # fmt: skip
-    report = asyncio.run(infer.step(0.0))
+    ingest, _, sink = pipeline(Log(), [records([raw_event("a", day=1)])], model_kit=model_kit,
+                               scoring=False)  # fmt: skip
+    run(ingest)
+    handed = records(sink.on("requests"), topic="requests")
+    infer, _, infer_sink = pipeline(Log(), [handed], model_kit=other, events=False,
+                                    topic="requests")  # fmt: skip
+    (report,) = run(infer)
     assert report.scores == 0
-    assert [DeadLetter.model_validate_json(v).reason for v in infer.sink.on("dlq")] == [
+    assert [DeadLetter.model_validate_json(v).reason for v in infer_sink.on("dlq")] == [
         "incompatible_request"
     ]
 
 
 def test_step__a_window_that_breaks_the_model_is_a_dead_letter_and_the_rest_is_scored():
-    kit = _kit("v1", bias=8.0)
-    score = kit.scorer.score
+    model_kit = kit("v1", bias=8.0)
+    score = model_kit.scorer.score_windows
 
-    def fragile(requests):
-        if any(r.event_id == "bad" for r in requests):
+    def fragile(windows):
+        if any(b"bad\0" in ids for ids in windows.ids):
             raise RuntimeError("a kernel failed on this window")
-        return score(requests)
+        return score(windows)
 
-    kit.scorer.score = fragile
-    values = [_raw("a", day=1), _raw("bad", customer="c2", day=1), _raw("b", day=2)]
-    records = [Record("events", 0, i, None, v, 1000) for i, v in enumerate(values)]
-    pipeline, source, sink = _pipeline(Log(), [records], kit=kit)
-    (report,) = _run(pipeline)
-    assert [DeadLetter.model_validate_json(v).reason for v in sink.on("dlq")] == ["scoring_failed"]
+    model_kit.scorer.score_windows = fragile
+    values = [raw_event("a", day=1), raw_event("bad", customer="c2", day=1), raw_event("b", day=2)]
+    batch = [Record("events", 0, i, None, v, 1000) for i, v in enumerate(values)]
+    p, source, sink = pipeline(Log(), [batch], model_kit=model_kit)
+    (report,) = run(p)
+    letters = [DeadLetter.model_validate_json(v) for v in sink.on("dlq")]
+    assert [d.reason for d in letters] == ["scoring_failed"]
+    assert letters[0].original() == values[1]
     assert sorted(RiskScore.model_validate_json(v).event_id for v in sink.on("scores")) == [
         "a", "b"
     ]  # fmt: skip
-    assert report.scores == 2 and len(source.committed) == 3
+    assert report.scores == 2 and source.committed == {0: 3}
+
+
+def test_metrics__event_to_score_latency_is_observed_for_every_score():
+    p, _, _ = pipeline(Log(), [records([raw_event("a", day=1), raw_event("b", day=2)])])
+    run(p)
+    assert len(p.metrics.recent_latency_ms) == 2
+    assert np.isfinite(list(p.metrics.recent_latency_ms)).all()
+
+
+def test_source__records_of_partitions_not_owned_are_left_alone():
+    batch = records([raw_event("a", day=1)], partition=0) + records(
+        [raw_event("x", customer="c2")], partition=1, key=b"c2"
+    )
+    p, source, sink = pipeline(Log(), [batch], source=ListSource(Log(), [batch], owned={0}))
+    (report,) = run(p)
+    assert report.consumed == 1 and source.committed == {0: 1}
+    assert [RiskScore.model_validate_json(v).event_id for v in sink.on("scores")] == ["a"]

@@ -7,7 +7,7 @@ import torch
 import model
 from state import CustomerSequence
 from stream.requests import ScoreRequest
-from stream.scorer import Scorer, pad
+from stream.scorer import Scorer, windows_of
 
 E, P = 6, 4
 
@@ -44,14 +44,15 @@ def scorer():
     )
 
 
-def test_pad__right_pads_and_masks():
+def test_windows_of__right_pads_and_masks():
     rng = np.random.default_rng(0)
     reqs = [_request(0, 3, rng), _request(1, 1, rng, profile=False)]
-    events, mask, profile = pad(reqs, E, P)
-    assert events.shape == (2, 3, E) and mask.tolist() == [[True] * 3, [True, False, False]]
-    np.testing.assert_array_equal(events[1, 0], reqs[1].sequence.events[0])
-    assert not events[1, 1:].any()
-    assert not profile[1].any()
+    w = windows_of(reqs, E, P)
+    assert w.events.shape == (2, 3, E) and w.mask.tolist() == [[True] * 3, [True, False, False]]
+    np.testing.assert_array_equal(w.events[1, 0], reqs[1].sequence.events[0])
+    assert not w.events[1, 1:].any()
+    assert not w.profile[1].any() and w.has_profile.tolist() == [True, False]
+    assert w.event_ids(0) == ["c0-0", "c0-1", "c0-2"] and w.lengths.tolist() == [3, 1]
 
 
 def test_score__batched_equals_one_at_a_time(scorer):
