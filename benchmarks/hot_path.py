@@ -28,12 +28,12 @@ from typing import Any
 
 import redis
 import torch
+from stream.intake import EventIntake
 
 from benchmarks.stream_e2e import ROOT, make_checkpoint
 from state import AlertStateStore, CustomerSequenceStore, LatestScoreStore
 from stream.alert_policy import AlertPolicy
 from stream.alerting import Alerter
-from stream.intake import EventIntake
 from stream.metrics import WorkerMetrics
 from stream.models import load_domain_model
 from stream.pipeline import Pipeline, Scoring, Topics

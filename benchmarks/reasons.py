@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 import redis
 import torch
+from stream.intake import EventIntake
 
 from benchmarks.hot_path import Record, _NullSink, _Source
 from benchmarks.stream_e2e import ROOT
@@ -40,7 +41,6 @@ from model.registry import ModelRegistry
 from state import AlertStateStore, CustomerSequenceStore, LatestScoreStore
 from stream.alert_policy import AlertPolicy
 from stream.alerting import Alerter
-from stream.intake import EventIntake
 from stream.metrics import WorkerMetrics
 from stream.models import load_domain_model
 from stream.pipeline import Pipeline, Scoring, Topics

@@ -86,7 +86,7 @@ def _prefix() -> str:
 
 
 def _records(table: WindowTable, customers, partition: int, epoch: int) -> list:
-    slots = np.array([table._slot_of[c] for c in customers])  # noqa: SLF001 - the test's table
+    slots = np.array([table._slot_of[c] for c in customers])
     return [("credit", c, raw) for c, _, raw in table.records(slots, {partition: epoch})]
 
 
@@ -123,9 +123,9 @@ def test_cluster__fenced_writes_over_many_slots_read_back_whole(client):
         assert fence.write("events", [write]) == []
         expected = start + n
     stored = CustomerSequenceStore(client, prefix).read_many([(c, "credit") for c in customers])
-    for customer, window in zip(customers, stored, strict=True):
+    for customer, got in zip(customers, stored, strict=True):
         held = table.read(customer)
-        assert window.event_ids == ([] if held is None else held.event_ids)
+        assert got.event_ids == ([] if held is None else held.event_ids)
     # A zombie's write: its partition is fenced, and per key a newer owner's value stays.
     newer = fence.claim("events", 0, 2).epoch
     stale = PartitionWrite(0, epoch, expected, expected + 1,

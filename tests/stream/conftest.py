@@ -109,7 +109,7 @@ class ListSink:
         self.log.append(("send", topic, len(batch)))
         self.sent.extend(batch)
         delivery.sent(len(batch))
-        for message in batch:
+        for _ in batch:
             delivery.acked()
         delivery._held = getattr(delivery, "_held", []) + batch
         return len(batch)

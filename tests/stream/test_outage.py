@@ -85,6 +85,7 @@ def test_step__redis_down_is_retried_with_backoff_and_reported_then_written_once
     p, source, sink = pipeline(log, [batch], state=state)
     sleeps = _with_outage(p)
     (report,) = run(p)
+    assert source.committed == {0: 2}
     assert sleeps == [0.1, 0.2, 0.4, 0.4]  # doubling, capped
     assert all(r and r.startswith("redis unavailable") for r in sleeps.reported)
     assert p.health() is None  # recovered

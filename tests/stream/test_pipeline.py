@@ -58,8 +58,8 @@ def test_step__scores_published_at_once_then_alerts_then_state_then_commit():
 
 def test_step__a_failed_delivery_writes_no_state_and_commits_nothing():
     log = Log()
-    p, source, _ = pipeline(log, [records([raw_event("a")])],
-                            sink=ListSink(Log(), [ConnectionError("broker unreachable")]))  # fmt: skip
+    failing = ListSink(Log(), [ConnectionError("broker unreachable")])
+    p, source, _ = pipeline(log, [records([raw_event("a")])], sink=failing)
     with pytest.raises(ConnectionError):
         run(p)
     assert log == []  # neither the state nor the offsets
@@ -104,6 +104,7 @@ def test_step__a_batch_redelivered_after_its_state_was_written_is_rescored_not_a
     assert state.sequence("c1", "credit").event_ids == ["a", "b"]
     again, source2, sink2 = pipeline(Log(), [batch], state=state)
     (report,) = run(again)
+    assert report.scores == 2
     scores = [RiskScore.model_validate_json(v) for v in sink2.on("scores")]
     assert [s.event_id for s in scores] == ["a", "b"]
     assert [len(s.top_events) for s in scores] == [1, 2]  # each as of itself, not its future
