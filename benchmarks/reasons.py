@@ -1,12 +1,13 @@
 """Reason codes' cost on the stream: events/s with reasons on vs off, in one run.
 
-One process runs the ingest pipeline (validate, encode, the Lua append on the local Redis,
-forward pass, score bytes, alert decisions, state writes) over the same credit events twice per
-round, reasons off then on, on fresh keys each time, for ``--rounds`` rounds; the sink keeps
-nothing (Kafka is left out: ``benchmarks/stream_e2e.py`` measures it). The model is the newest
-credit checkpoint of the registry (a trained one: how many alerts fire, and so how many are
-explained, depends on the weights), one torch thread. Per mode: wall events/s, alerts, and the
-time spent explaining them (``Scorer.explain``), per alert too.
+One process runs the ingest pipeline (``benchmarks.hot_path.bench_pipeline``: decode, window,
+forward pass, score bytes, alert decisions; alerts explained by the completer in a thread of its
+own; fenced state writes on the local Redis) over the same credit events twice per round,
+reasons off then on, on fresh keys each time, for ``--rounds`` rounds; the sink keeps nothing
+(Kafka is left out: ``benchmarks/stream_e2e.py`` measures it). The model is the benchmarks'
+trained credit model (how many alerts fire, and so how many are explained, depends on the
+weights), one torch thread. Per mode: wall events/s, alerts, and the time spent explaining them
+(``Scorer.explain_windows``), per alert too.
 
 Accuracy, on the alerts of the first "on" round (the exact batches the pipeline explained): for
 each number of integration steps, the completeness gap ``|sum of attributions - (score -
@@ -32,20 +33,13 @@ from typing import Any
 import numpy as np
 import redis
 import torch
-from stream.intake import EventIntake
 
-from benchmarks.hot_path import Record, _NullSink, _Source
-from benchmarks.stream_e2e import ROOT
+from benchmarks.checkpoints import ROOT, trained_checkpoint
+from benchmarks.hot_path import Record, bench_pipeline, credit_records
 from crmrisk.settings import Settings
-from model.registry import ModelRegistry
-from state import AlertStateStore, CustomerSequenceStore, LatestScoreStore
+from state import Windows
 from stream.alert_policy import AlertPolicy
-from stream.alerting import Alerter
-from stream.metrics import WorkerMetrics
 from stream.models import load_domain_model
-from stream.pipeline import Pipeline, Scoring, Topics
-from stream.scorer import Scored
-from training.datasets.feed import dataset_events, load_records
 
 __all__ = ["main"]
 
@@ -56,7 +50,7 @@ def _once(
     batch: int,
     reasons: int,
     s,
-    keep: list[list[Scored]] | None = None,
+    keep: list[Windows] | None = None,
 ) -> dict[str, Any]:
     client = redis.Redis.from_url(s.redis.url)
     prefix = f"bench-reasons-{uuid.uuid4().hex[:8]}"
@@ -65,59 +59,44 @@ def _once(
     )
     explained = [0, 0.0]  # alerts explained, seconds
     if kit.scorer.explainer is not None:
-        explain = kit.scorer.explain
+        explain = kit.scorer.explain_windows
 
-        def timed(scored):
+        def timed(windows):
             started = time.perf_counter()
             try:
-                return explain(scored)
+                return explain(windows)
             finally:
-                explained[0] += len(scored)
+                explained[0] += len(windows)
                 explained[1] += time.perf_counter() - started
                 if keep is not None:
-                    keep.append(list(scored))
+                    keep.append(windows)
 
-        kit.scorer.explain = timed
+        kit.scorer.explain_windows = timed
+    batches = [values[i : i + batch] for i in range(0, len(values), batch)]
+    pipeline, sink = bench_pipeline(kit, client, prefix, batches)
     sc = s.scoring
-    pipeline = Pipeline(
-        _Source([values[i : i + batch] for i in range(0, len(values), batch)]),
-        EventIntake(
-            CustomerSequenceStore(client, prefix, s.redis.window, 3600),
-            {"credit": kit.encoder},
-            64 * 1024,
-            {"credit": "LIMIT_BAL"},
-        ),
-        _NullSink(),
-        Topics("d", "s", "a"),
-        WorkerMetrics(),
-        Scoring(
-            {"credit": kit.scorer},
-            Alerter(
-                AlertPolicy(sc.alert_threshold, sc.alert_hysteresis, sc.alert_cooldown_s),
-                {"credit": "default"},
-            ),
-            AlertStateStore(client, prefix, 3600),
-            LatestScoreStore(client, prefix, 3600),
-        ),
+    pipeline.stages.scoring.alerter.policy = AlertPolicy(
+        sc.alert_threshold, sc.alert_hysteresis, sc.alert_cooldown_s
     )
 
-    async def drain() -> tuple[int, int]:
-        consumed = alerts = 0
+    async def drain() -> int:
+        consumed = 0
         while True:
             report = await pipeline.step(0.0)
             if not report.consumed:
-                return consumed, alerts
-            consumed, alerts = consumed + report.consumed, alerts + report.alerts
+                await pipeline.close()
+                return consumed
+            consumed += report.consumed
 
     started = time.perf_counter()
-    consumed, alerts = asyncio.run(drain())
+    consumed = asyncio.run(drain())
     wall = time.perf_counter() - started
     for key in client.scan_iter(f"{prefix}:*", count=5000):
         client.delete(key)
     client.close()
     return {
         "events": consumed,
-        "alerts": alerts,
+        "alerts": sink.messages["a"],
         "events_per_s": round(consumed / wall),
         "explained": explained[0],
         "explain_s": round(explained[1], 3),
@@ -128,13 +107,13 @@ def _once(
 
 
 def accuracy(
-    checkpoint: Path, batches: list[list[Scored]], steps: list[int], reference: int = 256
+    checkpoint: Path, batches: list[Windows], steps: list[int], reference: int = 256
 ) -> dict[str, dict[str, float]]:
     """Per number of steps: completeness gaps and top-three agreement with ``reference`` steps."""
 
     def explain(n: int) -> list:
         scorer = load_domain_model(checkpoint, "credit", torch.device("cpu"), 3, 5, n).scorer
-        return [e for scored in batches for e in scorer.explain(scored)]
+        return [e for windows in batches for e in scorer.explain_windows(windows)]
 
     def top(e, k: int) -> list[tuple[str, int | None]]:
         return [(r.field, r.position) for r in e.reasons[:k]]
@@ -161,16 +140,11 @@ def accuracy(
 
 def run(customers: int, batch: int, rounds: int, checkpoint: Path, settings) -> dict[str, Any]:
     torch.set_num_threads(1)
-    records = load_records("credit", ROOT / "data", 0)[:customers]
-    events = dataset_events(records, "credit")
-    values = [
-        Record("crm.events", i % 4, i, e.key, e.to_bytes(), 1_700_000_000_000 + i)
-        for i, e in enumerate(events)
-    ]
+    values = credit_records(customers)
     reasons = settings.scoring.reasons or 5
     _once(checkpoint, values[: batch * 4], batch, reasons, settings)  # warm-up: kernels, caches
     runs: dict[str, list[dict]] = {"off": [], "on": []}
-    explained: list[list[Scored]] = []
+    explained: list[Windows] = []
     for i in range(rounds):
         runs["off"].append(_once(checkpoint, values, batch, 0, settings))
         keep = explained if i == 0 else None
@@ -179,7 +153,7 @@ def run(customers: int, batch: int, rounds: int, checkpoint: Path, settings) -> 
     on = statistics.median(r["events_per_s"] for r in runs["on"])
     return {
         "checkpoint": str(checkpoint),
-        "customers": len(records),
+        "customers": customers,
         "events_per_run": runs["off"][0]["events"],
         "batch": batch,
         "reasons_per_alert": reasons,
@@ -204,16 +178,13 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--customers", type=int, default=5000)
     parser.add_argument("--batch", type=int, default=512)
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--model", type=Path, help="checkpoint (default: the registry's newest)")
+    parser.add_argument(
+        "--model", type=Path, help="checkpoint (default: the benchmarks' trained credit model)"
+    )
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks/results/reasons.json")
     args = parser.parse_args(argv)
     settings = Settings()
-    checkpoint = args.model
-    if checkpoint is None:
-        latest = ModelRegistry(settings.model.dir).latest("credit")
-        if latest is None:
-            raise SystemExit(f"no credit model under {settings.model.dir}: train one or --model")
-        checkpoint = latest.path
+    checkpoint = args.model or trained_checkpoint()
     result = run(args.customers, args.batch, args.rounds, checkpoint, settings)
     result["machine"] = {
         "cpus": os.cpu_count(),

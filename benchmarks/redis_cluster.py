@@ -4,10 +4,11 @@ Against the local broker and Redis (``crmrisk up``) and a Redis Cluster of 3 mas
 replicas that this benchmark starts with the launcher (``crmrisk up --redis-cluster``) in a
 temporary folder on free ports, on the same machine:
 
-1. the sequence store alone: the same pre-encoded credit events appended in batches of 256
-   (one batch = one script call on one Redis; one call per hash slot, one round trip per master
-   on the cluster), to one Redis, to the cluster, and to the cluster with ``WAIT 1`` (what a
-   failover-safe deployment runs); rounds interleaved, the median reported;
+1. the state's fenced writes alone: the window records that batches of 256 credit events leave
+   (computed once, in memory, as a worker's ``WindowTable`` does) written per batch (one script
+   call on one Redis; one call per hash slot plus one for the fences on the cluster), to one
+   Redis, to the cluster, and to the cluster with ``WAIT 1`` (what a failover-safe deployment
+   runs); rounds interleaved, the median reported;
 2. end to end: ``crmrisk worker ingest`` processes drain one backlog of credit events on fresh
    topics (``benchmarks/stream_e2e.py``'s method: the clock starts when the group is stable),
    with one Redis, then with the cluster and ``WAIT 1``.
@@ -31,45 +32,72 @@ import time
 import uuid
 from pathlib import Path
 
-from benchmarks.stream_e2e import make_checkpoint, run_backlog
+import numpy as np
+
+from benchmarks.checkpoints import random_checkpoint
+from benchmarks.stream_e2e import run_backlog
 from crmrisk.commands.services import build_launcher
 from crmrisk.settings import Settings
 from deploy import free_port_block
-from state import Append, CustomerSequenceStore
+from state import Appends, PartitionFence, PartitionWrite, WindowTable
 from stream.app import redis_client
+from stream.transform import event_time_ms
 from training.datasets.feed import dataset_events, load_records
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _appends(events, encoder) -> list[Append]:
+def _batches(events, encoder, batch: int = 256) -> list[list[tuple[str, str, bytes]]]:
+    """Per batch of ``events``: the (domain, customer, window record) it leaves."""
+    table = WindowTable(32, encoder.event_dim, encoder.profile_dim, 3600)
     out = []
-    for i, e in enumerate(events):
-        vector = (
-            encoder.encode_profile(e.fields) if e.kind == "profile"
-            else encoder.encode_event(e.kind, e.fields)
+    for start in range(0, len(events), batch):
+        chunk = events[start : start + batch]
+        n = len(chunk)
+        profile = np.array([e.kind == "profile" for e in chunk])
+        applied = table.apply(
+            Appends(
+                customers=[e.customer_id for e in chunk],
+                event_ids=[e.event_id for e in chunk],
+                times_ms=np.array([event_time_ms(e) for e in chunk], np.int64),
+                kinds=[e.kind for e in chunk],
+                vectors=np.stack([np.zeros(encoder.event_dim, np.float32) if p else
+                                  encoder.encode_event(e.kind, e.fields)
+                                  for e, p in zip(chunk, profile, strict=True)]),
+                profiles=np.stack([encoder.encode_profile(e.fields) if p else
+                                   np.zeros(encoder.profile_dim, np.float32)
+                                   for e, p in zip(chunk, profile, strict=True)]),
+                is_profile=profile,
+                hashes=np.zeros(n, np.uint64),
+                exposure=np.full(n, np.nan),
+                partitions=np.zeros(n, np.int32),
+                redelivered=np.zeros(n, bool),
+            ),
+            now_s=0.0,
+            serial=start + 1,
         )  # fmt: skip
-        out.append(
-            Append(e.customer_id, "credit", e.event_id, int(e.event_time.timestamp() * 1000),
-                   e.kind, vector, ("bench", 0, i), content_hash=b"")
-        )  # fmt: skip
+        out.append([("credit", c, raw) for c, _, raw in table.records(applied.slots, {0: 1})])
     return out
 
 
-def store_rate(settings: Settings, appends: list[Append], batch: int = 256) -> float:
-    """Events/s appending ``appends`` under a fresh prefix (keys deleted afterwards)."""
+def store_rate(settings: Settings, batches, events: int, batch: int = 256) -> float:
+    """Events/s writing ``batches`` under a fresh prefix (keys deleted afterwards)."""
     r = settings.redis
     client = redis_client(settings)
     prefix = f"bench:{uuid.uuid4().hex[:8]}"
-    store = CustomerSequenceStore(client, prefix, r.window, 600, r.wait_replicas)
+    fence = PartitionFence(client, prefix, 600, r.wait_replicas, 2000)
+    epoch = fence.claim("bench", 0, 1).epoch
     started = time.perf_counter()
-    for i in range(0, len(appends), batch):
-        store.append_many(appends[i : i + batch])
+    expected = None
+    for i, windows in enumerate(batches):
+        write = PartitionWrite(0, epoch, expected, (i + 1) * batch, windows=windows)
+        assert not fence.write("bench", [write])
+        expected = write.new
     took = time.perf_counter() - started
     for key in client.scan_iter(match=f"{prefix}:*", count=5000):
         client.delete(key)
     client.close()
-    return len(appends) / took
+    return events / took
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -92,9 +120,9 @@ def main(argv: list[str] | None = None) -> dict:
     events = dataset_events(records, "credit")
     scored = sum(e.kind != "profile" for e in events)
     workdir = Path(tempfile.mkdtemp(prefix="bench-redis-cluster-"))
-    checkpoint = make_checkpoint(records, workdir)
+    checkpoint = random_checkpoint(workdir)
     encoder = FeatureEncoder.from_dict(load_checkpoint(checkpoint)[1]["encoder"])
-    appends = _appends(events, encoder)
+    batches = _batches(events, encoder)
 
     launcher = build_launcher(
         base.services.model_copy(
@@ -116,7 +144,7 @@ def main(argv: list[str] | None = None) -> dict:
         for _ in range(args.rounds):
             for name, redis in configs.items():
                 s = Settings(redis={**base.redis.model_dump(), **redis})
-                store[name].append(store_rate(s, appends))
+                store[name].append(store_rate(s, batches, len(events)))
                 print(f"store {name}: {store[name][-1]:,.0f} events/s", flush=True)
         pairs = [(e.key, e.to_bytes()) for e in events]
         e2e = {}

@@ -66,11 +66,8 @@ class AlertTable:
 
     def missing(self, customers: Sequence[str], now_s: float) -> list[str]:
         """Customers not held here, each once (a customer unused for ``ttl_s`` is forgotten)."""
-        out, seen = [], set()
-        for customer in customers:
-            if customer in seen:
-                continue
-            seen.add(customer)
+        out = []
+        for customer in dict.fromkeys(customers):
             slot = self._slot_of.get(customer)
             if slot is not None and now_s - self._seen_s[slot] > self.ttl_s:
                 self._forget(slot)

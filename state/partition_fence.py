@@ -148,10 +148,12 @@ class PartitionFence:
         keys: list[str] = []
         values: list = []
         p = self._prefix
+        # One Redis checks the fence and writes in one script: no per-key guard needed there.
+        guard = 1 if self._cluster else 0
         for w in writes:
             for key_of, items, guarded in (
-                (window_key, w.windows, 1),
-                (alert_key, w.alerts, 1),
+                (window_key, w.windows, guard),
+                (alert_key, w.alerts, guard),
                 (score_key, w.scores, 0),
             ):
                 for domain, customer, value in items:

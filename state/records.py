@@ -34,6 +34,7 @@ __all__ = [
     "WindowRecord",
     "pack_alert",
     "pack_window",
+    "pack_windows",
     "unpack_alert",
     "unpack_window",
 ]
@@ -113,6 +114,64 @@ def pack_window(
         parts.append(profile.astype("<f4", copy=False).tobytes())
     parts += [event_ids, kinds, pid]
     return b"".join(parts)
+
+
+def pack_windows(
+    partitions: np.ndarray,
+    epochs: np.ndarray,
+    lengths: np.ndarray,
+    event_ids: list[bytes],
+    kinds: list[bytes],
+    times: np.ndarray,
+    hashes: np.ndarray,
+    vectors: np.ndarray,
+    profiles: np.ndarray,
+    has_profile: np.ndarray,
+    profile_times: np.ndarray,
+    profile_ids: list[str | None],
+    profile_hashes: np.ndarray,
+    exposures: np.ndarray,
+) -> list[bytes]:
+    """``pack_window`` of many customers at once (equal bytes): the events of all of them
+    flattened in order (``times``, ``hashes``, ``vectors``: sum(lengths) rows), one numpy
+    conversion per column instead of one per customer."""
+    dim = vectors.shape[1]
+    pdim = profiles.shape[1]
+    time_bytes = times.astype("<i8", copy=False).tobytes()
+    hash_bytes = hashes.astype("<u8", copy=False).tobytes()
+    vector_bytes = vectors.astype("<f4", copy=False).tobytes()
+    profile_bytes = profiles.astype("<f4", copy=False).tobytes()
+    row = 4 * dim
+    out = []
+    at = 0
+    pack = _WINDOW.pack
+    for j, length in enumerate(lengths.tolist()):
+        pid = (profile_ids[j] or "").encode()
+        with_profile = bool(has_profile[j])
+        ids, kind = event_ids[j], kinds[j]
+        exposure = float(exposures[j])
+        head = pack(
+            WINDOW_MAGIC, int(partitions[j]), int(epochs[j]), length, dim,
+            pdim if with_profile else 0, len(ids), len(kind), len(pid),
+            int(profile_times[j]), exposure, int(profile_hashes[j]).to_bytes(8, "little"),
+        )  # fmt: skip
+        end = at + length
+        out.append(
+            b"".join(
+                (
+                    head,
+                    time_bytes[8 * at : 8 * end],
+                    hash_bytes[8 * at : 8 * end],
+                    vector_bytes[row * at : row * end],
+                    profile_bytes[4 * pdim * j : 4 * pdim * (j + 1)] if with_profile else b"",
+                    ids,
+                    kind,
+                    pid,
+                )
+            )
+        )
+        at = end
+    return out
 
 
 def unpack_window(raw: bytes) -> WindowRecord:

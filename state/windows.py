@@ -30,7 +30,7 @@ from enum import IntEnum
 
 import numpy as np
 
-from state.records import WindowRecord, pack_window, unpack_window
+from state.records import WindowRecord, pack_windows, unpack_window
 
 __all__ = ["AppendStatus", "Appends", "Applied", "WindowTable", "Windows"]
 
@@ -255,12 +255,9 @@ class WindowTable:
     def missing(self, customers: Sequence[str], now_s: float) -> list[str]:
         """Customers not held here (to load from Redis first), each once; a customer unused for
         ``ttl_s`` is forgotten first, as Redis forgets it."""
-        out, seen = [], set()
+        out = []
         slot_of = self._slot_of
-        for customer in customers:
-            if customer in seen:
-                continue
-            seen.add(customer)
+        for customer in dict.fromkeys(customers):
             slot = slot_of.get(customer)
             if slot is not None and now_s - self._seen_s[slot] > self.ttl_s:
                 self._forget(slot)
@@ -547,34 +544,39 @@ class WindowTable:
     def records(self, slots: np.ndarray, epochs: dict[int, int]) -> list[tuple[str, int, bytes]]:
         """(customer, partition, window record) of each slot once, as the state is now; a
         partition's record carries its owner's epoch (``epochs``) for the write guard."""
-        out = []
-        for slot in np.unique(slots).tolist():
-            customer = self._customer[slot]
-            if customer is None:
-                continue
-            length, partition = int(self._length[slot]), int(self._partition[slot])
-            rows = self._rows[slot, :length]
-            out.append(
-                (
-                    customer,
-                    partition,
-                    pack_window(
-                        partition,
-                        epochs.get(partition, 0),
-                        self._ids[slot],
-                        b"".join(self.kinds[c].encode() + b"\0" for c in self._kind[rows].tolist()),
-                        self._time[rows],
-                        self._hash[rows],
-                        self._vec[rows],
-                        self._profile[slot] if self._has_profile[slot] else None,
-                        int(self._ptime[slot]),
-                        self._pid[slot],
-                        int(self._phash[slot]),
-                        None if np.isnan(self._exposure[slot]) else float(self._exposure[slot]),
-                    ),
-                )
-            )
-        return out
+        unique = [s for s in np.unique(slots).tolist() if self._customer[s] is not None]
+        if not unique:
+            return []
+        s = np.array(unique, np.int64)
+        lengths = self._length[s]
+        flat = self._rows[s][np.arange(self.window)[None, :] < lengths[:, None]]
+        kind_names = [k.encode() + b"\0" for k in self.kinds]
+        codes = self._kind[flat].tolist()
+        kinds, at = [], 0
+        for length in lengths.tolist():
+            kinds.append(b"".join([kind_names[c] for c in codes[at : at + length]]))
+            at += length
+        partitions = self._partition[s]
+        raw = pack_windows(
+            partitions,
+            np.array([epochs.get(p, 0) for p in partitions.tolist()], np.int64),
+            lengths,
+            [self._ids[x] for x in unique],
+            kinds,
+            self._time[flat],
+            self._hash[flat],
+            self._vec[flat],
+            self._profile[s],
+            self._has_profile[s],
+            self._ptime[s],
+            [self._pid[x] for x in unique],
+            self._phash[s],
+            self._exposure[s],
+        )
+        return [
+            (self._customer[x], int(p), r)
+            for x, p, r in zip(unique, partitions.tolist(), raw, strict=True)
+        ]
 
     def drop_partitions(self, partitions: Sequence[int]) -> int:
         """Forget the customers of ``partitions`` (revoked, or to be rebuilt); returns how many."""

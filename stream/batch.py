@@ -250,7 +250,7 @@ class BatchStages:
                     [a.event_ids[i] for i in scored.tolist()],
                     a.times_ms[scored],
                     a.partitions[scored],
-                    d.column("timestamp", rows),
+                    d.timestamps[rows],
                     [d.records[d.rows[i]] for i in rows.tolist()],
                 )
                 w = applied.windows
@@ -449,13 +449,12 @@ class BatchStages:
 
     def _plan_writes(self, batch: Batch, windows, alerts, scores) -> None:
         """Per partition of the batch: its fence (via ``ownership``) and its state to write."""
+        partitions = np.fromiter((r.partition for r in batch.records), np.int64)
+        offsets = np.fromiter((r.offset for r in batch.records), np.int64)
         last: dict[int, int] = {}
-        for r in batch.records:
-            p = r.partition
-            if r.offset >= last.get(p, -1):
-                last[p] = r.offset
-            if r.offset < batch.first_offsets.get(p, 1 << 62):
-                batch.first_offsets[p] = r.offset
+        for p in np.unique(partitions).tolist():
+            mine = offsets[partitions == p]
+            last[p], batch.first_offsets[p] = int(mine.max()), int(mine.min())
         for p, offset in last.items():
             epoch, expected, incarnation = self.ownership.plan(p, offset + 1)
             batch.writes[p] = PartitionWrite(p, epoch, expected, offset + 1)

@@ -83,6 +83,9 @@ class Decoded:
     kinds: list[str] = field(default_factory=list)
     fields: list[dict] = field(default_factory=list)
     times_ms: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    partitions: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    offsets: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    timestamps: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
     dead_letters: list[DeadLetter] = field(default_factory=list)
 
     def __len__(self) -> int:
@@ -100,12 +103,6 @@ class Decoded:
             )
         )
 
-    def column(self, name: str, index: np.ndarray) -> np.ndarray:
-        """A per-record attribute (partition, offset, timestamp) of rows ``index``."""
-        records, rows = self.records, self.rows
-        return np.fromiter(
-            (getattr(records[rows[i]], name) for i in index.tolist()), np.int64, len(index)
-        )
 
 
 def decode_events(
@@ -151,6 +148,10 @@ def decode_events(
     out.kinds = [e.kind for _, e in valid]
     out.fields = [e.fields for _, e in valid]
     out.times_ms = times
+    chosen = [records[i] for i in out.rows]
+    out.partitions = np.fromiter((r.partition for r in chosen), np.int64, len(chosen))
+    out.offsets = np.fromiter((r.offset for r in chosen), np.int64, len(chosen))
+    out.timestamps = np.fromiter((r.timestamp for r in chosen), np.int64, len(chosen))
     return out
 
 
@@ -264,7 +265,7 @@ def encode(
             value = fields[j].get(exposure_field)
             if not isinstance(value, bool) and isinstance(value, int | float):
                 exposure[j] = float(value)
-    partitions, offsets = d.column("partition", rows), d.column("offset", rows)
+    partitions, offsets = d.partitions[rows], d.offsets[rows]
     appends = Appends(
         customers=[d.customers[i] for i in rows.tolist()],
         event_ids=[d.event_ids[i] for i in rows.tolist()],

@@ -109,12 +109,13 @@ class Ownership:
 
     def redelivered(self, partitions: np.ndarray, offsets: np.ndarray) -> np.ndarray:
         """Which (partition, offset) the state held before this owner claimed it."""
-        below = np.fromiter(
-            (self._owned[p].replayed_below if p in self._owned else 0 for p in partitions.tolist()),
-            np.int64,
-            len(partitions),
-        )
-        return offsets < below
+        out = np.zeros(len(partitions), bool)
+        for p in np.unique(partitions).tolist():
+            owned = self._owned.get(p)
+            if owned is not None and owned.replayed_below:
+                rows = partitions == p
+                out[rows] = offsets[rows] < owned.replayed_below
+        return out
 
     def plan(self, partition: int, new: int) -> tuple[int, int | None, int]:
         """(epoch, expected next offset, incarnation) of a write leaving ``new``; chains the next

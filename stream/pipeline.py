@@ -154,9 +154,9 @@ class Pipeline:
         m.events_in.inc(len(records))
         m.batch_size.observe(len(records))
         m.queue_delay_ms.observe(self._clock() * 1000 - min(r.timestamp for r in records))
-        records = [r for r in records if self._mine(r)]
+        records = self._mine(records)
         await self._verify(records)
-        records = await self._claim([r for r in records if self._mine(r)])
+        records = await self._claim(self._mine(records))
         if not records:
             m.mark_step()
             return StepReport(consumed=0)
@@ -174,9 +174,12 @@ class Pipeline:
         fired = sum(len(f) for f in batch.firing)
         return StepReport(len(records), len(batch.dead_letters), len(batch.scores), fired)
 
-    def _mine(self, record: Record) -> bool:
-        p = record.partition
-        return p not in self._refused and p not in self.ownership.fenced and self.source.owns(p)
+    def _mine(self, records: list[Record]) -> list[Record]:
+        """The records of partitions this worker may process now (checked once per partition)."""
+        partitions = {r.partition for r in records}
+        refused, fenced, owns = self._refused, self.ownership.fenced, self.source.owns
+        foreign = {p for p in partitions if p in refused or p in fenced or not owns(p)}
+        return [r for r in records if r.partition not in foreign] if foreign else records
 
     def _check(self) -> None:
         if self._failure is not None:
@@ -313,7 +316,7 @@ class Pipeline:
         finally:
             if self.history is not None:
                 await self.history.close()
-        return [r for r in records if self._mine(r)]
+        return self._mine(records)
 
     async def _restore(
         self, plan: Restore, progress: Callable[[int, int], None] | None = None
