@@ -72,6 +72,12 @@ class KafkaSettings(BaseModel):
     max_message_bytes: int = Field(
         64 * 1024, ge=1024, description="Inbound events larger than this go to the DLQ."
     )
+    session_timeout_ms: int = Field(
+        10_000,
+        ge=1000,
+        description="How long a worker may go silent before its consumer group gives its "
+        "partitions to the others (the broker's group.min/max.session.timeout.ms bound it).",
+    )
     max_future_s: float | None = Field(
         86_400.0,
         ge=0,

@@ -186,7 +186,13 @@ def build_worker(
     client = redis_client(settings)
     producer = FastProducer(k.client_config(), f"{k.client_id}-{role}")
     topic = k.topics.events if role == "ingest" else k.topics.score_requests
-    consumer = new_consumer(k.client_config(), [], f"{k.group_id}-{role}", f"{k.client_id}-{role}")
+    consumer = new_consumer(
+        k.client_config(),
+        [],
+        f"{k.group_id}-{role}",
+        f"{k.client_id}-{role}",
+        session_timeout_ms=k.session_timeout_ms,
+    )
     source = KafkaSource(consumer, topic, s.max_batch_size, s.max_delay_ms)
     fence = PartitionFence(client, r.key_prefix, r.ttl_s, r.wait_replicas, r.wait_timeout_ms)
     events = None

@@ -67,7 +67,11 @@ def _client_options(client: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def new_consumer(
-    client: Mapping[str, Any], topics: Sequence[str], group_id: str, client_id: str
+    client: Mapping[str, Any],
+    topics: Sequence[str],
+    group_id: str,
+    client_id: str,
+    session_timeout_ms: int = 10_000,
 ) -> AIOKafkaConsumer:
     """A consumer that never auto-commits and starts from the earliest offset of a new group.
 
@@ -79,6 +83,8 @@ def new_consumer(
         client_id=client_id,
         enable_auto_commit=False,
         auto_offset_reset="earliest",
+        session_timeout_ms=session_timeout_ms,
+        heartbeat_interval_ms=max(session_timeout_ms // 3, 100),
         max_partition_fetch_bytes=4 * 1024 * 1024,
         fetch_max_wait_ms=50,
     )
@@ -376,11 +382,14 @@ class FastProducer:
             self._producer.poll(0.05)
 
     async def stop(self) -> None:
+        """Flush, then let librdkafka go: a Producer lives (and reconnects, and logs about it)
+        until it is deallocated, e.g. after the demo stopped the broker it started."""
         await self.flush()
         self._polling.clear()
         if self._poller is not None:
             await asyncio.to_thread(self._poller.join)
             self._poller = None
+        self._producer = None
 
     def send(self, topic: str, messages: Iterable[tuple[bytes | None, bytes]], delivery) -> int:
         """Queue (key, value) messages whose acknowledgements count down ``delivery``
@@ -458,6 +467,8 @@ class FastProducer:
         return count
 
     async def flush(self, timeout_s: float = 60.0) -> None:
+        if self._producer is None:  # stopped
+            return
         left = await asyncio.to_thread(self._producer.flush, timeout_s)
         errors, self._errors = self._errors, []
         if errors:

@@ -104,6 +104,16 @@ class WorkerMetrics:
             _MS_BUCKETS,
             r,
         )
+        self.assigned = Gauge(
+            "crmrisk_assigned_partitions",
+            "Input partitions assigned to this worker (their state is held in its memory).",
+            registry=r,
+        )
+        self.in_flight = Gauge(
+            "crmrisk_batches_in_flight",
+            "Batches published whose alerts, state write and commit are pending.",
+            registry=r,
+        )
         self.lag = Gauge(
             "crmrisk_consumer_lag",
             "Messages behind the high watermark (assigned partitions).",

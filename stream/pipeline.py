@@ -214,6 +214,7 @@ class Pipeline:
     async def _enqueue(self, batch: Batch) -> None:
         for p in batch.writes:
             self._inflight[p] += 1
+        self.metrics.in_flight.inc()
         put = asyncio.create_task(self._queue.put(batch))
         done, _ = await asyncio.wait({put, self._completer}, return_when=asyncio.FIRST_COMPLETED)
         if put not in done:
@@ -257,6 +258,7 @@ class Pipeline:
 
     def assigned(self, partitions: Sequence[int]) -> None:
         self.ownership.assigned(partitions)
+        self.metrics.assigned.set(len(partitions))
 
     def _drop(self, partitions: Sequence[int]) -> None:
         for p in partitions:
@@ -401,6 +403,7 @@ class Pipeline:
             finally:
                 for p in batch.writes:
                     self._inflight[p] -= 1
+                self.metrics.in_flight.dec()
                 self._queue.task_done()
 
     async def _complete(self, batch: Batch) -> None:

@@ -214,6 +214,13 @@ def _run_live(settings, models, events, outcomes, rate, expected, show, page) ->
     thread = threading.Thread(target=work, name="demo-worker", daemon=True)
     thread.start()
     ready.wait(60)
+    # Replay once the worker owns its partitions: a group join takes seconds, which would
+    # otherwise show as the first events' latency.
+    deadline = time.monotonic() + 60
+    while metrics.assigned._value.get() == 0 and "error" not in holder:
+        if time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
     started = time.perf_counter()
     asyncio.run(replay(settings, events, outcomes, rate or None))
     deadline = time.monotonic() + 300
