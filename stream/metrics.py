@@ -134,6 +134,7 @@ class WorkerMetrics:
             "crmrisk_last_step_seconds", "Unix time of the last completed loop step.", registry=r
         )
         self.last_step_s: float | None = None
+        self.partitions_owned = 0  # what ``assigned`` says, readable without a scrape
         # Exact recent event -> score latencies (ms) for summaries; the histogram is for scraping.
         self.recent_latency_ms: deque[float] = deque(maxlen=200_000)
 

@@ -259,6 +259,7 @@ class Pipeline:
     def assigned(self, partitions: Sequence[int]) -> None:
         self.ownership.assigned(partitions)
         self.metrics.assigned.set(len(partitions))
+        self.metrics.partitions_owned = len(partitions)
 
     def _drop(self, partitions: Sequence[int]) -> None:
         for p in partitions:

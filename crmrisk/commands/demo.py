@@ -217,7 +217,7 @@ def _run_live(settings, models, events, outcomes, rate, expected, show, page) ->
     # Replay once the worker owns its partitions: a group join takes seconds, which would
     # otherwise show as the first events' latency.
     deadline = time.monotonic() + 60
-    while metrics.assigned._value.get() == 0 and "error" not in holder:
+    while metrics.partitions_owned == 0 and "error" not in holder:
         if time.monotonic() > deadline:
             break
         time.sleep(0.1)
