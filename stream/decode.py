@@ -104,7 +104,6 @@ class Decoded:
         )
 
 
-
 def decode_events(
     records: Sequence[Record],
     domains: Container[str],
