@@ -217,6 +217,7 @@ class KafkaHistory:
                 client_id=self._client_id,
                 enable_auto_commit=False,
                 max_partition_fetch_bytes=4 * 1024 * 1024,
+                fetch_max_wait_ms=50,  # the end of a partition: don't idle 500 ms there
             )
             await consumer.start()
             self._consumer = consumer
