@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -136,6 +136,12 @@ class RedisSettings(BaseModel):
     wait_timeout_ms: int = Field(
         1000, ge=1, description="How long that wait may take before the batch is retried."
     )
+
+    @model_validator(mode="after")
+    def _ca_needs_tls(self) -> RedisSettings:
+        if self.ssl_ca_certs and not self.url.startswith("rediss://"):
+            raise ValueError("ssl_ca_certs is for TLS: the url must start with rediss://")
+        return self
 
     def client_kwargs(self) -> dict[str, Any]:
         """Keyword arguments for ``redis.Redis.from_url(self.url, **kwargs)``."""
