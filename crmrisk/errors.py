@@ -79,10 +79,16 @@ def describe(exc: BaseException) -> str | None:
     """The message for a failure the user can fix, or None for a bug (keep the traceback)."""
     from model.checkpoint import CheckpointError
     from state.errors import StateError
+    from stream.access import InsecureListenError
     from training.datasets.errors import DataError
 
     if isinstance(exc, UserError | DataError | CheckpointError):
         return str(exc)
+    if isinstance(exc, InsecureListenError):
+        return (
+            f"{exc} (RISK_SCORING__METRICS_TOKEN for the workers' and the trainer's /metrics, "
+            "RISK_DASHBOARD__TOKEN for the dashboard)"
+        )
     cause = exc.__cause__ or exc.__context__
     if isinstance(exc, StateError) and cause is not None:
         exc = cause
