@@ -9,6 +9,7 @@ The services are secured when the client settings say so: Kafka with SASL_SSL wh
 from __future__ import annotations
 
 import inspect
+from pathlib import Path
 
 import typer
 from redis.connection import parse_url
@@ -173,11 +174,15 @@ def up(
 
 def _trust_hint(settings: Settings, launcher: Launcher) -> None:
     """Name the CA to trust when a secured service runs and the settings trust another."""
-    ca = launcher.certificates.ca_pem
+    ca = launcher.certificates.ca_pem.resolve()
+
+    def trusted(path: Path | None) -> bool:
+        return path is not None and path.resolve() == ca
+
     wanted = []
-    if launcher.kafka.security and settings.kafka.ssl_cafile != ca:
+    if launcher.kafka.security and not trusted(settings.kafka.ssl_cafile):
         wanted.append(f"RISK_KAFKA__SSL_CAFILE={ca}")
-    if launcher.redis.security and settings.redis.ssl_ca_certs != ca:
+    if launcher.redis.security and not trusted(settings.redis.ssl_ca_certs):
         wanted.append(f"RISK_REDIS__SSL_CA_CERTS={ca}")
     if wanted:
         _console.print(f"clients must trust the local CA: set {' '.join(wanted)}")
