@@ -28,7 +28,7 @@ from pydantic import SecretStr
 import deploy
 import model
 from crmrisk.settings import Settings
-from deploy import Launcher, Login
+from deploy import Launcher
 from model.features import FeatureEncoder
 from stream.transform import window
 
@@ -99,6 +99,7 @@ class SecuredServices:
     settings: Settings  # the secured endpoints, user, passwords and CA; defaults otherwise
     kafka_password: str
     redis_password: str
+    up_output: str  # what `crmrisk up` printed
 
     @property
     def ca_file(self) -> Path:
@@ -107,48 +108,58 @@ class SecuredServices:
 
 @pytest.fixture(scope="session")
 def secured_services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SecuredServices]:
-    """One secured pair per session (a broker start is the expensive part), stopped after."""
-    services = Settings().services
-    kafka_port, cluster_port = deploy.free_port_block(2), deploy.free_port_block(6)
+    """One secured pair per session (a broker start is the expensive part), started by
+    `crmrisk up` from the settings a user would write, on free ports; `crmrisk down` after."""
+    from typer.testing import CliRunner
+
+    from crmrisk.cli import app
+    from crmrisk.commands.services import launcher_for
+
+    home = tmp_path_factory.mktemp("secured") / "var"
+    kafka_port, redis_port = deploy.free_port_block(2), deploy.free_port_block(1)
     user = "crmrisk-app"
     kafka_password = f"kafka-pw-{secrets.token_hex(8)}"
     redis_password = f"redis-pw-{secrets.token_hex(8)}"
-    launcher = Launcher(
-        home=tmp_path_factory.mktemp("secured") / "var",
-        cache_dir=services.cache_dir,
-        kafka_version=services.kafka_version,
-        kafka_heap="-Xms128m -Xmx384m",
-        kafka_port=kafka_port,
-        kafka_controller_port=kafka_port + 1,
-        redis_port=deploy.free_port_block(1),
-        cluster_port=cluster_port,  # never started
-        cluster_controller_port=cluster_port + 3,
-        cluster_heap=services.cluster_heap,
-        kafka_login=Login(user, kafka_password),
-        redis_login=Login(user, redis_password),
+    ca = home / "tls" / "ca.pem"  # where the launcher makes its CA
+    settings = Settings(
+        kafka={
+            "bootstrap_servers": f"127.0.0.1:{kafka_port}",
+            "security_protocol": "SASL_SSL",
+            "sasl_mechanism": "SCRAM-SHA-512",
+            "sasl_username": user,
+            "sasl_password": kafka_password,
+            "ssl_cafile": ca,
+        },
+        redis={
+            "url": f"rediss://127.0.0.1:{redis_port}/0",
+            "username": user,
+            "password": redis_password,
+            "ssl_ca_certs": ca,
+        },
+        services={
+            "home": home,
+            "kafka_port": kafka_port,
+            "kafka_controller_port": kafka_port + 1,
+            "redis_port": redis_port,
+            "kafka_heap": "-Xms128m -Xmx384m",
+        },
     )
+    env = settings_env(settings) | {
+        "RISK_SERVICES__HOME": str(home),
+        "RISK_SERVICES__KAFKA_PORT": str(kafka_port),
+        "RISK_SERVICES__KAFKA_CONTROLLER_PORT": str(kafka_port + 1),
+        "RISK_SERVICES__REDIS_PORT": str(redis_port),
+        "RISK_SERVICES__KAFKA_HEAP": settings.services.kafka_heap,
+    }
+    runner = CliRunner()
     try:
-        launcher.up(timeout_s=services.start_timeout_s)
-        ca = launcher.certificates.ca_pem
-        settings = Settings(
-            kafka={
-                "bootstrap_servers": launcher.kafka.bootstrap_servers,
-                "security_protocol": "SASL_SSL",
-                "sasl_mechanism": "SCRAM-SHA-512",
-                "sasl_username": user,
-                "sasl_password": kafka_password,
-                "ssl_cafile": ca,
-            },
-            redis={
-                "url": launcher.redis.url,
-                "username": user,
-                "password": redis_password,
-                "ssl_ca_certs": ca,
-            },
-        )
-        yield SecuredServices(launcher, settings, kafka_password, redis_password)
+        up = runner.invoke(app, ["up"], env=env, terminal_width=200)
+        if up.exit_code != 0:
+            pytest.fail(f"crmrisk up of the secured services failed:\n{up.output}")
+        launcher = launcher_for(settings)
+        yield SecuredServices(launcher, settings, kafka_password, redis_password, up.output)
     finally:
-        launcher.down()
+        runner.invoke(app, ["down"], env=env)
 
 
 def settings_env(settings: Settings) -> dict[str, str]:

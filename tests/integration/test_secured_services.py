@@ -278,6 +278,14 @@ def secured_run(secured_services, credit_checkpoint, tmp_path_factory) -> Secure
     return run
 
 
+def test_secured__crmrisk_up_starts_what_the_settings_describe(secured_services):
+    shown = secured_services.up_output
+    assert "SASL_SSL://127.0.0.1:" in shown and "rediss://127.0.0.1:" in shown
+    assert shown.count("yes") == 2  # both answer the settings' users, over TLS
+    assert "must trust" not in shown  # the settings already trust the launcher's CA
+    assert secured_services.ca_file.is_file()
+
+
 def test_secured__ingest_worker_scores_every_replayed_event_and_dead_letters_bad_input(
     secured_run,
 ):
@@ -339,7 +347,7 @@ def test_secured__no_password_or_token_in_any_output_dead_letter_or_service_file
         "metrics token": METRICS_TOKEN,
         "dashboard token": DASHBOARD_TOKEN,
     }
-    texts = dict(secured_run.outputs)
+    texts = dict(secured_run.outputs) | {"crmrisk up": secured_services.up_output}
     texts |= {f"dead letter {i}": r.value.decode() for i, r in enumerate(secured_run.dead_letters)}
     files = [p for p in secured_services.launcher.home.rglob("*") if p.is_file()]
     texts |= {str(p): p.read_bytes().decode(errors="replace") for p in files}
