@@ -96,17 +96,24 @@ class KafkaSecurity:
         from kafka import KafkaAdminClient
         from kafka.admin import UserScramCredentialUpsertion
 
-        admin = KafkaAdminClient(
-            bootstrap_servers=bootstrap_servers.split(","),
-            client_id="crmrisk-launcher",
-            **self.client_options(),
-        )
+        # kafka-python logs each connection at INFO: keep `crmrisk up` to its own lines.
+        quiet = logging.getLogger("kafka")
+        level = quiet.level
+        quiet.setLevel(logging.WARNING)
+        admin = None
         try:
+            admin = KafkaAdminClient(
+                bootstrap_servers=bootstrap_servers.split(","),
+                client_id="crmrisk-launcher",
+                **self.client_options(),
+            )
             upsert = UserScramCredentialUpsertion(user, MECHANISM, password)
             errors = admin.alter_user_scram_credentials([upsert])
         finally:
-            with contextlib.suppress(Exception):
-                admin.close()
+            if admin is not None:
+                with contextlib.suppress(Exception):
+                    admin.close()
+            quiet.setLevel(level)
         if failed := {name: error for name, error in errors.items() if error}:
             raise RuntimeError(f"could not set the SCRAM credential of {failed}")
         log.info("kafka: SCRAM user %s is set", user)
