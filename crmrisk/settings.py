@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -20,6 +20,7 @@ from pydantic_settings import (
 )
 
 __all__ = [
+    "DashboardSettings",
     "KafkaSettings",
     "ModelSettings",
     "RedisSettings",
@@ -143,6 +144,12 @@ class RedisSettings(BaseModel):
         1000, ge=1, description="How long that wait may take before the batch is retried."
     )
 
+    @model_validator(mode="after")
+    def _ca_needs_tls(self) -> RedisSettings:
+        if self.ssl_ca_certs and not self.url.startswith("rediss://"):
+            raise ValueError("ssl_ca_certs is for TLS: the url must start with rediss://")
+        return self
+
     def client_kwargs(self) -> dict[str, Any]:
         """Keyword arguments for ``redis.Redis.from_url(self.url, **kwargs)``."""
         kwargs: dict[str, Any] = {
@@ -185,7 +192,14 @@ class ScoringSettings(BaseModel):
     metrics_host: str = Field(
         "127.0.0.1",
         description="Address /metrics and /health listen on (workers and trainer); 0.0.0.0 in "
-        "containers.",
+        "containers, which needs metrics_token.",
+    )
+    metrics_token: SecretStr | None = Field(
+        None,
+        min_length=16,
+        description="Access token of /metrics and /health (workers and trainer): sent as "
+        "'Authorization: Bearer <token>' or as the basic-auth password, else 401. Required to "
+        "listen beyond loopback; the dashboard sends it to read a worker's /metrics.",
     )
     exposure_fields: dict[str, str] = Field(
         default_factory=lambda: {"credit": "LIMIT_BAL"},
@@ -311,6 +325,18 @@ class TrainingSettings(BaseModel):
     )
 
 
+class DashboardSettings(BaseModel):
+    model_config = _FROZEN
+
+    token: SecretStr | None = Field(
+        None,
+        min_length=16,
+        description="Access token of the dashboard (`crmrisk dashboard`, `crmrisk demo`): a "
+        "browser asks for it as the password (any user name), API clients send "
+        "'Authorization: Bearer <token>'; else 401. Required to listen beyond loopback.",
+    )
+
+
 class ServicesSettings(BaseModel):
     model_config = _FROZEN
 
@@ -376,6 +402,7 @@ class Settings(BaseSettings):
     scoring: ScoringSettings = Field(default_factory=ScoringSettings)
     model: ModelSettings = Field(default_factory=ModelSettings)
     training: TrainingSettings = Field(default_factory=TrainingSettings)
+    dashboard: DashboardSettings = Field(default_factory=DashboardSettings)
     services: ServicesSettings = Field(default_factory=ServicesSettings)
 
     @classmethod

@@ -8,7 +8,9 @@ measured against, is computed once per live model version in a thread: the live 
 a sample of its training customers.
 
 Routes: ``/`` the page; ``/api/summary``; ``/api/customer/{domain}/{customer}``; ``/stream``
-(SSE: ``alert`` events as they arrive, a ``summary`` every second).
+(SSE: ``alert`` events as they arrive, a ``summary`` every second). Given an access token,
+every route answers 401 without it (``stream/access.py``: bearer, or a browser's basic-auth
+password, which the browser then resends with the page's own requests and its event stream).
 """
 
 from __future__ import annotations
@@ -28,14 +30,17 @@ import numpy as np
 import redis
 from sse_starlette.sse import EventSourceResponse
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import FileResponse, JSONResponse
+from starlette.responses import FileResponse, JSONResponse, PlainTextResponse
 from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from dashboard.live import LiveView, histogram_of
 from dashboard.metrics import summarise
 from model.registry import ModelRegistry, RegistryError
 from state import CustomerSequenceStore, LatestScoreStore, ModelPointer
+from stream.access import CHALLENGE, authorized
 from stream.events import RiskAlert, RiskScore
 
 __all__ = ["Dashboard", "DashboardConfig", "build_app"]
@@ -318,7 +323,29 @@ def _decoded_events(window, kit) -> list[dict[str, Any]]:
     return out
 
 
-def build_app(dashboard: Dashboard, domains: Sequence[str] = ()) -> Starlette:
+class _TokenGate:
+    """ASGI middleware: 401 (with a basic-auth challenge) for a request without the token."""
+
+    def __init__(self, app: ASGIApp, token: str) -> None:
+        self.app, self.token = app, token
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            header = dict(scope["headers"]).get(b"authorization", b"").decode("latin-1")
+            if not authorized(header, self.token):
+                refused = PlainTextResponse(
+                    "unauthorized\n", 401, headers={"WWW-Authenticate": CHALLENGE}
+                )
+                await refused(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
+def build_app(
+    dashboard: Dashboard, domains: Sequence[str] = (), token: str | None = None
+) -> Starlette:
+    """The dashboard's routes; with a ``token``, only requests that carry it get an answer."""
+
     async def index(request: Request):
         return FileResponse(STATIC / "index.html")
 
@@ -350,5 +377,6 @@ def build_app(dashboard: Dashboard, domains: Sequence[str] = ()) -> Starlette:
             Route("/api/customer/{domain}/{customer}", customer),
             Route("/stream", stream),
         ],
+        middleware=[Middleware(_TokenGate, token=token)] if token is not None else [],
         lifespan=lifespan,
     )

@@ -15,12 +15,15 @@ from prometheus_client.parser import text_string_to_metric_families
 __all__ = ["from_registry", "from_url", "summarise"]
 
 
-def from_url(url: str, timeout_s: float = 2.0) -> Callable[[], str | None]:
-    """A reader of a worker's ``/metrics`` page (None when it does not answer)."""
+def from_url(url: str, token: str | None, timeout_s: float = 2.0) -> Callable[[], str | None]:
+    """A reader of a worker's ``/metrics`` page (None when it does not answer), sending
+    ``token`` as a bearer token when the page needs one."""
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
 
     def read() -> str | None:
+        request = urllib.request.Request(url, headers=headers)
         try:
-            with urllib.request.urlopen(url, timeout=timeout_s) as response:
+            with urllib.request.urlopen(request, timeout=timeout_s) as response:
                 return response.read().decode()
         except OSError:
             return None

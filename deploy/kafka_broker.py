@@ -20,6 +20,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from deploy.kafka_security import CLIENT_LISTENER, KafkaSecurity
 from deploy.probes import kafka_broker_count
 from deploy.process import ManagedProcess, stop_all
 
@@ -102,7 +103,8 @@ class KafkaCluster:
     """``nodes`` Kafka nodes sharing one KRaft quorum; ``nodes == 1`` is the single broker.
 
     Node ``i`` (0-based) listens on ``port + i`` and ``controller_port + i``; with three or more
-    nodes, topics default to replication 3 with ``min.insync.replicas`` 2.
+    nodes, topics default to replication 3 with ``min.insync.replicas`` 2. With ``security``,
+    clients must use SASL_SSL (``deploy/kafka_security.py``); without, PLAINTEXT.
     """
 
     home: Path
@@ -113,6 +115,7 @@ class KafkaCluster:
     heap: str = "-Xms256m -Xmx768m"
     java: str = "java"
     overrides: Mapping[str, str] = field(default_factory=dict)
+    security: KafkaSecurity | None = None
 
     @property
     def members(self) -> list[KafkaNode]:
@@ -130,19 +133,26 @@ class KafkaCluster:
     def bootstrap_servers(self) -> str:
         return ",".join(node.address for node in self.members)
 
+    def client_options(self) -> dict[str, object]:
+        """kafka-python options (besides the servers) that reach this cluster: the broker's own
+        SCRAM user when it is secured (probes, user administration), none otherwise."""
+        return self.security.client_options() if self.security else {}
+
     def config(self, node: KafkaNode) -> dict[str, str]:
         """The ``server.properties`` of ``node``."""
         replication = str(min(self.nodes, 3))
         min_isr = "2" if self.nodes >= 3 else "1"
         voters = ",".join(f"{n.node_id}@127.0.0.1:{n.controller_port}" for n in self.members)
+        clients = CLIENT_LISTENER if self.security else "PLAINTEXT"
         return {
             **_BASE_CONFIG,
+            **(self.security.properties() if self.security else {}),
             "node.id": str(node.node_id),
             "controller.quorum.voters": voters,
             "listeners": (
-                f"PLAINTEXT://127.0.0.1:{node.port},CONTROLLER://127.0.0.1:{node.controller_port}"
+                f"{clients}://127.0.0.1:{node.port},CONTROLLER://127.0.0.1:{node.controller_port}"
             ),
-            "advertised.listeners": f"PLAINTEXT://127.0.0.1:{node.port}",
+            "advertised.listeners": f"{clients}://127.0.0.1:{node.port}",
             "log.dirs": str(node.data_dir.resolve()),
             "default.replication.factor": replication,
             "min.insync.replicas": min_isr,
@@ -183,7 +193,10 @@ class KafkaCluster:
                         f"last lines of {node.process.log_file} and {node.logs_dir}/server.log:\n"
                         f"{_tail(node.process.log_file)}{_tail(node.logs_dir / 'server.log')}"
                     )
-            if (kafka_broker_count(self.bootstrap_servers, timeout_s=2.0) or 0) >= self.nodes:
+            answering = kafka_broker_count(
+                self.bootstrap_servers, timeout_s=2.0, client=self.client_options()
+            )
+            if (answering or 0) >= self.nodes:
                 return time.monotonic() - began
             if time.monotonic() > deadline:
                 raise KafkaStartError(
@@ -243,6 +256,9 @@ class KafkaCluster:
         node.run_dir.mkdir(parents=True, exist_ok=True)
         node.logs_dir.mkdir(exist_ok=True)
         lines = [f"{key}={value}" for key, value in self.config(node).items()]
+        # Secured, the file holds the key store's and the broker user's passwords: owner only.
+        node.config_file.touch(mode=0o600)
+        node.config_file.chmod(0o600)
         node.config_file.write_text("# written by deploy/kafka_broker.py\n" + "\n".join(lines))
         return not (node.data_dir / "meta.properties").is_file()
 
@@ -260,6 +276,7 @@ class KafkaCluster:
                 "--config",
                 str(node.config_file),
                 "--ignore-formatted",
+                *(self.security.format_args() if self.security else ()),
                 heap="-Xmx256m",
                 # Short-lived: C1 only starts fastest.
                 extra=("-XX:TieredStopAtLevel=1", *self._class_sharing(node, dump=False)),

@@ -6,7 +6,8 @@ import contextlib
 import logging
 import random
 import socket
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 __all__ = ["free_port_block", "kafka_broker_count", "redis_answers"]
 
@@ -38,8 +39,15 @@ def _port_free(port: int) -> bool:
         return True
 
 
-def kafka_broker_count(bootstrap_servers: str, timeout_s: float = 3.0) -> int | None:
-    """Brokers listed in a metadata answer from ``bootstrap_servers``, or None if none answers."""
+def kafka_broker_count(
+    bootstrap_servers: str, timeout_s: float = 3.0, client: Mapping[str, Any] | None = None
+) -> int | None:
+    """Brokers listed in a metadata answer from ``bootstrap_servers``, or None if none answers.
+
+    ``client``: kafka-python security options (``KafkaCluster.client_options``, or
+    ``KafkaSettings.client_config()`` without the servers) for a secured broker; a secured
+    broker asked without them, or a plain one asked with them, answers None.
+    """
     from kafka import KafkaAdminClient  # deferred: importing deploy must stay cheap
     from kafka.errors import KafkaError
 
@@ -59,6 +67,7 @@ def kafka_broker_count(bootstrap_servers: str, timeout_s: float = 3.0) -> int | 
             request_timeout_ms=timeout_ms,
             bootstrap_timeout_ms=timeout_ms,
             reconnect_backoff_max_ms=200,
+            **(client or {}),
         )
         brokers = admin.describe_cluster()["brokers"]
         return sum(1 for broker in brokers if not broker.get("is_fenced"))
@@ -80,11 +89,13 @@ def _accepts(address: str) -> bool:
         return False
 
 
-def redis_answers(url: str, timeout_s: float = 1.0) -> bool:
-    """True when the Redis at ``url`` answers PING."""
+def redis_answers(url: str, timeout_s: float = 1.0, **options: Any) -> bool:
+    """True when the Redis at ``url`` answers PING; ``options``: redis-py keyword arguments
+    such as ``username``, ``password`` and ``ssl_ca_certs`` for a secured server."""
     import redis  # deferred like kafka above
 
-    client = redis.Redis.from_url(url, socket_timeout=timeout_s, socket_connect_timeout=timeout_s)
+    timeouts = {"socket_timeout": timeout_s, "socket_connect_timeout": timeout_s}
+    client = redis.Redis.from_url(url, **(options | timeouts))
     try:
         return bool(client.ping())
     except (redis.RedisError, OSError):

@@ -33,6 +33,7 @@ __all__ = [
     "commit_batch",
     "consumer_lag",
     "getmany_source",
+    "librdkafka_options",
     "new_consumer",
 ]
 
@@ -55,7 +56,9 @@ def _client_options(client: Mapping[str, Any]) -> dict[str, Any]:
     """``KafkaSettings.client_config()`` mapped onto aiokafka's keyword names."""
     options = {"bootstrap_servers": client["bootstrap_servers"]}
     options.update({k: client[k] for k in _SECURITY_KEYS if client.get(k) is not None})
-    if any(client.get(k) for k in ("ssl_cafile", "ssl_certfile", "ssl_keyfile")):
+    # aiokafka refuses SSL and SASL_SSL without a context; no CA file means the system's CAs.
+    tls = str(client.get("security_protocol", "")).endswith("SSL")
+    if tls or any(client.get(k) for k in ("ssl_cafile", "ssl_certfile", "ssl_keyfile")):
         from aiokafka.helpers import create_ssl_context
 
         options["ssl_context"] = create_ssl_context(
@@ -327,7 +330,7 @@ class BatchProducer:
                 raise DeliveryFailed(f"a batch was not delivered: {exc!r}") from exc
 
 
-def _librdkafka_options(client: Mapping[str, Any]) -> dict[str, Any]:
+def librdkafka_options(client: Mapping[str, Any]) -> dict[str, Any]:
     """``KafkaSettings.client_config()`` mapped onto librdkafka's property names."""
     servers = client["bootstrap_servers"]
     options: dict[str, Any] = {
@@ -357,7 +360,7 @@ class FastProducer:
     def __init__(self, client: Mapping[str, Any], client_id: str, linger_ms: int = 5) -> None:
         self._producer = Producer(
             {
-                **_librdkafka_options(client),
+                **librdkafka_options(client),
                 "client.id": client_id,
                 "enable.idempotence": True,
                 "acks": "all",

@@ -28,6 +28,8 @@ from prometheus_client import (
 from prometheus_client.core import HistogramMetricFamily
 from prometheus_client.registry import Collector
 
+from stream.access import CHALLENGE, authorized, check_listen
+
 __all__ = ["BulkHistogram", "Scraped", "WorkerMetrics", "health_report", "serve"]
 
 _MS_BUCKETS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000, 30000)
@@ -152,9 +154,12 @@ class WorkerMetrics:
 class _Handler(BaseHTTPRequestHandler):
     metrics: Scraped
     healthy: Callable[[], dict]
+    token: str | None
 
     def do_GET(self) -> None:
-        if self.path.startswith("/metrics"):
+        if self.token is not None and not authorized(self.headers.get("Authorization"), self.token):
+            body, status, kind = b"unauthorized\n", 401, "text/plain"
+        elif self.path.startswith("/metrics"):
             body = generate_latest(self.metrics.registry)
             if self.metrics.registry is not REGISTRY:  # process-wide series: model reloads
                 body += generate_latest(REGISTRY)
@@ -168,6 +173,8 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_response(status)
         self.send_header("Content-Type", kind)
         self.send_header("Content-Length", str(len(body)))
+        if status == 401:
+            self.send_header("WWW-Authenticate", CHALLENGE)
         self.end_headers()
         self.wfile.write(body)
 
@@ -207,18 +214,26 @@ def serve(
     stale_after_s: float = 30.0,
     host: str = "127.0.0.1",
     checks: Sequence[Callable[[], str | None]] = (),
+    token: str | None = None,
 ) -> ThreadingHTTPServer:
     """Serve /metrics and /health on a daemon thread; ``server.shutdown()`` stops it.
 
     ``host`` is loopback by default; a container sets it to 0.0.0.0 so that a published port
-    and Prometheus in another container can reach it. Each of ``checks`` returns None when all
-    is well, else the reason the worker is degraded.
+    and Prometheus in another container can reach it, which needs a ``token``: every request
+    must then carry it (``stream/access.py``), else 401. Without one, a ``host`` beyond
+    loopback raises ``InsecureListenError``. Each of ``checks`` returns None when all is well,
+    else the reason the worker is degraded.
     """
+    check_listen(host, token, "/metrics and /health")
 
     def healthy() -> dict:
         return health_report(metrics, stale_after_s, checks)
 
-    handler = type("Handler", (_Handler,), {"metrics": metrics, "healthy": staticmethod(healthy)})
+    handler = type(
+        "Handler",
+        (_Handler,),
+        {"metrics": metrics, "healthy": staticmethod(healthy), "token": token},
+    )
     server = ThreadingHTTPServer((host, port), handler)
     threading.Thread(target=server.serve_forever, name="metrics", daemon=True).start()
     return server

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import yaml
 from prometheus_client import REGISTRY
-from pydantic import BaseModel
+from pydantic import BaseModel, SecretStr
 
 from crmrisk.settings import (
     KafkaSettings,
@@ -42,6 +42,19 @@ def _published(service: dict[str, Any]) -> dict[int, int]:
             *_, host, container = str(entry).split(":")
             ports[int(container.split("/")[0])] = int(host)
     return ports
+
+
+_VARIABLE = re.compile(r"\$\{(\w+)(?::?[-?][^}]*)?\}")
+
+
+def _interpolated(value: str) -> str:
+    """``value`` as compose would pass it, with a sample for each ``${NAME...}`` it reads."""
+    return _VARIABLE.sub(lambda m: f"sample-{m.group(1).lower()}-value", value)
+
+
+def _reads(value: str) -> set[str]:
+    """The host variables a compose value interpolates."""
+    return {m.group(1) for m in _VARIABLE.finditer(value)}
 
 
 def _environment(service: dict[str, Any]) -> dict[str, str]:
@@ -117,6 +130,7 @@ def test_compose__risk_variables_are_settings_fields(compose):
         unknown = [variable for variable in env if not _resolve(Settings, _field_path(variable))]
         assert not unknown, f"{name}: not Settings fields: {unknown}"
         nested: dict[str, Any] = {}
+        env = {variable: _interpolated(value) for variable, value in env.items()}
         for variable, value in env.items():
             *sections, leaf = _field_path(variable)
             target = nested
@@ -130,6 +144,8 @@ def test_compose__risk_variables_are_settings_fields(compose):
             resolved: Any = settings
             for part in _field_path(variable):
                 resolved = getattr(resolved, part)
+            if isinstance(resolved, SecretStr):
+                resolved = resolved.get_secret_value()
             assert str(resolved) == value, f"{name}: {variable}={value} read as {resolved!r}"
 
 
@@ -294,6 +310,30 @@ def test_prometheus__scrapes_every_worker_where_it_listens(compose, prometheus_c
     for name in PROJECT_SERVICES:
         # Loopback inside the container would refuse Prometheus (another container).
         assert _environment(services[name])["RISK_SCORING__METRICS_HOST"] == "0.0.0.0"
+
+
+def test_prometheus__sends_the_token_the_workers_require(compose, prometheus_config):
+    """Beyond loopback the workers want a token; Prometheus reads the same host variable from a
+    compose secret and sends it as a bearer token, and each healthcheck sends it too."""
+    services = compose["services"]
+    prometheus = services["prometheus"]
+    sources = set()
+    for name in PROJECT_SERVICES:
+        token = _environment(services[name]).get("RISK_SCORING__METRICS_TOKEN", "")
+        assert ":?" in token, f"{name}: the token must be required, never defaulted"
+        sources |= _reads(token)
+        check = " ".join(services[name]["healthcheck"]["test"])
+        assert "'Authorization'" in check and "RISK_SCORING__METRICS_TOKEN" in check
+    (variable,) = sources
+    mounted = {}
+    for entry in prometheus["secrets"]:
+        secret = entry if isinstance(entry, str) else entry["source"]
+        target = secret if isinstance(entry, str) else entry.get("target", secret)
+        mounted[f"/run/secrets/{target}"] = compose["secrets"][secret]
+    for job in prometheus_config["scrape_configs"]:
+        authorization = job["authorization"]
+        assert authorization.get("type", "Bearer") == "Bearer", job["job_name"]
+        assert mounted[authorization["credentials_file"]] == {"environment": variable}
 
 
 def test_grafana__provisioned_datasource_is_the_compose_prometheus(compose, grafana_dashboards):

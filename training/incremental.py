@@ -109,14 +109,17 @@ class SliceMetrics:
     rows: int
     positives: int
 
-    def as_dict(self, prefix: str = "") -> dict[str, float]:
-        return {
-            f"{prefix}auc": self.auc,
-            f"{prefix}calibration_error": self.calibration_error,
-            f"{prefix}brier": self.brier,
-            f"{prefix}rows": self.rows,
-            f"{prefix}positives": self.positives,
+    def as_dict(self, prefix: str = "") -> dict[str, float | None]:
+        """The metrics under ``prefix``; an undefined one (AUC on one class: NaN) is None, as
+        the registry's manifest is strict JSON."""
+        values = {
+            "auc": self.auc,
+            "calibration_error": self.calibration_error,
+            "brier": self.brier,
+            "rows": self.rows,
+            "positives": self.positives,
         }
+        return {f"{prefix}{k}": None if math.isnan(v) else v for k, v in values.items()}
 
 
 def slice_metrics(model: torch.nn.Module, data: Arrays) -> SliceMetrics:

@@ -10,6 +10,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
+from crmrisk.errors import require_services
 from crmrisk.settings import Settings
 from stream.events import RiskAlert
 from stream.kafka_io import new_consumer
@@ -46,7 +47,8 @@ async def _tail(settings: Settings, from_beginning: bool, limit: int) -> None:
             await consumer.seek_to_end()
         shown = 0
         while not limit or shown < limit:
-            for records in (await consumer.getmany(timeout_ms=1000)).values():
+            left = limit - shown if limit else None  # getmany's cap is over all partitions
+            for records in (await consumer.getmany(timeout_ms=1000, max_records=left)).values():
                 for record in records:
                     _console.print(format_alert(RiskAlert.model_validate_json(record.value)))
                     shown += 1
@@ -61,8 +63,11 @@ def command(
     limit: Annotated[int, typer.Option(help="Stop after N alerts (0 = follow forever).")] = 0,
 ) -> None:
     """Follow risk.alerts and print each alert on one line (Ctrl-C stops)."""
+    settings = Settings()
+    # The consumer would retry an absent or refusing broker for ever: a clear error instead.
+    require_services(settings, redis=False)
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(_tail(Settings(), from_beginning, limit))
+        asyncio.run(_tail(settings, from_beginning, limit))
 
 
 def register(root: typer.Typer) -> None:

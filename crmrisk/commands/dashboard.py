@@ -1,6 +1,7 @@
 """``crmrisk dashboard``: the live web page (alerts with reasons, models, drift, customers).
 
-``serve_in_thread`` is what ``crmrisk demo`` uses to show the page while it replays.
+``serve_in_thread`` is what ``crmrisk demo`` uses to show the page while it replays. Beyond
+loopback, the page needs an access token (``RISK_DASHBOARD__TOKEN``); given one, it asks for it.
 """
 
 from __future__ import annotations
@@ -61,6 +62,17 @@ class DashboardServer:
         self.thread.join(10)
 
 
+def _access_token(settings: Settings, host: str) -> str | None:
+    """The dashboard's access token; raises ``InsecureListenError`` for a ``host`` beyond
+    loopback without one (before anything is built or connected)."""
+    from stream.access import check_listen
+
+    secret = settings.dashboard.token
+    token = secret.get_secret_value() if secret else None
+    check_listen(host, token, "the dashboard")
+    return token
+
+
 def serve_in_thread(
     settings: Settings,
     domains: Sequence[str],
@@ -74,7 +86,10 @@ def serve_in_thread(
 
     from dashboard.app import Dashboard, build_app
 
-    app = build_app(Dashboard(dashboard_config(settings, domains, checkpoints), metrics))
+    token = _access_token(settings, host)
+    app = build_app(
+        Dashboard(dashboard_config(settings, domains, checkpoints), metrics), token=token
+    )
     server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, name="dashboard", daemon=True)
     thread.start()
@@ -90,7 +105,10 @@ def command(
     domain: Annotated[
         list[str] | None, typer.Option("--domain", "-d", help="Domains shown (repeatable).")
     ] = None,
-    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    host: Annotated[
+        str,
+        typer.Option(help="Interface to listen on (beyond loopback: set RISK_DASHBOARD__TOKEN)."),
+    ] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8050,
     metrics_url: Annotated[
         str | None,
@@ -100,6 +118,7 @@ def command(
     """Serve the live dashboard: alerts with reasons, top customers, models, drift."""
     import uvicorn
 
+    from crmrisk.errors import require_services
     from dashboard.app import Dashboard, build_app
     from dashboard.metrics import from_url
     from stream.app import quiet_kafka_clients
@@ -108,8 +127,15 @@ def command(
     settings = Settings()
     s = settings.scoring
     metrics_url = metrics_url or f"http://127.0.0.1:{s.metrics_port}/metrics"
-    domains = domain or ["credit"]
-    app = build_app(Dashboard(dashboard_config(settings, domains), from_url(metrics_url)))
+    read_metrics = from_url(
+        metrics_url, s.metrics_token.get_secret_value() if s.metrics_token else None
+    )
+    token = _access_token(settings, host)
+    # Its consumers would retry an absent or refusing service for ever: a clear error instead.
+    require_services(settings)
+    app = build_app(
+        Dashboard(dashboard_config(settings, domain or ["credit"]), read_metrics), token=token
+    )
     _console.print(f"dashboard on [bold]http://{host}:{port}/[/bold] (Ctrl-C stops)")
     uvicorn.run(app, host=host, port=port, log_level="warning")
 

@@ -24,7 +24,7 @@ from rich.console import Console
 from rich.table import Table
 
 from crmrisk.commands.alerts import format_alert
-from crmrisk.commands.services import build_launcher
+from crmrisk.commands.services import launcher_for
 from crmrisk.commands.topics import create_topics
 from crmrisk.settings import Settings
 from deploy import kafka_broker_count, redis_answers
@@ -133,9 +133,11 @@ def command(
     """Run the pipeline live on one domain: services, model, worker, replay, alerts, summary."""
     quiet_kafka_clients()
     settings = Settings()
-    launcher = build_launcher(settings.services)
-    need_kafka = not kafka_broker_count(settings.kafka.bootstrap_servers)
-    need_redis = not redis_answers(settings.redis.url)
+    launcher = launcher_for(settings)
+    k, r = settings.kafka, settings.redis
+    security = {key: v for key, v in k.client_config().items() if key != "bootstrap_servers"}
+    need_kafka = not kafka_broker_count(k.bootstrap_servers, client=security)
+    need_redis = not redis_answers(r.url, **r.client_kwargs())
     started: list[str] = []
     if need_kafka or need_redis:
         _console.print("starting local services ...")

@@ -8,9 +8,11 @@ from kafka.admin import NewTopic
 from kafka.errors import TopicAlreadyExistsError
 from rich.console import Console
 
+from crmrisk.errors import require_services
 from crmrisk.settings import KafkaSettings, Settings
+from stream.app import quiet_kafka_clients
 
-__all__ = ["create_topics", "project_topics", "register"]
+__all__ = ["create_topics", "partition_counts", "project_topics", "register"]
 
 _console = Console()
 
@@ -66,24 +68,36 @@ def create(
 ) -> None:
     """Create crm.events, crm.events.dlq, crm.outcomes, risk.scores, risk.alerts,
     risk.model-updates and risk.score-requests where missing (existing ones are left alone)."""
-    kafka = Settings().kafka
-    for name, created in create_topics(kafka, partitions, replication).items():
+    quiet_kafka_clients()
+    settings = Settings()
+    require_services(settings, redis=False)
+    for name, created in create_topics(settings.kafka, partitions, replication).items():
         _console.print(f"{'[green]created[/green]' if created else 'exists '}  {name}")
+
+
+def partition_counts(kafka: KafkaSettings) -> dict[str, int]:
+    """Partitions of each project topic; 0 for one that does not exist."""
+    admin = KafkaAdminClient(**kafka.client_config(), client_id=f"{kafka.client_id}-admin")
+    try:
+        names = project_topics(kafka)
+        existing = set(admin.list_topics())
+        # kafka-python 3 names a described topic's key "name" (2.x: "topic").
+        described = {
+            d["name"]: d for d in admin.describe_topics([n for n in names if n in existing])
+        }
+    finally:
+        admin.close()
+    return {name: len(described[name]["partitions"]) if name in described else 0 for name in names}
 
 
 @app.command("list")
 def list_() -> None:
-    """List the project's topics and their partition counts."""
-    kafka = Settings().kafka
-    admin = KafkaAdminClient(**kafka.client_config(), client_id=f"{kafka.client_id}-admin")
-    try:
-        names = project_topics(kafka)
-        described = {d["topic"]: d for d in admin.describe_topics(names) if not d.get("error_code")}
-    finally:
-        admin.close()
-    for name in names:
-        d = described.get(name)
-        partitions = len(d["partitions"]) if d else 0
+    """List the project's topics and their partition counts ("-": missing)."""
+    quiet_kafka_clients()
+    settings = Settings()
+    # kafka-python's admin would wait out a refused login as "no broker": name it instead.
+    require_services(settings, redis=False)
+    for name, partitions in partition_counts(settings.kafka).items():
         _console.print(f"{name:24s} {partitions or '-':>3} partitions")
 
 

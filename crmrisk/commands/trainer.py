@@ -134,8 +134,15 @@ def train_worker(
     port = settings.training.metrics_port if metrics_port is None else metrics_port
     health = _Health()
     # A refresh (fine-tuning) can run for minutes between steps: /health is lenient here.
+    token = settings.scoring.metrics_token
     server = (
-        serve(health, port, stale_after_s=1800.0, host=settings.scoring.metrics_host)
+        serve(
+            health,
+            port,
+            stale_after_s=1800.0,
+            host=settings.scoring.metrics_host,
+            token=token.get_secret_value() if token else None,
+        )
         if port
         else None
     )

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from pydantic import SecretStr
 
 from crmrisk.commands.trainer import train_worker
 from crmrisk.errors import require_services
@@ -27,6 +28,10 @@ from stream.app import (
 from stream.metrics import WorkerMetrics, serve
 
 __all__ = ["register"]
+
+
+def _secret(value: SecretStr | None) -> str | None:
+    return value.get_secret_value() if value else None
 
 
 def _serve_until_signal(
@@ -57,6 +62,7 @@ def _serve_until_signal(
             settings.scoring.metrics_port,
             host=settings.scoring.metrics_host,
             checks=checks,
+            token=_secret(settings.scoring.metrics_token),
         )
         if settings.scoring.metrics_port
         else None

@@ -117,3 +117,14 @@ def test_train_promote__services_are_asked_before_training(tmp_path, kafka_boots
     env = {**env, **_NO_REDIS, "RISK_KAFKA__BOOTSTRAP_SERVERS": kafka_bootstrap}
     _timed_check(["train", "--domain", "telco", "--promote"], "Redis did not answer", env=env)
     assert not (tmp_path / "models").exists() or not any((tmp_path / "models").rglob("*"))
+
+
+def test_invalid_settings__name_the_variable_never_the_value(monkeypatch):
+    monkeypatch.setenv("RISK_DASHBOARD__TOKEN", "s3cret-short")
+    line = _check(["topics", "list"], "RISK_DASHBOARD__TOKEN", "at least 16")
+    assert "s3cret-short" not in line
+
+
+def test_dashboard__beyond_loopback_without_a_token_is_refused_at_once():
+    line = _check(["dashboard", "--host", "0.0.0.0", "--port", "1"], "beyond loopback")
+    assert "RISK_DASHBOARD__TOKEN" in line

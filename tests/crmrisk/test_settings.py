@@ -72,3 +72,23 @@ def test_every_field_is_documented():
 
     undocumented = [name for name, field in walk(Settings) if not field.description]
     assert undocumented == []
+
+
+def test_access_tokens_are_secret_and_not_trivially_short(clean_env):
+    clean_env.setenv("RISK_SCORING__METRICS_TOKEN", "short")
+    with pytest.raises(ValidationError, match="metrics_token"):
+        Settings()
+    clean_env.setenv("RISK_SCORING__METRICS_TOKEN", "a-metrics-token-0123")
+    clean_env.setenv("RISK_DASHBOARD__TOKEN", "a-dashboard-token-0123")
+    settings = Settings()
+    assert settings.scoring.metrics_token.get_secret_value() == "a-metrics-token-0123"
+    assert settings.dashboard.token.get_secret_value() == "a-dashboard-token-0123"
+    assert "token-0123" not in repr(settings)
+
+
+def test_redis_ca_file_needs_a_tls_url(clean_env):
+    clean_env.setenv("RISK_REDIS__SSL_CA_CERTS", "/etc/ssl/ca.pem")
+    with pytest.raises(ValidationError, match="rediss://"):
+        Settings()
+    clean_env.setenv("RISK_REDIS__URL", "rediss://cache:6380/0")
+    assert Settings().redis.client_kwargs()["ssl_ca_certs"] == "/etc/ssl/ca.pem"

@@ -2,26 +2,33 @@
 
 Each test gets its own topics, Redis key prefix and consumer group (on the shared broker and
 Redis from ``tests/conftest.py``), so tests never see each other's messages or state.
+``secured_services`` is a second pair, started once per session by the local launcher on free
+ports: Kafka with SASL_SSL (SCRAM-SHA-512) and Redis with TLS and an ACL user.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
+import secrets
 import sys
 import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 from kafka import KafkaConsumer, TopicPartition
+from pydantic import SecretStr
 
+import deploy
 import model
 from crmrisk.settings import Settings
+from deploy import Launcher
 from model.features import FeatureEncoder
 from stream.transform import window
 
@@ -81,6 +88,80 @@ def stream_settings(
     )
 
 
+@dataclass(frozen=True)
+class SecuredServices:
+    """Kafka (SASL_SSL, SCRAM-SHA-512) and Redis (TLS, ACL user) that only ``settings`` reach.
+
+    The passwords are random and distinctive, so a test can look for them in every output.
+    """
+
+    launcher: Launcher
+    settings: Settings  # the secured endpoints, user, passwords and CA; defaults otherwise
+    kafka_password: str
+    redis_password: str
+    up_output: str  # what `crmrisk up` printed
+
+    @property
+    def ca_file(self) -> Path:
+        return self.launcher.certificates.ca_pem
+
+
+@pytest.fixture(scope="session")
+def secured_services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SecuredServices]:
+    """One secured pair per session (a broker start is the expensive part), started by
+    `crmrisk up` from the settings a user would write, on free ports; `crmrisk down` after."""
+    from typer.testing import CliRunner
+
+    from crmrisk.cli import app
+    from crmrisk.commands.services import launcher_for
+
+    home = tmp_path_factory.mktemp("secured") / "var"
+    kafka_port, redis_port = deploy.free_port_block(2), deploy.free_port_block(1)
+    user = "crmrisk-app"
+    kafka_password = f"kafka-pw-{secrets.token_hex(8)}"
+    redis_password = f"redis-pw-{secrets.token_hex(8)}"
+    ca = home / "tls" / "ca.pem"  # where the launcher makes its CA
+    settings = Settings(
+        kafka={
+            "bootstrap_servers": f"127.0.0.1:{kafka_port}",
+            "security_protocol": "SASL_SSL",
+            "sasl_mechanism": "SCRAM-SHA-512",
+            "sasl_username": user,
+            "sasl_password": kafka_password,
+            "ssl_cafile": ca,
+        },
+        redis={
+            "url": f"rediss://127.0.0.1:{redis_port}/0",
+            "username": user,
+            "password": redis_password,
+            "ssl_ca_certs": ca,
+        },
+        services={
+            "home": home,
+            "kafka_port": kafka_port,
+            "kafka_controller_port": kafka_port + 1,
+            "redis_port": redis_port,
+            "kafka_heap": "-Xms128m -Xmx384m",
+        },
+    )
+    env = settings_env(settings) | {
+        "RISK_SERVICES__HOME": str(home),
+        "RISK_SERVICES__KAFKA_PORT": str(kafka_port),
+        "RISK_SERVICES__KAFKA_CONTROLLER_PORT": str(kafka_port + 1),
+        "RISK_SERVICES__REDIS_PORT": str(redis_port),
+        "RISK_SERVICES__KAFKA_HEAP": settings.services.kafka_heap,
+    }
+    runner = CliRunner()
+    try:
+        up = runner.invoke(app, ["up"], env=env, terminal_width=200)
+        if up.exit_code != 0:
+            pytest.fail(f"crmrisk up of the secured services failed:\n{up.output}")
+        launcher = launcher_for(settings)
+        yield SecuredServices(launcher, settings, kafka_password, redis_password, up.output)
+    finally:
+        runner.invoke(app, ["down"], env=env)
+
+
 def settings_env(settings: Settings) -> dict[str, str]:
     """The environment that makes a ``crmrisk`` subprocess build the same Settings."""
     k, r, s = settings.kafka, settings.redis, settings.scoring
@@ -98,7 +179,31 @@ def settings_env(settings: Settings) -> dict[str, str]:
     )
     for name, value in k.topics.model_dump().items():
         env[f"RISK_KAFKA__TOPICS__{name.upper()}"] = str(value)
+    secured = {
+        "RISK_KAFKA__SECURITY_PROTOCOL": k.security_protocol,
+        "RISK_KAFKA__SASL_MECHANISM": k.sasl_mechanism,
+        "RISK_KAFKA__SASL_USERNAME": k.sasl_username,
+        "RISK_KAFKA__SASL_PASSWORD": k.sasl_password,
+        "RISK_KAFKA__SSL_CAFILE": k.ssl_cafile,
+        "RISK_REDIS__USERNAME": r.username,
+        "RISK_REDIS__PASSWORD": r.password,
+        "RISK_REDIS__SSL_CA_CERTS": r.ssl_ca_certs,
+        "RISK_SCORING__METRICS_TOKEN": s.metrics_token,
+        "RISK_DASHBOARD__TOKEN": settings.dashboard.token,
+    }
+    for name, value in secured.items():
+        if isinstance(value, SecretStr):
+            value = value.get_secret_value()
+        if value is not None and value != "PLAINTEXT":
+            env[name] = str(value)
     return env
+
+
+def security_options(settings: Settings) -> dict:
+    """kafka-python options, besides the servers, that reach ``settings``' broker."""
+    config = settings.kafka.client_config()
+    config.pop("bootstrap_servers")
+    return config
 
 
 def crmrisk_command(*args: str) -> list[str]:
@@ -149,10 +254,14 @@ def read_topic(
     until: Callable[[list], bool],
     timeout_s: float,
     settle_s: float = 1.0,
+    security: dict | None = None,
 ) -> list:
     """Every record of ``topic`` from the start, read until ``until(records)`` holds (then
-    ``settle_s`` more, to catch extras) or ``timeout_s`` passes."""
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap.split(","), enable_auto_commit=False)
+    ``settle_s`` more, to catch extras) or ``timeout_s`` passes. ``security``: kafka-python
+    options for a secured broker (``security_options``)."""
+    consumer = KafkaConsumer(
+        bootstrap_servers=bootstrap.split(","), enable_auto_commit=False, **(security or {})
+    )
     try:
         parts = consumer.partitions_for_topic(topic) or set()
         consumer.assign([TopicPartition(topic, p) for p in parts])

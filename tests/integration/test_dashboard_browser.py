@@ -1,16 +1,23 @@
 """The dashboard in a real browser (headless Chromium from Debian, driven by Selenium) against
-the real pipeline: Kafka, Redis, an ingest worker scoring a replay, the dashboard reading it."""
+the real pipeline: Kafka, Redis, an ingest worker scoring a replay, the dashboard reading it.
+The dashboard has an access token: without it the browser gets a 401 and no data; with it (the
+Authorization header a browser sends once its user typed the token at the login prompt) the
+page, its API calls and its event stream all work."""
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import os
 import shutil
 import socket
 import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 import pytest
+from pydantic import SecretStr
 
 from crmrisk.commands.dashboard import serve_in_thread
 from dashboard.metrics import from_registry
@@ -25,6 +32,7 @@ pytestmark = pytest.mark.integration
 
 CHROMIUM, DRIVER = shutil.which("chromium"), shutil.which("chromedriver")
 CUSTOMERS = 40
+TOKEN = "dashboard-token-of-the-browser-test"
 
 
 @pytest.fixture
@@ -58,7 +66,8 @@ def test_dashboard__shows_live_alerts_with_reasons_and_a_customer_drill_down(
 
     # Threshold 0: every customer alerts once (random weights), each alert with its reasons.
     scoring = stream_settings.scoring.model_copy(update={"alert_threshold": 0.0, "reasons": 3})
-    settings = stream_settings.model_copy(update={"scoring": scoring})
+    access = stream_settings.dashboard.model_copy(update={"token": SecretStr(TOKEN)})
+    settings = stream_settings.model_copy(update={"scoring": scoring, "dashboard": access})
     metrics = WorkerMetrics()
     records = credit_dataset.test[:CUSTOMERS]
     events = dataset_events(records, "credit")
@@ -68,6 +77,18 @@ def test_dashboard__shows_live_alerts_with_reasons_and_a_customer_drill_down(
             {"credit": credit_checkpoint},
         )  # fmt: skip
         try:
+            for path in ("", "api/summary", "stream"):
+                with pytest.raises(urllib.error.HTTPError) as refused:
+                    urllib.request.urlopen(page.url + path, timeout=10)
+                assert refused.value.code == 401
+            browser.get(page.url)  # no token: a login prompt (cancelled headless), no page
+            assert not browser.title.startswith("crmrisk")
+            assert not browser.find_elements(By.ID, "conn")
+            login = base64.b64encode(f"ops:{TOKEN}".encode()).decode()
+            browser.execute_cdp_cmd("Network.enable", {})
+            browser.execute_cdp_cmd(
+                "Network.setExtraHTTPHeaders", {"headers": {"Authorization": f"Basic {login}"}}
+            )
             browser.get(page.url)
             assert browser.title.startswith("crmrisk")
             wait = WebDriverWait(browser, 20, poll_frequency=0.2)

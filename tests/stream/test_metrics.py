@@ -1,11 +1,13 @@
 """The metrics endpoint and the health check, over real HTTP."""
 
+import base64
 import json
 import urllib.error
 import urllib.request
 
 import pytest
 
+from stream.access import InsecureListenError
 from stream.metrics import WorkerMetrics, serve
 
 
@@ -44,3 +46,44 @@ def test_health__unhealthy_until_the_loop_has_stepped(served):
     metrics.mark_step()
     report = json.loads(urllib.request.urlopen(f"{url}/health", timeout=5).read())
     assert report["ok"] is True and report["last_step_age_s"] < 60
+
+
+TOKEN = "metrics-token-for-tests"
+
+
+def _status(url: str, authorization: str | None = None) -> int:
+    request = urllib.request.Request(url, headers={"Authorization": authorization or ""})
+    try:
+        with urllib.request.urlopen(request, timeout=5) as response:
+            return response.status
+    except urllib.error.HTTPError as exc:
+        assert exc.code != 401 or exc.headers["WWW-Authenticate"].startswith("Basic ")
+        return exc.code
+
+
+def test_serve__with_a_token_every_path_needs_it():
+    metrics = WorkerMetrics()
+    metrics.mark_step()
+    server = serve(metrics, port=0, token=TOKEN)
+    url = f"http://127.0.0.1:{server.server_address[1]}"
+    try:
+        for path in ("/metrics", "/health", "/elsewhere"):
+            assert _status(url + path) == 401
+            assert _status(url + path, f"Bearer {TOKEN}-not") == 401
+        assert _status(f"{url}/metrics", f"Bearer {TOKEN}") == 200
+        assert _status(f"{url}/health", f"Bearer {TOKEN}") == 200
+        basic = base64.b64encode(f"prometheus:{TOKEN}".encode()).decode()
+        assert _status(f"{url}/metrics", f"Basic {basic}") == 200
+    finally:
+        server.shutdown()
+
+
+def test_serve__refuses_to_listen_beyond_loopback_without_a_token():
+    with pytest.raises(InsecureListenError, match=r"0\.0\.0\.0"):
+        serve(WorkerMetrics(), port=0, host="0.0.0.0")
+    server = serve(WorkerMetrics(), port=0, host="0.0.0.0", token=TOKEN)
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/metrics"
+        assert _status(url) == 401 and _status(url, f"Bearer {TOKEN}") == 200
+    finally:
+        server.shutdown()

@@ -66,6 +66,15 @@ def test_rule__decides_and_says_why(challenger, promote, reason):
     assert reason in decision.reason
 
 
+def test_slice_metrics__an_undefined_auc_is_none_so_the_manifest_stays_json():
+    import json
+
+    one_class = SliceMetrics(float("nan"), 0.1, 0.2, rows=4, positives=0)
+    metrics = one_class.as_dict("holdout_")
+    assert metrics["holdout_auc"] is None and metrics["holdout_rows"] == 4
+    json.dumps(metrics, allow_nan=False)  # what the registry's manifest demands
+
+
 def test_in_holdout__is_stable_and_close_to_the_fraction():
     ids = [f"c{i}" for i in range(20_000)]
     share = np.mean([in_holdout(c, 0.2) for c in ids])

@@ -55,10 +55,11 @@ def test_models__import_promote_list_rollback(tmp_path, env, redis_client):
     )
     assert pointer.current("credit") == "v0002"
 
-    listing = runner.invoke(app, ["models", "--domain", "credit"], env=env, terminal_width=200)
-    assert listing.exit_code == 0, listing.output
-    lines = [line for line in listing.output.splitlines() if "v000" in line]
-    assert len(lines) == 2 and "*" in lines[1] and "*" not in lines[0]
+    for command in (["models", "--domain", "credit"], ["models", "list", "--domain", "credit"]):
+        listing = runner.invoke(app, command, env=env, terminal_width=200)
+        assert listing.exit_code == 0, listing.output
+        lines = [line for line in listing.output.splitlines() if "v000" in line]
+        assert len(lines) == 2 and "*" in lines[1] and "*" not in lines[0]
 
     result = runner.invoke(app, ["models", "rollback"], env=env)
     assert result.exit_code == 0, result.output
