@@ -238,8 +238,8 @@ class ScoringSettings(BaseModel):
         200_000,
         ge=1,
         description="Customers per domain a worker holds in memory (least recently used ones "
-        "beyond it are forgotten, Redis keeps them): about 3.5 KB each with 6 events of credit's "
-        "width, 14 KB with full 32-event windows (benchmarks/results/state_memory.json).",
+        "beyond it are forgotten, Redis keeps them): about 2.7 KB each with 6 events of credit's "
+        "width, 11 KB with full 32-event windows (benchmarks/results/state_memory.json).",
     )
     handoff: Literal["inline", "topic"] = Field(
         "inline",
