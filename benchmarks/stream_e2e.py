@@ -88,7 +88,12 @@ def make_settings(
             "topics": topics,
         },
         redis={"url": base.redis.url, **(redis or {}), "key_prefix": f"bench:{tag}"},
-        scoring={"device": "cpu", "metrics_port": _free_port(), **(scoring or {})},
+        scoring={
+            "device": "cpu",
+            "metrics_port": _free_port(),
+            "reasons": base.scoring.reasons,
+            **(scoring or {}),
+        },
     )
 
 
@@ -856,6 +861,9 @@ def main(argv: list[str] | None = None) -> dict:
                         help="also drain the backlog with every customer alerting")  # fmt: skip
     parser.add_argument("--faust", action="store_true", help="also time a bare faust agent")
     parser.add_argument("--random", action="store_true", help="random weights, not trained")
+    parser.add_argument(
+        "--reasons", type=int, default=None, help="reason codes per alert (default: settings')"
+    )
     parser.add_argument("--p95-budget-ms", type=float, default=50.0)
     parser.add_argument("--sweep-seconds", type=float, default=3.0)
     parser.add_argument(
@@ -873,6 +881,10 @@ def main(argv: list[str] | None = None) -> dict:
     torch.set_num_threads(1)
 
     base = Settings()
+    if args.reasons is not None:
+        base = base.model_copy(
+            update={"scoring": base.scoring.model_copy(update={"reasons": args.reasons})}
+        )
     records = load_records("credit", ROOT / "data", 0)[: args.customers]
     events = dataset_events(records, "credit")
     pairs = [(e.key, e.to_bytes()) for e in events]
@@ -888,6 +900,9 @@ def main(argv: list[str] | None = None) -> dict:
         "events": len(events),
         "scored_events": scored,
         "anchors": ANCHORS,
+        "model": "random weights" if args.random else f"trained credit ({checkpoint})",
+        "reasons_per_alert": base.scoring.reasons,
+        "reason_steps": base.scoring.reason_steps,
     }
 
     if args.only_batching:  # keep parts 1-3 of the last full run

@@ -19,5 +19,5 @@ def score_key(prefix: str, domain: str, customer_id: str) -> str:
     return f"{prefix}:score:{domain}:{{{customer_id}}}"
 
 
-def fence_key(prefix: str, topic: str) -> str:
-    return f"{prefix}:fence:{{{topic}}}"
+def fence_key(prefix: str, topic: str, partition: int) -> str:
+    return f"{prefix}:fence:{{{topic}:{partition}}}"

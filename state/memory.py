@@ -73,8 +73,9 @@ class MemoryState:
     def applied(self, topic: str, partitions: Sequence[int]) -> dict[int, int | None]:
         return {p: self.offsets.get((topic, p)) for p in partitions}
 
-    def clear(self, topic: str) -> None:
-        self.offsets = {k: v for k, v in self.offsets.items() if k[0] != topic}
+    def clear(self, topic: str, partitions: Sequence[int]) -> None:
+        for p in partitions:
+            self.offsets.pop((topic, p), None)
 
     def flush(self) -> None:
         """Lose everything, as a Redis restarted without persistence."""

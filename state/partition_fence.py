@@ -3,7 +3,7 @@
 A worker keeps the state of its partitions' customers in memory and writes the changed ones to
 Redis once per batch. Kafka moves partitions between workers (rebalances), and a worker that was
 paused past its session timeout (a zombie) may still write after another took its partitions
-over. Each (topic, partition) therefore has, in one Redis hash per topic:
+over. Each (topic, partition) therefore has a small hash, its fence:
 
 - an **epoch**, raised by every ``claim``: a worker claims a partition before it touches its
   state and stamps its writes with the epoch; a write of an older epoch is refused ('fenced').
@@ -16,10 +16,14 @@ over. Each (topic, partition) therefore has, in one Redis hash per topic:
   it is about to get were applied already (redeliveries: scored, not applied again) and
   whether a tail is missing (records the consumer group committed that the state lacks).
 
-The check and every state key of the partitions in a batch are one script call (one round trip,
-``partition_fence.lua``), not per event. On a Redis Cluster, state keys live on many slots: each
-slot's keys are one call, guarded per key (a value carries its writer's partition and epoch and
-never replaces a newer owner's), then the fences move in one call on their own slot.
+On one Redis a batch's write is two round trips, not per event: the fences are read under
+``WATCH``, then every state key and the new offsets are written in one ``MULTI``/``EXEC``,
+which a claim landing in between (a new owner) aborts. The values are plain ``SET``s: sent
+through a script instead, each ~1.5 KB window cost Redis about three times as much CPU
+(``benchmarks/hot_path.py``). On a Redis Cluster state keys live on many slots: each slot's
+keys are one script call, guarded per key (a value carries its writer's partition and epoch and
+never replaces a newer owner's), then each fence is one script call on its own slot
+(``partition_fence.lua``); claims are a script call on either.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 
+import hiredis
 import redis
 
 from state.errors import StateError
@@ -104,61 +109,113 @@ class PartitionFence:
     def claim(self, topic: str, partition: int, generation: int | None) -> Claim:
         """Take ``partition`` over: a new epoch (older owners' writes are refused from now on)
         and the next offset its state holds; epoch 0 when a member of a newer consumer group
-        ``generation`` claimed it already (this worker lost it in a rebalance it missed)."""
-        key = fence_key(self._prefix, topic)
+        ``generation`` claimed it already (this worker lost it in a rebalance it missed);
+        ``generation`` None for a tool outside the consumer group (``crmrisk state rebuild``)."""
+        key = fence_key(self._prefix, topic, partition)
         gen = "" if generation is None else generation
-        reply = self._run([[1, key, "claim", partition, gen]])[0]
-        epoch, applied = reply
+        epoch, applied = self._run([[1, key, "claim", gen]])[0]
         return Claim(int(epoch), None if applied is None else int(applied))
 
     def write(self, topic: str, writes: Sequence[PartitionWrite]) -> list[Refusal]:
-        """Write the partitions' state if their fences pass; returns the refused partitions."""
+        """Write the partitions' state where their fences pass; returns the refused ones."""
         if not writes:
             return []
-        fences: list = []
-        for w in writes:
-            expected = "" if w.expected is None else w.expected
-            fences += [w.partition, w.epoch, expected, w.new]
-        keys, values = self._state(writes)
-        if not self._cluster:
-            call = [
-                1 + len(keys),
-                fence_key(self._prefix, topic),
-                *keys,
-                "write",
-                self.ttl_s,
-                len(writes),
-                *fences,
-                *values,
+        if self._cluster:
+            return self._write_cluster(topic, writes)
+        for _ in range(8):
+            refusals = self._write_watched(topic, writes)
+            if refusals is not None:
+                return refusals
+        raise StateError(f"the fences of {topic} kept changing during a write")
+
+    def _write_watched(self, topic: str, writes: Sequence[PartitionWrite]) -> list[Refusal] | None:
+        """One Redis: check the fences under WATCH, then write in MULTI/EXEC, so a claim that
+        lands in between (a new owner) aborts the write. Plain SETs, no script per key: the
+        state's values never pass through Lua. None when a fence changed meanwhile: retry."""
+        fences = [fence_key(self._prefix, topic, w.partition) for w in writes]
+        pool = self._client.connection_pool
+        connection = pool.get_connection()
+        try:
+            check = [("WATCH", *fences), *(("HMGET", key, "e", "o") for key in fences)]
+            replies = _exchange(connection, check)
+            refusals, passing = [], []
+            for w, (epoch, applied) in zip(writes, replies[1:], strict=True):
+                reason = _verdict(w, epoch, applied)
+                if reason is None:
+                    passing.append(w)
+                else:
+                    refusals.append(Refusal(w.partition, reason, _int(applied)))
+            if not passing:
+                _exchange(connection, [("UNWATCH",)])
+                return refusals
+            keys, values = self._state(passing, guard=False)
+            commands: list[tuple] = [("MULTI",)]
+            commands += [
+                ("SET", k, v[4], "EX", self.ttl_s) for k, v in zip(keys, values, strict=True)
             ]
-            return _refusals(self._run([call], wait=True)[0])
-        # A cluster: each slot's state keys (guarded per key), then the fences on their slot.
+            commands += [
+                ("HSET", fence_key(self._prefix, topic, w.partition), "o", w.new) for w in passing
+            ]
+            commands.append(("EXEC",))
+            if self.wait_replicas:
+                commands.append(("WAIT", self.wait_replicas, self.wait_timeout_ms))
+            replies = _exchange(connection, commands)
+            executed = replies[len(commands) - (2 if self.wait_replicas else 1)]
+            if executed is None:
+                return None
+            if self.wait_replicas and int(replies[-1]) < self.wait_replicas:
+                raise redis.TimeoutError(
+                    f"{replies[-1]} of {self.wait_replicas} replica(s) acknowledged a state write"
+                )
+            return refusals
+        except (redis.ConnectionError, redis.TimeoutError) as exc:
+            connection.disconnect()
+            raise StateError(f"partition state write failed: {exc}") from exc
+        except redis.RedisError as exc:
+            connection.disconnect()  # unknown transaction state: never reuse this connection
+            raise StateError(f"partition state write failed: {exc}") from exc
+        finally:
+            pool.release(connection)
+
+    def _write_cluster(self, topic: str, writes: Sequence[PartitionWrite]) -> list[Refusal]:
+        """A Redis Cluster: each slot's state keys in one script call, guarded per key (a value
+        never replaces a newer owner's), then each partition's fence on its own slot."""
+        keys, values = self._state(writes, guard=True)
         groups: dict[int, list[int]] = {}
         for i, key in enumerate(keys):
             groups.setdefault(slot_of(key), []).append(i)
         calls = []
         for rows in groups.values():
-            args = [v for i in rows for v in values[4 * i : 4 * i + 4]]
+            args = [a for i in rows for a in (0, *values[i][1:])]
             calls.append([len(rows), *(keys[i] for i in rows), "write", self.ttl_s, 0, *args])
         self._run(calls, wait=True)
-        fence = [1, fence_key(self._prefix, topic), "write", self.ttl_s, len(writes), *fences]
-        return _refusals(self._run([fence], wait=True)[0])
+        fences = [
+            [1, fence_key(self._prefix, topic, w.partition), "write", self.ttl_s, 1,
+             w.epoch, "" if w.expected is None else w.expected, w.new]
+            for w in writes
+        ]  # fmt: skip
+        refusals = []
+        for w, reply in zip(writes, self._run(fences, wait=True), strict=True):
+            for _, reason, applied in (reply[i : i + 3] for i in range(0, len(reply), 3)):
+                reason = reason.decode() if isinstance(reason, bytes) else reason
+                refusals.append(Refusal(w.partition, reason, _int(applied or None)))
+        return refusals
 
-    def _state(self, writes: Sequence[PartitionWrite]) -> tuple[list[str], list]:
+    def _state(self, writes: Sequence[PartitionWrite], guard: bool) -> tuple[list[str], list]:
+        """Keys of the writes' state, and per key (fence index, partition, epoch, guarded,
+        value); only window and alert records carry a guard header."""
         keys: list[str] = []
         values: list = []
         p = self._prefix
-        # One Redis checks the fence and writes in one script: no per-key guard needed there.
-        guard = 1 if self._cluster else 0
         for w in writes:
             for key_of, items, guarded in (
-                (window_key, w.windows, guard),
-                (alert_key, w.alerts, guard),
+                (window_key, w.windows, int(guard)),
+                (alert_key, w.alerts, int(guard)),
                 (score_key, w.scores, 0),
             ):
                 for domain, customer, value in items:
                     keys.append(key_of(p, domain, customer))
-                    values += [w.partition, w.epoch, guarded, value]
+                    values.append((0, w.partition, w.epoch, guarded, value))
         return keys, values
 
     def read(
@@ -185,22 +242,19 @@ class PartitionFence:
         """The next offset Redis holds per partition (None: nothing known)."""
         if not partitions:
             return {}
+        commands = [["HGET", fence_key(self._prefix, topic, p), "o"] for p in partitions]
         try:
-            values = self._client.hmget(
-                fence_key(self._prefix, topic), [f"{p}:o" for p in partitions]
-            )
+            values = round_trip(self._client, commands)
         except redis.RedisError as exc:
             raise StateError(f"reading the partition fences of {topic} failed: {exc}") from exc
-        return {p: None if v is None else int(v) for p, v in zip(partitions, values, strict=True)}
+        return {p: _int(v) for p, v in zip(partitions, values, strict=True)}
 
-    def clear(self, topic: str) -> None:
-        """Forget every partition's next offset (not the epochs): ``crmrisk state rebuild
-        --force`` and tests; the next owner rebuilds from the topic."""
+    def clear(self, topic: str, partitions: Sequence[int]) -> None:
+        """Forget the partitions' next offsets (not their epochs): ``crmrisk state rebuild
+        --force`` and tests; their next owner rebuilds them from the topic."""
+        commands = [["HDEL", fence_key(self._prefix, topic, p), "o"] for p in partitions]
         try:
-            key = fence_key(self._prefix, topic)
-            offsets = [f for f in self._client.hkeys(key) if f.endswith(b":o")]
-            if offsets:
-                self._client.hdel(key, *offsets)
+            round_trip(self._client, commands)
         except redis.RedisError as exc:
             raise StateError(f"clearing the partition fences of {topic} failed: {exc}") from exc
 
@@ -225,15 +279,34 @@ class PartitionFence:
         raise AssertionError("unreachable")
 
 
-def _refusals(reply: list) -> list[Refusal]:
-    out = []
-    for i in range(0, len(reply), 3):
-        p, reason, applied = reply[i : i + 3]
-        out.append(
-            Refusal(
-                int(p),
-                reason.decode() if isinstance(reason, bytes) else reason,
-                int(applied) if applied not in (b"", "") else None,
-            )
-        )
-    return out
+def _int(value: object) -> int | None:
+    return None if value is None or value in (b"", "") else int(value)
+
+
+def _verdict(w: PartitionWrite, epoch: bytes | None, applied: bytes | None) -> str | None:
+    """None when ``w``'s fence passes, else why not (as the script decides on a cluster)."""
+    stored_epoch = _int(epoch)
+    if stored_epoch is None or stored_epoch < w.epoch:
+        return "lost"  # the fence is gone or older than the claim: Redis lost data
+    if stored_epoch > w.epoch:
+        return "fenced"
+    stored = _int(applied)
+    if stored == w.new or stored == w.expected:
+        return None
+    return "lost"
+
+
+def _exchange(connection, commands: Sequence[Sequence[object]]) -> list:
+    """Send ``commands`` at once on ``connection`` and read every reply (errors raised after
+    all replies are read, so the connection stays in step)."""
+    connection.send_packed_command([b"".join(hiredis.pack_command(tuple(c)) for c in commands)])
+    replies, error = [], None
+    for _ in commands:
+        try:
+            replies.append(connection.read_response())
+        except redis.exceptions.ResponseError as exc:
+            error = error or exc
+            replies.append(exc)
+    if error is not None:
+        raise error
+    return replies

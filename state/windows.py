@@ -92,6 +92,29 @@ class Windows:
     def event_ids(self, row: int) -> list[str]:
         return self.ids[row].decode().split("\0")[: int(self.lengths[row])]
 
+    @staticmethod
+    def concat(parts: Sequence[Windows]) -> Windows:
+        """Several ``Windows`` (of one domain) as one, padded to the longest."""
+        if len(parts) == 1:
+            return parts[0]
+        longest = max(p.mask.shape[1] for p in parts)
+
+        def pad(a: np.ndarray) -> np.ndarray:
+            return np.pad(a, [(0, 0), (0, longest - a.shape[1])] + [(0, 0)] * (a.ndim - 2))
+
+        return Windows(
+            events=np.concatenate([pad(p.events) for p in parts]),
+            mask=np.concatenate([pad(p.mask) for p in parts]),
+            profile=np.concatenate([p.profile for p in parts]),
+            has_profile=np.concatenate([p.has_profile for p in parts]),
+            lengths=np.concatenate([p.lengths for p in parts]),
+            times_ms=np.concatenate([pad(p.times_ms) for p in parts]),
+            kind_codes=np.concatenate([pad(p.kind_codes) for p in parts]),
+            kinds=parts[0].kinds,
+            ids=[i for p in parts for i in p.ids],
+            exposure=np.concatenate([p.exposure for p in parts]),
+        )
+
     def take(self, rows: np.ndarray) -> Windows:
         """The windows of ``rows`` only (copies: they outlive the batch on the alert path)."""
         return Windows(

@@ -44,6 +44,7 @@ from functools import partial
 
 import numpy as np
 
+from state import PartitionWrite
 from stream.batch import Batch, BatchStages
 from stream.events import RiskAlert
 from stream.kafka_io import DeliveryFailed
@@ -395,45 +396,53 @@ class Pipeline:
 
     async def _complete_all(self) -> None:
         while True:
-            batch = await self._queue.get()
+            group = [await self._queue.get()]
+            while not self._queue.empty():  # whatever else waits: one write, one commit
+                group.append(self._queue.get_nowait())
             try:
-                await self._complete(batch)
+                await self._complete(group)
             except BaseException as exc:
                 self._failure = exc
                 raise
             finally:
-                for p in batch.writes:
-                    self._inflight[p] -= 1
-                self.metrics.in_flight.dec()
-                self._queue.task_done()
+                for batch in group:
+                    for p in batch.writes:
+                        self._inflight[p] -= 1
+                    self.metrics.in_flight.dec()
+                    self._queue.task_done()
 
-    async def _complete(self, batch: Batch) -> None:
+    async def _complete(self, group: list[Batch]) -> None:
+        """Steps 1-4 for consecutive batches at once: their acknowledgements, their alerts
+        (one explanation pass), one fenced write of the state the last of them left, one
+        commit (a group commit: what waits while one write runs is written by the next)."""
         retry = self.outage.retry
-        await retry("publishing", partial(self._delivered, batch.delivery))
+        for batch in group:
+            await retry("publishing", partial(self._delivered, batch.delivery))
         alerts: list[RiskAlert] = []
-        if batch.firing:
+        firing = [f for batch in group for f in batch.firing]
+        if firing:
             loop = asyncio.get_running_loop()
             alerter = self.stages.scoring.alerter
-            alerts = await loop.run_in_executor(self._explain, alerter.alerts, batch.firing)
+            alerts = await loop.run_in_executor(self._explain, alerter.alerts, firing)
             delivery = Delivery()
             self.sink.send(self.topics.alerts, ((a.key, a.to_bytes()) for a in alerts), delivery)
             await retry("publishing alerts", partial(self._delivered, delivery))
-        writes = [
-            w for p, w in batch.writes.items() if self.ownership.current(p, batch.incarnations[p])
-        ]
+        writes, firsts, incarnations = self._merged(group)
         refusals = await retry("writing state", partial(self._write, writes))
         refused = {r.partition for r in refusals}
         for r in refusals:
-            self._refuse(r.partition, r.reason, batch.first_offsets[r.partition])
+            self._refuse(r.partition, r.reason, firsts[r.partition])
         offsets = {w.partition: w.new for w in writes if w.partition not in refused}
         for p, new in offsets.items():
             self._losses.pop(p, None)
-            self.ownership.written(p, batch.incarnations[p], new)
+            self.ownership.written(p, incarnations[p], new)
         if offsets:
             await retry("committing offsets", partial(self.source.commit, offsets))
-        self._observe(batch, alerts)
-        self.durable_serial = batch.serial
-        if batch.serial % 64 == 0:
+        for batch in group:
+            self._observe(batch)
+        self._observe_alerts(alerts)
+        before, self.durable_serial = self.durable_serial, group[-1].serial
+        if before // 64 != self.durable_serial // 64:
             for tables in self._tables():
                 for table in tables.values():
                     table.evict(self.max_customers, self.durable_serial)
@@ -441,6 +450,32 @@ class Pipeline:
             self.metrics.lag.set(await self.source.lag())
         except Exception as exc:  # lag is a gauge: never worth failing a batch over
             log.debug("consumer lag unavailable: %s", exc)
+
+    def _merged(self, group: list[Batch]) -> tuple[list, dict[int, int], dict[int, int]]:
+        """One write per partition for consecutive batches: the fence from the first one's
+        expected offset to the last one's new offset, each customer's state as the last of
+        them left it. Batches of a partition's stale incarnation (refused since) are left out.
+        Also each partition's first offset (to rewind to) and incarnation."""
+        merged: dict[int, PartitionWrite] = {}
+        firsts: dict[int, int] = {}
+        incarnations: dict[int, int] = {}
+        latest: dict[int, dict] = {}
+        for batch in group:
+            for p, w in batch.writes.items():
+                if not self.ownership.current(p, batch.incarnations[p]):
+                    continue
+                if p not in merged:
+                    merged[p] = PartitionWrite(p, w.epoch, w.expected, w.new)
+                    firsts[p], incarnations[p] = batch.first_offsets[p], batch.incarnations[p]
+                    latest[p] = {}
+                merged[p].new = w.new
+                for name in ("windows", "alerts", "scores"):
+                    for domain, customer, value in getattr(w, name):
+                        latest[p][(name, domain, customer)] = value
+        for p, write in merged.items():
+            for (name, domain, customer), value in latest[p].items():
+                getattr(write, name).append((domain, customer, value))
+        return list(merged.values()), firsts, incarnations
 
     async def _delivered(self, delivery: Delivery) -> None:
         try:
@@ -493,7 +528,7 @@ class Pipeline:
             if offset is not None and self.source.owns(p):
                 self.source.rewind(p, offset)
 
-    def _observe(self, batch: Batch, alerts: list[RiskAlert]) -> None:
+    def _observe(self, batch: Batch) -> None:
         m = self.metrics
         if batch.produced_ms and batch.delivery.acked_at is not None:
             produced = np.concatenate(batch.produced_ms)
@@ -502,6 +537,9 @@ class Pipeline:
             m.scores.labels(domain).inc(count)
         for ms in batch.model_ms:
             m.model_ms.observe(ms)
+
+    def _observe_alerts(self, alerts: list[RiskAlert]) -> None:
+        m = self.metrics
         for alert in alerts:
             m.alerts.labels(alert.domain).inc()
             if self._on_alert is not None:

@@ -80,9 +80,9 @@ async def _rebuild(
         handoff="inline",
     )
     pipeline = worker.pipeline
-    if force:
-        pipeline.state.clear(topic)
     ends = _ends(settings, topic, to_end)
+    if force:
+        pipeline.state.clear(topic, sorted(ends))
     partitions = sorted(ends)
     total = sum(ends.values())
     columns = (

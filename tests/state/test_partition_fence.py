@@ -6,7 +6,7 @@ in-memory twin (``state.memory.MemoryState``) that the fast pipeline tests use.
 
 import pytest
 
-from state import PartitionFence, PartitionWrite
+from state import PartitionFence, PartitionWrite, partition_fence
 from state.keys import window_key
 from state.memory import MemoryState
 from state.records import pack_alert, pack_window
@@ -99,7 +99,7 @@ def test_write__after_redis_lost_the_partition_is_refused_as_lost(state, redis_c
         state.flush()
     else:
         for key in redis_client.scan_iter(f"{state._prefix}:*"):
-            redis_client.delete(key)
+            redis_client.delete(key)  # (fences included)
     (refusal,) = _write(state, 0, epoch, 5, 9)
     assert (refusal.reason, refusal.applied) == ("lost", None)
 
@@ -114,7 +114,7 @@ def test_write__an_offset_that_is_not_the_expected_one_is_lost(state):
 def test_clear__forgets_offsets_so_the_next_owner_rebuilds(state):
     epoch = state.claim(TOPIC, 3, 1).epoch
     _write(state, 3, epoch, None, 5)
-    state.clear(TOPIC)
+    state.clear(TOPIC, [3])
     assert state.claim(TOPIC, 3, 1).applied is None
 
 
@@ -126,7 +126,7 @@ def test_guard__a_key_written_by_a_newer_owner_is_not_replaced_without_a_fence(
     key = window_key(redis_prefix, "credit", "c1")
 
     def raw_write(epoch, ids):
-        call = [1, key, "write", 600, 0, 0, epoch, 1, _window(0, epoch, ids)]
+        call = [1, key, "write", 600, 0, 0, 0, epoch, 1, _window(0, epoch, ids)]
         fence._run([call])
 
     raw_write(5, ("new",))
@@ -144,3 +144,27 @@ def test_claim__of_an_older_generation_is_refused(state):
     assert (zombie.epoch, zombie.applied) == (0, 5)
     assert _write(state, 0, new.epoch, 5, 8) == []  # the new owner was not disturbed
     assert state.claim(TOPIC, 0, 7).epoch == new.epoch + 1  # same generation: a re-claim
+
+
+def test_write__a_claim_between_the_check_and_the_write_aborts_it(redis_client, redis_prefix):
+    """The WATCH of one Redis: a new owner's claim after the fence was read, before the write."""
+    fence = PartitionFence(redis_client, redis_prefix, 600, 0, 1000)
+    epoch = fence.claim(TOPIC, 0, 1).epoch
+    assert _write(fence, 0, epoch, None, 5) == []
+    exchange = partition_fence._exchange
+    calls = []
+
+    def claim_in_between(connection, commands):
+        replies = exchange(connection, commands)
+        if commands[0][0] == "WATCH" and not calls:
+            calls.append(1)
+            PartitionFence(redis_client, redis_prefix, 600, 0, 1000).claim(TOPIC, 0, 2)
+        return replies
+
+    partition_fence._exchange = claim_in_between
+    try:
+        (refusal,) = _write(fence, 0, epoch, 5, 9, ids=("a", "zombie"))
+    finally:
+        partition_fence._exchange = exchange
+    assert refusal.reason == "fenced"
+    assert fence.read("credit", ["c1"], [])[0][0].event_ids == ["a"]

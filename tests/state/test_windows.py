@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 import pytest
 
-from state import Appends, AppendStatus, WindowTable
+from state import Appends, AppendStatus, Windows, WindowTable
 from state.records import unpack_window
 from stream.events import CustomerEvent
 from stream.transform import event_time_ms, window
@@ -314,3 +314,15 @@ def test_ttl__a_customer_unused_for_longer_is_forgotten():
     table.apply(_appends([{"id": "a", "t": 1}]), now_s=0.0, serial=1)
     assert table.missing(["c1"], now_s=5.0) == []
     assert table.missing(["c1", "c1"], now_s=11.0) == ["c1"]
+
+
+def test_windows_concat__pads_to_the_longest_and_keeps_every_row():
+    table = _table()
+    one = _apply(table, {"id": "a", "t": 1, "customer": "x"}).windows
+    two = _apply(table, {"id": "b", "t": 2, "customer": "x"},
+                 {"id": "c", "t": 1, "customer": "y"}, serial=2).windows  # fmt: skip
+    both = Windows.concat([one, two])
+    assert both.events.shape[:2] == (3, 2) and both.lengths.tolist() == [1, 2, 1]
+    assert [both.event_ids(i) for i in range(3)] == [["a"], ["a", "b"], ["c"]]
+    np.testing.assert_array_equal(both.events[0, :1], one.events[0])
+    assert not both.mask[0, 1] and not both.events[0, 1].any()
