@@ -188,6 +188,11 @@ class ScoringSettings(BaseModel):
     reason_steps: int = Field(
         16, ge=1, description="Integration steps of the reason codes (more: smaller error)."
     )
+    explain_in_process: bool = Field(
+        True,
+        description="Explain alerts (reason codes) in a process of the worker's own, so the "
+        "scoring loop never waits for the interpreter lock they hold; false: in a thread.",
+    )
     metrics_port: int = Field(9308, ge=0, description="Prometheus /metrics port (0 = off).")
     metrics_host: str = Field(
         "127.0.0.1",

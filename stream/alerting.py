@@ -11,9 +11,14 @@ and commits a batch only after its alerts are acknowledged, so a crash re-fires 
 
 from __future__ import annotations
 
+import asyncio
+import multiprocessing
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 
@@ -25,7 +30,7 @@ from stream.reasons import reason_codes, reason_sentence
 from stream.score_encoding import TopEvent, top_event_refs
 from stream.scorer import Scorer
 
-__all__ = ["Alerter", "Firing"]
+__all__ = ["AlertStage", "Alerter", "Firing", "ProcessAlerts", "ThreadAlerts"]
 
 
 @dataclass
@@ -47,7 +52,7 @@ class Firing:
 class Alerter:
     def __init__(self, policy: AlertPolicy, risk_types: Mapping[str, str]) -> None:
         self.policy = policy
-        self._risk_types = dict(risk_types)
+        self.risk_types = dict(risk_types)
 
     def alerts(self, firing: Sequence[Firing], explain: bool = True) -> list[RiskAlert]:
         """The alerts of ``firing`` (explained unless ``explain`` is False), ranked. The
@@ -78,7 +83,7 @@ class Alerter:
             alert_id=f"{f.domain}:{f.customers[i]}:{f.event_ids[i]}",
             customer_id=f.customers[i],
             domain=f.domain,
-            risk_type=self._risk_types.get(f.domain, "risk"),
+            risk_type=self.risk_types.get(f.domain, "risk"),
             probability=probability,
             threshold=self.policy.threshold,
             expected_loss=loss,
@@ -128,3 +133,108 @@ def _sequence(w: Windows, i: int) -> CustomerSequence:
 
 def _rank(alert: RiskAlert) -> float:
     return -(alert.expected_loss if alert.expected_loss is not None else alert.probability)
+
+
+class AlertStage(Protocol):
+    """What the pipeline's completer calls with the firing scores of a group of batches."""
+
+    async def alerts(self, firing: Sequence[Firing]) -> list[RiskAlert]: ...
+
+    def warm(self, sources: Mapping[str, Path]) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class ThreadAlerts:
+    """The alert stage in a thread of the worker (reason codes' Python shares the GIL)."""
+
+    def __init__(self, alerter: Alerter) -> None:
+        self.alerter = alerter
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="explain")
+
+    async def alerts(self, firing: Sequence[Firing]) -> list[RiskAlert]:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._pool, self.alerter.alerts, firing)
+
+    def warm(self, sources: Mapping[str, Path]) -> None:
+        """Nothing to load: the scorers explain themselves."""
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+
+class ProcessAlerts:
+    """The alert stage in a process of its own, holding the served models' explainers: the
+    scoring loop never waits for the interpreter lock while alerts are explained (integrated
+    gradients are mostly Python around small tensor operations). Scorers name their checkpoint
+    (``Scorer.source``); the process loads each once. Scores of a scorer without a source are
+    explained here, in a thread."""
+
+    def __init__(self, alerter: Alerter, top_events: int, reasons: int, steps: int) -> None:
+        self.alerter = alerter
+        self._threads = ThreadAlerts(alerter)
+        # spawn, not fork: the worker holds an event loop, producer threads and torch state.
+        self._pool = ProcessPoolExecutor(
+            1,
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=_child_start,
+            initargs=(top_events, reasons, steps),
+        )
+
+    def warm(self, sources: Mapping[str, Path]) -> None:
+        """Start the process and load these (domain -> checkpoint) now, not at the first alert."""
+        self._pool.submit(_child_load, dict(sources))
+
+    async def alerts(self, firing: Sequence[Firing]) -> list[RiskAlert]:
+        if any(f.scorer.source is None for f in firing):
+            return await self._threads.alerts(firing)
+        payload = [
+            (f.domain, str(f.scorer.source), f.windows, f.customers, f.event_ids, f.probability,
+             f.top_events)
+            for f in firing
+        ]  # fmt: skip
+        policy = (self.alerter.policy, self.alerter.risk_types)  # as it is now, per call
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._pool, _child_alerts, policy, payload)
+
+    def close(self) -> None:
+        self._threads.close()
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+
+_CHILD: dict = {}
+
+
+def _child_start(top_events: int, reasons: int, steps: int) -> None:
+    import torch
+
+    torch.set_num_threads(1)
+    _CHILD.update(top_events=top_events, reasons=reasons, steps=steps, kits={})
+
+
+def _child_kit(domain: str, source: str):
+    from stream.models import load_domain_model
+
+    kits = _CHILD["kits"]
+    if source not in kits:
+        import torch
+
+        kits[source] = load_domain_model(
+            source, domain, torch.device("cpu"), _CHILD["top_events"], _CHILD["reasons"],
+            _CHILD["steps"],
+        )  # fmt: skip
+    return kits[source]
+
+
+def _child_load(sources: Mapping[str, Path]) -> None:
+    for domain, source in sources.items():
+        _child_kit(domain, str(source))
+
+
+def _child_alerts(policy: tuple, payload: list) -> list[RiskAlert]:
+    firing = [
+        Firing(domain, _child_kit(domain, source).scorer, windows, customers, event_ids,
+               probability, top_events)
+        for domain, source, windows, customers, event_ids, probability, top_events in payload
+    ]  # fmt: skip
+    return Alerter(*policy).alerts(firing)

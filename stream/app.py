@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,7 +23,7 @@ import torch
 from model.registry import ModelRegistry
 from state import AlertTable, ModelPointer, PartitionFence, WindowTable
 from stream.alert_policy import AlertPolicy
-from stream.alerting import Alerter
+from stream.alerting import Alerter, ProcessAlerts
 from stream.batch import BatchStages, EventSide, ScoreSide
 from stream.kafka_io import FastProducer, KafkaHistory, KafkaSource, new_consumer
 from stream.metrics import WorkerMetrics
@@ -144,6 +145,9 @@ class Worker:
     async def run(self, stop: asyncio.Event, idle_timeout_s: float = 0.5) -> None:
         """Step until ``stop`` is set; an exception propagates (restart from committed offsets).
         On the way out, what is in flight is completed and committed first."""
+        # The loop shares the interpreter with the explanation, state-write and producer
+        # threads: hand the GIL over every 0.5 ms (default 5) so a batch never waits long.
+        sys.setswitchinterval(0.0005)
         await self.producer.start()
         await self.consumer.start()
         try:
@@ -223,6 +227,10 @@ def build_worker(
     )
     metrics = metrics or WorkerMetrics()
     stages = BatchStages(topic, Ownership(topic, fence), fence, events=events, scoring=scoring)
+    alert_stage = None
+    if scoring is not None and s.reasons > 0 and s.explain_in_process:
+        alert_stage = ProcessAlerts(scoring.alerter, s.top_events, s.reasons, s.reason_steps)
+        alert_stage.warm({d: m.scorer.source for d, m in models.items() if m.scorer.source})
     pipeline = Pipeline(
         source,
         producer,
@@ -238,6 +246,7 @@ def build_worker(
         else None,
         on_alert=on_alert,
         outage=outage or worker_outage(settings, metrics),
+        alert_stage=alert_stage,
         max_inflight=s.max_inflight,
         max_customers=s.max_customers,
     )

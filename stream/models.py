@@ -64,4 +64,5 @@ def load_domain_model(
         target_scale=float(manifest.get("target_scale") or 1.0),
         explainer=explainer,
     )
+    scorer.source = Path(directory)
     return DomainModel(domain, version, encoder, scorer, manifest)

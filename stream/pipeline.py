@@ -7,11 +7,12 @@ completer. The completer, one batch after another and in order, while the loop g
 next batches:
 
 1. waits until Kafka acknowledged the batch's messages (lost ones are sent again);
-2. explains the scores that fire (reason codes, in a thread of their own) and publishes the
-   alerts, and waits for their acknowledgement: scores never wait for explanations;
+2. explains the scores that fire (reason codes, in the alert stage: ``stream/alerting.py``, a
+   thread or a process of its own) and publishes the alerts, and waits for their
+   acknowledgement: scores never wait for explanations;
 3. writes the state the batch left (changed windows, alert states, latest scores) to Redis, one
-   fenced script call per batch (``state.PartitionFence``), so Redis never claims what Kafka
-   lacks;
+   fenced write per group of batches (``state.PartitionFence``), so Redis never claims what
+   Kafka lacks;
 4. commits the batch's offsets.
 
 A crash anywhere before 4 replays the batch: the records the state already holds are
@@ -38,13 +39,13 @@ import logging
 import time
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import partial
 
 import numpy as np
 
 from state import PartitionWrite
+from stream.alerting import AlertStage, ThreadAlerts
 from stream.batch import Batch, BatchStages
 from stream.events import RiskAlert
 from stream.kafka_io import DeliveryFailed
@@ -94,6 +95,7 @@ class Pipeline:
         between_batches: Callable[[], Mapping[str, object]] | None = None,
         on_alert: Callable[[RiskAlert], None] | None = None,
         outage: Outage | None = None,
+        alert_stage: AlertStage | None = None,
         max_inflight: int = 4,
         max_customers: int = 1_000_000,
         delivery_timeout_s: float = 60.0,
@@ -120,7 +122,9 @@ class Pipeline:
         self._queue: asyncio.Queue[Batch] = asyncio.Queue(max_inflight)
         self._completer: asyncio.Task | None = None
         self._failure: BaseException | None = None
-        self._explain = ThreadPoolExecutor(1, thread_name_prefix="explain")
+        self._alerts: AlertStage | None = alert_stage or (
+            ThreadAlerts(stages.scoring.alerter) if stages.scoring is not None else None
+        )
         self._refused: dict[int, int | None] = {}  # partition -> rewind to (None: fenced)
         self._losses: dict[int, int] = defaultdict(int)
         self._inflight: dict[int, int] = defaultdict(int)  # batches in flight per partition
@@ -139,6 +143,9 @@ class Pipeline:
             self.stages.events.encoders[domain] = kit.encoder
         if self.stages.scoring is not None:
             self.stages.scoring.scorers[domain] = kit.scorer
+            source = getattr(kit.scorer, "source", None)
+            if source is not None:
+                self._alerts.warm({domain: source})  # loaded before its first alert
         log.info("%s: now scoring with model %s", domain, kit.version)
 
     async def step(self, idle_timeout_s: float = 0.5) -> StepReport:
@@ -246,7 +253,8 @@ class Pipeline:
         try:
             await self.settle()
         finally:
-            self._explain.shutdown(wait=False, cancel_futures=True)
+            if self._alerts is not None:
+                self._alerts.close()
             if self.history is not None:
                 await self.history.close()
 
@@ -421,9 +429,7 @@ class Pipeline:
         alerts: list[RiskAlert] = []
         firing = [f for batch in group for f in batch.firing]
         if firing:
-            loop = asyncio.get_running_loop()
-            alerter = self.stages.scoring.alerter
-            alerts = await loop.run_in_executor(self._explain, alerter.alerts, firing)
+            alerts = await self._alerts.alerts(firing)
             delivery = Delivery()
             self.sink.send(self.topics.alerts, ((a.key, a.to_bytes()) for a in alerts), delivery)
             await retry("publishing alerts", partial(self._delivered, delivery))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -180,6 +181,7 @@ class Scorer:
         self.target_transform = target_transform
         self.target_scale = target_scale
         self.explainer = explainer
+        self.source: Path | None = None  # the checkpoint it was loaded from, when known
         model = model.to(device).eval()
         # The members fused into one network where the family allows (same outputs, faster).
         self._model = (fuse(model) if isinstance(model, RiskModel) else None) or model

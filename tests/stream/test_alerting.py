@@ -10,10 +10,13 @@ import pytest
 import torch
 
 import model
+from model import save_checkpoint
 from model.attribution import Explainer
 from model.features import FeatureEncoder, FeatureSpec, FieldRole
+from stream.alert_policy import AlertPolicy
+from stream.alerting import Alerter, ProcessAlerts
 from stream.events import RiskAlert, RiskScore
-from stream.models import DomainModel
+from stream.models import DomainModel, load_domain_model
 from stream.scorer import Scorer
 from tests.stream.conftest import Log, Record, pipeline
 
@@ -81,12 +84,13 @@ def _records(documents: list[dict], start: int) -> list[Record]:
     ]
 
 
-def _run(reasons: int, counted: list[int] | None = None):
+def _run(reasons: int, counted: list[int] | None = None, loud=None, **kw):
     """Quiet history with a low-scoring model, then the same weights biased up: one alert per
     customer on its fifth event, with a window of four events and a profile."""
     first, last = _history(np.random.default_rng(0))
     quiet = _kit(-20.0, reasons)
-    loud = _kit(1.5, reasons, net=quiet.scorer.explainer.model if reasons else None)
+    if loud is None:
+        loud = _kit(1.5, reasons, net=quiet.scorer.explainer.model if reasons else None)
     if counted is not None and loud.scorer.explainer is not None:
         explain = loud.scorer.explain_windows
 
@@ -96,7 +100,7 @@ def _run(reasons: int, counted: list[int] | None = None):
 
         loud.scorer.explain_windows = counting
     batches = [_records(first, 0), _records(last, len(first))]
-    p, _, sink = pipeline(Log(), batches, model_kit=quiet, window=8)
+    p, _, sink = pipeline(Log(), batches, model_kit=quiet, window=8, **kw)
 
     async def go() -> None:
         await p.step()
@@ -106,7 +110,10 @@ def _run(reasons: int, counted: list[int] | None = None):
         await p.step()
         await p.settle()
 
-    asyncio.run(go())
+    try:
+        asyncio.run(go())
+    finally:
+        asyncio.run(p.close())
     alerts = [RiskAlert.model_validate_json(v) for v in sink.on("alerts")]
     scores = [RiskScore.model_validate_json(v) for v in sink.on("scores")]
     return alerts, scores, first + last, loud
@@ -160,3 +167,36 @@ def test_alerts__without_an_explainer_have_no_reasons():
     assert len(alerts) == CUSTOMERS
     assert all(not a.reasons and a.baseline_probability is None for a in alerts)
     assert all("typical customer" not in a.reason for a in alerts)
+
+
+def test_alerts__explained_in_a_process_equal_those_explained_in_a_thread(tmp_path):
+    """The worker's default alert stage: the same reason codes, from the checkpoint the scorer
+    names, computed in a spawned process (so the scoring loop never waits for the GIL)."""
+    in_thread, _, _, kit = _run(reasons=4)
+    net = kit.scorer.explainer.model
+    save_checkpoint(tmp_path / "loud", net, {"version": "loud", "encoder": kit.encoder.to_dict()})
+    loud = load_domain_model(tmp_path / "loud", "credit", torch.device("cpu"), 2, 4, 32)
+    stage = ProcessAlerts(Alerter(AlertPolicy(0.5, 0.1, 0.0), {"credit": "default"}), 2, 4, 32)
+    stage.warm({"credit": loud.scorer.source})
+
+    def not_here(windows):
+        raise AssertionError("explained in the worker, not in the alert process")
+
+    loud.scorer.explain_windows = not_here
+    in_process, _, _, _ = _run(reasons=4, loud=loud, alert_stage=stage)
+    assert len(in_process) == len(in_thread) == CUSTOMERS
+    for a, b in zip(in_process, in_thread, strict=True):
+        assert (a.alert_id, a.model_version, a.risk_type) == (b.alert_id, "loud", b.risk_type)
+        assert a.reason.split(". ")[0] == b.reason.split(". ")[0]  # the threshold sentence
+        assert a.probability == pytest.approx(b.probability, abs=1e-6)
+        assert [(c.field, c.value, c.event_id) for c in a.reasons] == [
+            (c.field, c.value, c.event_id) for c in b.reasons
+        ]
+        for x, y in zip(a.reasons, b.reasons, strict=True):
+            assert x.contribution == pytest.approx(y.contribution, abs=1e-5)
+
+
+def test_alerts__of_a_scorer_without_a_checkpoint_are_explained_in_a_thread():
+    stage = ProcessAlerts(Alerter(AlertPolicy(0.5, 0.1, 0.0), {"credit": "default"}), 2, 3, 32)
+    alerts, _, _, _ = _run(reasons=3, alert_stage=stage)
+    assert len(alerts) == CUSTOMERS and all(len(a.reasons) == 3 for a in alerts)
