@@ -499,7 +499,7 @@ async def read_topic(
 async def latencies(
     settings: Settings, expected_scores: int, sent_events: int, timeout_s: float
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Score and alert timestamps - inbound event timestamp (ms), matched by event id."""
+    """(inbound event timestamp, score or alert timestamp - it) in ms, matched by event id."""
     k = settings.kafka.topics
     scores = await read_topic(settings, k.scores, expected_scores, timeout_s)
     events = await read_topic(settings, k.events, sent_events, timeout_s)
@@ -508,7 +508,8 @@ async def latencies(
 
     def lag(records) -> np.ndarray:
         ids = ((r, json.loads(r.value)["event_id"]) for r in records)
-        return np.asarray([r.timestamp - sent[e] for r, e in ids if e in sent], dtype=np.float64)
+        pairs = [(sent[e], r.timestamp - sent[e]) for r, e in ids if e in sent]
+        return np.asarray(pairs, dtype=np.float64).reshape(-1, 2)
 
     return lag(scores), lag(alerts)
 
@@ -659,6 +660,19 @@ def _percentiles(values: np.ndarray) -> dict:
     }
 
 
+def _timeline(lat: np.ndarray) -> list[dict]:
+    """Score latency per second of sending: whether the tail is a warm-up, spikes or steady."""
+    if not len(lat):
+        return []
+    second = ((lat[:, 0] - lat[:, 0].min()) // 1000).astype(int)
+    return [
+        {"second": int(t), "count": int((second == t).sum()),
+         "p50_ms": float(np.percentile(lat[second == t, 1], 50)),
+         "p99_ms": float(np.percentile(lat[second == t, 1], 99))}
+        for t in np.unique(second)
+    ]  # fmt: skip
+
+
 def measure_stream(
     args, base: Settings, events, pairs, checkpoint: Path, workdir: Path, result: dict
 ) -> None:
@@ -732,11 +746,12 @@ def measure_stream(
             "workers": n_workers,
             "offered_per_s": half,
             "events": count,
-            "scores_matched": int(lat.size),
-            **_percentiles(lat),
-            "alerts": _percentiles(alert_lat),
-            "alert_p99_ms": float(np.percentile(alert_lat, 99)) if alert_lat.size else None,
+            "scores_matched": len(lat),
+            **_percentiles(lat[:, 1]),
+            "alerts": _percentiles(alert_lat[:, 1]),
+            "alert_p99_ms": float(np.percentile(alert_lat[:, 1], 99)) if len(alert_lat) else None,
             "peak_rss_mb": peak,
+            "per_second": _timeline(lat),
         }
         log.info("half load %.0f/s: score p50 %.1f ms, p99 %.1f ms; alert p99 %s ms", half,
                  result["half_load"]["p50_ms"], result["half_load"]["p99_ms"],

@@ -12,7 +12,9 @@ and commits a batch only after its alerts are acknowledged, so a crash re-fires 
 from __future__ import annotations
 
 import asyncio
+import gc
 import multiprocessing
+import os
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -208,6 +210,8 @@ _CHILD: dict = {}
 def _child_start(top_events: int, reasons: int, steps: int) -> None:
     import torch
 
+    # Scores first: where cores are scarce the kernel runs the scoring loop before explanations.
+    os.nice(10)
     torch.set_num_threads(1)
     _CHILD.update(top_events=top_events, reasons=reasons, steps=steps, kits={})
 
@@ -223,6 +227,8 @@ def _child_kit(domain: str, source: str):
             source, domain, torch.device("cpu"), _CHILD["top_events"], _CHILD["reasons"],
             _CHILD["steps"],
         )  # fmt: skip
+        gc.collect()
+        gc.freeze()  # as the worker does (``stream.app.freeze_heap``): models never rescanned
     return kits[source]
 
 

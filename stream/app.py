@@ -10,10 +10,12 @@ thin shell over it.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -150,6 +152,7 @@ class Worker:
         sys.setswitchinterval(0.0005)
         await self.producer.start()
         await self.consumer.start()
+        freeze_heap()
         try:
             while not stop.is_set():
                 await self.pipeline.step(idle_timeout_s)
@@ -160,6 +163,17 @@ class Worker:
                 await self.consumer.stop()
                 await self.producer.stop()
                 self.client.close()
+
+
+def freeze_heap() -> None:
+    """Move what is alive now (models, libraries, settings) out of the collector's sight.
+
+    A full collection scans every tracked object: with torch and the served models loaded that
+    stalled a batch for ~0.5 s (gc callbacks on ``benchmarks/hot_path.py``). What the loop
+    allocates afterwards is still collected; only the startup heap is never scanned again.
+    """
+    gc.collect()
+    gc.freeze()
 
 
 def build_worker(
@@ -241,9 +255,7 @@ def build_worker(
         history=KafkaHistory(k.client_config(), f"{k.client_id}-restore")
         if s.rebuild_state
         else None,
-        between_batches=(lambda: {d: v.value for d, v in watcher.take().items()})
-        if watcher is not None
-        else None,
+        between_batches=partial(_reloaded, watcher) if watcher is not None else None,
         on_alert=on_alert,
         outage=outage or worker_outage(settings, metrics),
         alert_stage=alert_stage,
@@ -252,6 +264,14 @@ def build_worker(
     )
     source.subscribe(pipeline.revoked, pipeline.assigned)
     return Worker(pipeline, consumer, producer, client)
+
+
+def _reloaded(watcher: Any) -> dict[str, DomainModel]:
+    """The models the watcher reloaded since the last batch (their heap frozen as at start)."""
+    kits = {d: v.value for d, v in watcher.take().items()}
+    if kits:
+        freeze_heap()
+    return kits
 
 
 def worker_outage(settings: Settings, metrics: WorkerMetrics) -> Outage:
