@@ -12,11 +12,10 @@ and commits a batch only after its alerts are acknowledged, so a crash re-fires 
 from __future__ import annotations
 
 import asyncio
-import gc
 import multiprocessing
 import os
 from collections.abc import Mapping, Sequence
-from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -144,6 +143,9 @@ class AlertStage(Protocol):
 
     def warm(self, sources: Mapping[str, Path]) -> None: ...
 
+    async def ready(self) -> None:
+        """Return once what ``warm`` started is loaded (the worker consumes only then)."""
+
     def close(self) -> None: ...
 
 
@@ -160,6 +162,9 @@ class ThreadAlerts:
 
     def warm(self, sources: Mapping[str, Path]) -> None:
         """Nothing to load: the scorers explain themselves."""
+
+    async def ready(self) -> None:
+        return None
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
@@ -182,10 +187,16 @@ class ProcessAlerts:
             initializer=_child_start,
             initargs=(top_events, reasons, steps),
         )
+        self._warming: list[Future] = []
 
     def warm(self, sources: Mapping[str, Path]) -> None:
         """Start the process and load these (domain -> checkpoint) now, not at the first alert."""
-        self._pool.submit(_child_load, dict(sources))
+        self._warming.append(self._pool.submit(_child_load, dict(sources)))
+
+    async def ready(self) -> None:
+        # Starting the process (torch, the models) takes seconds of CPU: not while scoring.
+        while self._warming:
+            await asyncio.wrap_future(self._warming.pop())
 
     async def alerts(self, firing: Sequence[Firing]) -> list[RiskAlert]:
         if any(f.scorer.source is None for f in firing):
@@ -217,6 +228,7 @@ def _child_start(top_events: int, reasons: int, steps: int) -> None:
 
 
 def _child_kit(domain: str, source: str):
+    from stream.app import freeze_heap
     from stream.models import load_domain_model
 
     kits = _CHILD["kits"]
@@ -227,8 +239,7 @@ def _child_kit(domain: str, source: str):
             source, domain, torch.device("cpu"), _CHILD["top_events"], _CHILD["reasons"],
             _CHILD["steps"],
         )  # fmt: skip
-        gc.collect()
-        gc.freeze()  # as the worker does (``stream.app.freeze_heap``): models never rescanned
+        freeze_heap()  # as the worker: the models never rescanned by the collector
     return kits[source]
 
 

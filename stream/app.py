@@ -10,6 +10,7 @@ thin shell over it.
 from __future__ import annotations
 
 import asyncio
+import atexit
 import gc
 import logging
 import sys
@@ -151,6 +152,7 @@ class Worker:
         # threads: hand the GIL over every 0.5 ms (default 5) so a batch never waits long.
         sys.setswitchinterval(0.0005)
         await self.producer.start()
+        await self.pipeline.ready()
         await self.consumer.start()
         freeze_heap()
         try:
@@ -174,6 +176,10 @@ def freeze_heap() -> None:
     """
     gc.collect()
     gc.freeze()
+    # Frozen objects are never collected, not even at exit, where extension modules (triton's
+    # nanobind bindings, imported by torch) would then report them as leaked.
+    atexit.unregister(gc.unfreeze)
+    atexit.register(gc.unfreeze)
 
 
 def build_worker(

@@ -136,6 +136,11 @@ class Pipeline:
         """None unless the worker is riding out an outage (for ``/health``)."""
         return self.outage.health()
 
+    async def ready(self) -> None:
+        """Return once the alert stage has loaded the served models (before the first batch)."""
+        if self._alerts is not None:
+            await self._alerts.ready()
+
     def swap(self, domain: str, kit: object) -> None:
         """Serve ``domain`` with a reloaded model kit (``stream.models.DomainModel``), whose
         encoder is the same (the watcher refuses others: windows are stored encoded)."""

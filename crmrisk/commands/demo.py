@@ -114,7 +114,7 @@ def command(
         float,
         typer.Option(
             help="Events per second (0 = flat out). The default is well under one in-process "
-            "worker's ~5k/s on 2 cores, so latencies show the pipeline, not a queue."
+            "worker's ~10k/s on 2 cores, so latencies show the pipeline, not a queue."
         ),
     ] = 2000.0,
     show: Annotated[int, typer.Option(help="Live alerts to print before counting quietly.")] = 15,

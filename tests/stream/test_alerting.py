@@ -178,6 +178,7 @@ def test_alerts__explained_in_a_process_equal_those_explained_in_a_thread(tmp_pa
     loud = load_domain_model(tmp_path / "loud", "credit", torch.device("cpu"), 2, 4, 32)
     stage = ProcessAlerts(Alerter(AlertPolicy(0.5, 0.1, 0.0), {"credit": "default"}), 2, 4, 32)
     stage.warm({"credit": loud.scorer.source})
+    asyncio.run(stage.ready())
 
     def not_here(windows):
         raise AssertionError("explained in the worker, not in the alert process")
