@@ -271,6 +271,11 @@ class TrainingSettings(BaseModel):
     seed: int = Field(0, description="Seed for splits, initialisation and shuffling.")
     epochs: int = Field(40, ge=1, description="Upper bound on epochs (early stopping ends sooner).")
     batch_size: int = Field(256, ge=1, description="Training mini-batch size.")
+    device: str = Field(
+        "auto",
+        description="Where `crmrisk train` and `crmrisk worker train` train: 'auto' (CUDA when "
+        "present), 'cpu' or 'cuda[:N]'.",
+    )
     learning_rate: float = Field(3e-3, gt=0, description="AdamW learning rate.")
     patience: int = Field(5, ge=1, description="Epochs without validation gain before stopping.")
     results_dir: Path = Field(
