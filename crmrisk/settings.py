@@ -171,6 +171,16 @@ class ScoringSettings(BaseModel):
     max_batch_size: int = Field(512, ge=1, description="Largest batch the inference worker runs.")
     max_delay_ms: float = Field(5.0, ge=0, description="Longest a request waits for a batch (ms).")
     device: str = Field("auto", description="'auto' (CUDA when present), 'cpu' or 'cuda[:N]'.")
+    # fp32: on an H200 bf16 was slower at every batch size (issue 18); gpu_throughput.py
+    # measures both per shape.
+    precision: Literal["fp32", "bf16"] = Field(
+        "fp32", description="Precision of the forward pass on CUDA (the CPU runs fp32)."
+    )
+    cuda_graphs: bool = Field(
+        False,
+        description="On CUDA, capture the scoring forward pass once per bucketed batch shape "
+        "and replay it (off until benchmarks/gpu_check.sh has measured it on a GPU).",
+    )
     alert_threshold: float = Field(0.5, ge=0, le=1, description="Probability that fires an alert.")
     alert_hysteresis: float = Field(
         0.05, ge=0, le=1, description="Score must fall this far below the threshold to re-arm."
@@ -266,6 +276,11 @@ class TrainingSettings(BaseModel):
     seed: int = Field(0, description="Seed for splits, initialisation and shuffling.")
     epochs: int = Field(40, ge=1, description="Upper bound on epochs (early stopping ends sooner).")
     batch_size: int = Field(256, ge=1, description="Training mini-batch size.")
+    device: str = Field(
+        "auto",
+        description="Where `crmrisk train` and `crmrisk worker train` train: 'auto' (CUDA when "
+        "present), 'cpu' or 'cuda[:N]'.",
+    )
     learning_rate: float = Field(3e-3, gt=0, description="AdamW learning rate.")
     patience: int = Field(5, ge=1, description="Epochs without validation gain before stopping.")
     results_dir: Path = Field(

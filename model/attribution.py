@@ -45,6 +45,7 @@ from captum.attr import IntegratedGradients
 
 from model.features import CategoricalColumn, FeatureEncoder, NumericColumn, _bins_one
 from model.fused import fuse
+from model.masking import check_right_padded
 from model.risk_model import RiskModel
 
 __all__ = ["Attribution", "Explainer", "Explanation", "FieldLayout"]
@@ -207,10 +208,14 @@ def _decode(group: list[_Block], vector: np.ndarray) -> str:
 
 
 class _Probability:
-    """The model's probability as a function of (events, profile) for Captum; mask is fixed."""
+    """The model's probability as a function of (events, profile) for Captum; mask is fixed.
 
-    def __init__(self, network, profile_dim: int) -> None:
-        self.network, self.profile_dim = network, profile_dim
+    ``options`` go to every call of ``network`` (the fused form takes ``check_mask=False``:
+    the mask was checked on the host once, not on the device once per chunk).
+    """
+
+    def __init__(self, network, profile_dim: int, **options) -> None:
+        self.network, self.profile_dim, self.options = network, profile_dim, options
 
     def __call__(self, events, *rest):
         if self.profile_dim:
@@ -218,7 +223,7 @@ class _Probability:
         else:
             (mask,) = rest
             profile = events.new_zeros(events.shape[0], 0)
-        return self.network(events, mask, profile).probability
+        return self.network(events, mask, profile, **self.options).probability
 
 
 def _summed_gradients(forward_fn, inputs, target_ind=None, additional_forward_args=None):
@@ -275,19 +280,47 @@ class Explainer:
         # (the LSTM backward skips its weight gradients), and the served model is untouched.
         frozen = copy.deepcopy(self.model).requires_grad_(False)
         fused = fuse(frozen) if isinstance(frozen, RiskModel) else None
-        self._network = fused.differentiable if fused is not None else frozen
-        self._ig = IntegratedGradients(_Probability(self._network, encoder.profile_dim))
+        options = {"check_mask": False} if fused is not None else {}
+        self._probability = _Probability(
+            fused.differentiable if fused is not None else frozen, encoder.profile_dim, **options
+        )
+        self._ig = IntegratedGradients(self._probability)
         self._ig.gradient_func = _summed_gradients
 
     def attribute(
         self, events: np.ndarray, mask: np.ndarray, profile: np.ndarray, has_profile: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """Column attributions ``(B, T, E)``, ``(B, P)``, f(x) ``(B,)``, f(x') ``(B,)``, delta."""
+        check_right_padded(mask)  # once, on the host: the device never syncs for it
         base_events, base_profile = self.layout.baseline(events, mask, profile, has_profile)
         to = self.device
-        tensors = [torch.from_numpy(a).to(to) for a in (events, base_events, profile, base_profile)]
-        e, be, p, bp = tensors
+        e, be, p, bp = (
+            torch.from_numpy(a).to(to) for a in (events, base_events, profile, base_profile)
+        )
         m = torch.from_numpy(mask).to(to)
+        event_attr, profile_attr, probs = self.integrate(e, be, p, bp, m)
+        n = events.shape[0]
+        event_attr = event_attr.double().cpu().numpy()
+        profile_attr = (
+            profile_attr.double().cpu().numpy() if profile_attr is not None else np.zeros((n, 0))
+        )
+        probs = probs.double().cpu().numpy()
+        prob, base = probs[:n], probs[n:]
+        total = event_attr.sum(axis=(1, 2)) + profile_attr.sum(axis=1)
+        return event_attr, profile_attr, prob, base, total - (prob - base)
+
+    def integrate(
+        self,
+        events: torch.Tensor,
+        base_events: torch.Tensor,
+        profile: torch.Tensor,
+        base_profile: torch.Tensor,
+        mask: torch.Tensor,
+    ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
+        """``attribute`` on the device: event and profile attributions (None without profile
+        fields) and f(x) then f(x') ``(2 B,)``, where the inputs are (the explainer's device);
+        the mask must be right-padded (``attribute`` checks it)."""
+        e, be, p, bp, m = events, base_events, profile, base_profile, mask
         # cuDNN's RNN backward refuses eval mode; the native kernels give the same outputs.
         with torch.backends.cudnn.flags(enabled=False), torch.enable_grad():
             if self.layout.encoder.profile_dim:
@@ -303,19 +336,11 @@ class Explainer:
             )
         # f(x) and f(x') in one pass; the convergence delta from it (Captum's own would run
         # two more forward passes for the same two numbers).
+        rest = (torch.cat([p, bp]), torch.cat([m, m])) if len(inputs) > 1 else (torch.cat([m, m]),)
         with torch.no_grad():
-            both = self._network(torch.cat([e, be]), torch.cat([m, m]), torch.cat([p, bp]))
-        n = events.shape[0]
-        event_attr = attributions[0].detach().double().cpu().numpy()
-        profile_attr = (
-            attributions[1].detach().double().cpu().numpy()
-            if len(attributions) > 1
-            else np.zeros((n, 0))
-        )
-        probs = both.probability.double().cpu().numpy()
-        prob, base = probs[:n], probs[n:]
-        total = event_attr.sum(axis=(1, 2)) + profile_attr.sum(axis=1)
-        return event_attr, profile_attr, prob, base, total - (prob - base)
+            both = self._probability(torch.cat([e, be]), *rest)
+        profile_attr = attributions[1].detach() if len(attributions) > 1 else None
+        return attributions[0].detach(), profile_attr, both
 
     def explain(
         self,

@@ -50,6 +50,9 @@ class FusedMembers(nn.Module):
         self.d_k = c.d_k
         self.quantile_count = len(c.quantiles)
         self.dtype = first.heads.logit.weight.dtype
+        # Where the members are, the fused weights are: every tensor below is built there (or
+        # from the members' own tensors) and registered, so ``.to(device)`` moves it too.
+        like = {"dtype": self.dtype, "device": first.heads.logit.weight.device}
 
         def register(name: str, value: torch.Tensor) -> None:
             self.register_buffer(name, value.detach().clone().contiguous(), persistent=False)
@@ -73,7 +76,7 @@ class FusedMembers(nn.Module):
         f, r = c.channels, self.regions
         pools = 2 if self.pool == "maxavg" else 1
         s = c.summary_dim
-        project = torch.zeros(k * s, r * pools * k * f)
+        project = torch.zeros(k * s, r * pools * k * f, **like)
         for j, m in enumerate(members):
             w = m.frontend.project.weight  # (S, R * pools * F): index r, pool, channel
             for rr in range(r):
@@ -105,7 +108,7 @@ class FusedMembers(nn.Module):
         # Heads: each member's hidden layer reads its own [last state, context, summary, query].
         parts = (c.hidden, d, s, c.profile_hidden)
         width, hidden = sum(parts), c.head_hidden
-        head = torch.zeros(k * hidden, k * width)
+        head = torch.zeros(k * hidden, k * width, **like)
         for j, m in enumerate(members):
             w = m.heads.hidden[0].weight  # (hidden, width)
             src, dst = 0, 0
@@ -127,14 +130,29 @@ class FusedMembers(nn.Module):
         register("interval_margin", model.interval_margin)
 
     def forward(
-        self, events: torch.Tensor, mask: torch.Tensor, profile: torch.Tensor
+        self,
+        events: torch.Tensor,
+        mask: torch.Tensor,
+        profile: torch.Tensor,
+        *,
+        check_mask: bool = True,
     ) -> RiskOutput:
-        """Serving: no autograd graph (the LSTMs' weights require grad; they need no graph)."""
+        """Serving: no autograd graph (the LSTMs' weights require grad; they need no graph).
+
+        ``check_mask=False`` skips the right-padding check, the forward's one host sync, for a
+        caller that checked the mask on the host: the rest never waits for the device, so a
+        CUDA graph can capture it (``model/serving.py``).
+        """
         with torch.no_grad():
-            return self.differentiable(events, mask, profile)
+            return self.differentiable(events, mask, profile, check_mask=check_mask)
 
     def differentiable(
-        self, events: torch.Tensor, mask: torch.Tensor, profile: torch.Tensor
+        self,
+        events: torch.Tensor,
+        mask: torch.Tensor,
+        profile: torch.Tensor,
+        *,
+        check_mask: bool = True,
     ) -> RiskOutput:
         """The same outputs, with autograd: gradients with respect to the inputs (attribution).
 
@@ -143,7 +161,7 @@ class FusedMembers(nn.Module):
         """
         k = self.k
         mask = mask.to(torch.bool)
-        lengths = sequence_lengths(mask)
+        lengths = sequence_lengths(mask, check=check_mask)
         events = torch.where(mask[..., None], events.to(self.dtype), 0.0)
         windows = causal_windows(events, self.widest)
         features = F.relu(F.linear(windows, self.kernel_weight, self.kernel_bias))  # (B,T,KF)

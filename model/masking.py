@@ -7,20 +7,40 @@ amount of padding: padded slots never reach a softmax, a pooling or a gathered s
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
-__all__ = ["last_state", "masked_softmax", "sequence_lengths"]
+__all__ = ["check_right_padded", "last_state", "masked_softmax", "sequence_lengths"]
 
 
-def sequence_lengths(mask: torch.Tensor) -> torch.Tensor:
+def check_right_padded(mask: np.ndarray) -> None:
+    """``sequence_lengths``'s check on the host, before the mask goes to a device.
+
+    >>> check_right_padded(np.array([[True, False], [False, True]]))
+    Traceback (most recent call last):
+    ...
+    ValueError: mask must be right-padded: real events at 0..L-1, padding after them
+    """
+    if mask.ndim != 2:
+        raise ValueError(f"mask must be (B, T), got shape {tuple(mask.shape)}")
+    lengths = mask.sum(axis=1)  # (B,)
+    if not np.array_equal(mask, np.arange(mask.shape[1])[None, :] < lengths[:, None]):
+        raise ValueError("mask must be right-padded: real events at 0..L-1, padding after them")
+
+
+def sequence_lengths(mask: torch.Tensor, check: bool = True) -> torch.Tensor:
     """Real events per row, ``(B,)`` int64, after checking that ``mask`` is right-padded.
 
     Raises ``ValueError`` when a row has a padded slot before a real event: the causal layers
-    would otherwise read padding as history.
+    would otherwise read padding as history. The check reads a device tensor on the host (a
+    sync, which a CUDA graph cannot capture): ``check=False`` is for callers that checked the
+    mask before it reached the device (``model/serving.py``).
     """
     if mask.dim() != 2:
         raise ValueError(f"mask must be (B, T), got shape {tuple(mask.shape)}")
     lengths = mask.sum(dim=1)  # (B,)
+    if not check:
+        return lengths
     positions = torch.arange(mask.shape[1], device=mask.device)  # (T,)
     if not torch.equal(mask, positions[None, :] < lengths[:, None]):
         raise ValueError("mask must be right-padded: real events at 0..L-1, padding after them")

@@ -115,7 +115,10 @@ def load_models(
 
 def _load(settings: Settings, directory: Path, domain: str, device: torch.device) -> DomainModel:
     s = settings.scoring
-    return load_domain_model(directory, domain, device, s.top_events, s.reasons, s.reason_steps)
+    return load_domain_model(
+        directory, domain, device, s.top_events, s.reasons, s.reason_steps, s.precision,
+        s.cuda_graphs,
+    )  # fmt: skip
 
 
 def follow_pointer(settings: Settings, domains: Sequence[str]):

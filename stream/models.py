@@ -16,6 +16,7 @@ import torch
 from model import load_checkpoint
 from model.attribution import Explainer
 from model.features import FeatureEncoder
+from model.serving import Precision
 from stream.scorer import Scorer
 
 __all__ = ["DomainModel", "load_domain_model"]
@@ -37,11 +38,14 @@ def load_domain_model(
     top_events: int,
     reasons: int = 0,
     reason_steps: int = 16,
+    precision: Precision = "fp32",
+    cuda_graphs: bool = False,
 ) -> DomainModel:
     """Load and verify the checkpoint in ``directory`` (a registry version or a plain one).
 
     ``reasons > 0`` gives the scorer an explainer naming that many reason codes per alert,
-    integrating over ``reason_steps`` steps.
+    integrating over ``reason_steps`` steps. ``precision`` and ``cuda_graphs``: how the scorer
+    runs its forward pass on CUDA (``model.serving.ServingRunner``).
     """
     model, manifest = load_checkpoint(directory)
     hyper = manifest["hyperparameters"]
@@ -63,6 +67,8 @@ def load_domain_model(
         target_transform=str(manifest.get("target_transform") or "none"),
         target_scale=float(manifest.get("target_scale") or 1.0),
         explainer=explainer,
+        precision=precision,
+        cuda_graphs=cuda_graphs,
     )
     scorer.source = Path(directory)
     return DomainModel(domain, version, encoder, scorer, manifest)

@@ -1,8 +1,9 @@
 """Inference: a batch of score requests -> padded arrays -> one forward pass -> scores.
 
 Sequences are oldest first and right-padded (ARCHITECTURE.md); the model's output for a customer
-does not depend on the rest of the batch, so batching changes speed, not scores. On CUDA the
-forward pass runs under autocast (bfloat16); on CPU in float32, which the offline comparison uses.
+does not depend on the rest of the batch, so batching changes speed, not scores. The forward
+pass itself (pinned buffers, CUDA graphs and the precision on a GPU; the plain call on the CPU,
+in float32, which the offline comparison uses) is ``model/serving.py``'s ``ServingRunner``.
 """
 
 from __future__ import annotations
@@ -16,7 +17,9 @@ import torch
 
 from model import RiskModel
 from model.attribution import Explainer, Explanation
+from model.devices import resolve_device
 from model.fused import fuse
+from model.serving import Precision, ServingRunner
 from state import Windows
 from stream.requests import ScoreRequest
 from stream.score_encoding import TopEvent
@@ -33,13 +36,6 @@ class Scored:
     quantiles: dict[str, float] | None
     top_events: list[TopEvent]  # most attended first
     model_version: str
-
-
-def resolve_device(name: str) -> torch.device:
-    """'auto' -> CUDA when present, else CPU; anything else is passed to ``torch.device``."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
 
 
 def bucket(n: int) -> int:
@@ -152,6 +148,8 @@ class Scorer:
     explainer
         Reason codes (``model.attribution``) over the *unfused* model, asked for by the alert
         path only (``explain``); None when reasons are off.
+    precision, cuda_graphs
+        How the forward pass runs on CUDA (``model.serving.ServingRunner``); no effect on CPU.
     """
 
     def __init__(
@@ -167,6 +165,8 @@ class Scorer:
         target_transform: str = "none",
         target_scale: float = 1.0,
         explainer: Explainer | None = None,
+        precision: Precision = "fp32",
+        cuda_graphs: bool = False,
     ) -> None:
         if target_transform not in ("none", "log1p"):
             raise ValueError(
@@ -185,31 +185,20 @@ class Scorer:
         model = model.to(device).eval()
         # The members fused into one network where the family allows (same outputs, faster).
         self._model = (fuse(model) if isinstance(model, RiskModel) else None) or model
+        self._runner = ServingRunner(
+            self._model, device, precision=precision, cuda_graphs=cuda_graphs
+        )
 
-    @torch.inference_mode()
     def forward(
         self, events: np.ndarray, mask: np.ndarray, profile: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
         """(probability (B,), quantiles (B, Q) in target units | None, attention (B, T))."""
-        to = self.device
-        e = torch.from_numpy(events).to(to, non_blocking=True)
-        m = torch.from_numpy(mask).to(to, non_blocking=True)
-        p = torch.from_numpy(profile).to(to, non_blocking=True)
-        if to.type == "cuda":
-            with torch.autocast("cuda", dtype=torch.bfloat16):
-                out = self._model(e, m, p)
-        else:
-            out = self._model(e, m, p)
-        quantiles = None
-        if out.quantiles is not None:
-            quantiles = out.quantiles.float().cpu().numpy().astype(np.float64) * self.target_scale
+        probability, quantiles, attention = self._runner.run(events, mask, profile)
+        if quantiles is not None:
+            quantiles = quantiles.astype(np.float64) * self.target_scale
             if self.target_transform == "log1p":
                 quantiles = np.expm1(quantiles)
-        return (
-            out.probability.float().cpu().numpy(),
-            quantiles,
-            out.attention.float().cpu().numpy(),
-        )
+        return probability, quantiles, attention
 
     def accepts(self, w: Windows) -> bool:
         """Whether windows have this model's widths (a request encoded for another model

@@ -99,7 +99,7 @@ def cross_fit(
         result = fit(
             member, labelled.take(train), labelled.take(held), member_config, show_progress
         )
-        pred = predict(member, labelled.take(held), device=config.device)
+        pred = predict(member, labelled.take(held))
         oof_logit[held] = pred.logit
         if pred.quantiles is not None:  # predict(target_kind="none", scale 1): training units
             oof_q = np.zeros((len(labelled), pred.quantiles.shape[1])) if oof_q is None else oof_q
@@ -164,8 +164,10 @@ def fit_model(
 
     Several members: cross-fit on train + validation (validation outputs are out-of-fold). One
     member: train on ``train``, early-stop on ``val``, calibrate on ``val``. The caller's test
-    split is never seen here.
+    split is never seen here. The whole model goes to ``config.device`` first: ``fit`` moves
+    the one member it trains, and the ensemble's own buffers (calibration) must follow.
     """
+    model.to(config.device)
     if len(model.members) > 1:
         labelled = train.concat(val)
         run = cross_fit(model, labelled, config, show_progress)
@@ -176,7 +178,7 @@ def fit_model(
         history = [r.history for r in run.members]
     else:
         result = fit(model, train, val, config, show_progress)
-        pred = predict(model, val, device=config.device)  # identity calibration: raw outputs
+        pred = predict(model, val)  # identity calibration: raw outputs
         held = np.arange(len(val))
         logit_all, q_all, scale = pred.logit, pred.quantiles, result.target_scale
         label_all, target_all = val.label, val.target

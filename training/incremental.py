@@ -271,6 +271,7 @@ class FineTune:
     patience: int
     seed: int
     val_fraction: float = 0.1
+    device: str = "cpu"  # where the champion is loaded and the challenger trained (resolved)
 
 
 def fine_tune(
@@ -305,6 +306,7 @@ def fine_tune(
             patience=config.patience,
             seed=config.seed,
             target_transform=target_transform,
+            device=config.device,
         ),
     )
     challenger.eval()
@@ -443,7 +445,7 @@ class IncrementalTrainer:
         champion_version = self.current(self.domain)
         if champion_version is None:
             raise LookupError(f"no live model for {self.domain}: promote one first")
-        champion, entry = self.registry.load(self.domain, champion_version)
+        champion, entry = self.registry.load(self.domain, champion_version, self.tune.device)
         encoder = self.make_encoder(entry.manifest["encoder"])
 
         stats = BuildStats()

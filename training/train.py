@@ -26,6 +26,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from sklearn.metrics import roc_auc_score
 
 from model import pinball_loss
+from model.devices import module_device
 from training.evaluate import quantile_metrics, score_split
 
 __all__ = [
@@ -142,7 +143,7 @@ class FitConfig:
     quantile_weight: float = 1.0
     target_transform: TargetTransform = "none"
     grad_clip: float = 1.0
-    device: str = "cpu"
+    device: str = "cpu"  # a torch device name, resolved (``model.devices.resolve_device``)
     # The target's scale in training units; None computes it from the training rows. Members
     # of one ensemble share the scale of all labelled rows, so their quantiles average.
     target_scale: float | None = None
@@ -219,9 +220,13 @@ def _prepared_target(data: Arrays, config: FitConfig, scale: float) -> np.ndarra
 
 
 def _forward_all(
-    model: torch.nn.Module, data: Arrays, batch_size: int, device: torch.device, attention: bool
+    model: torch.nn.Module, data: Arrays, batch_size: int, attention: bool
 ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
-    """Raw outputs for every row: probability, quantiles in training units, attention, logit."""
+    """Raw outputs for every row: probability, quantiles in training units, attention, logit.
+
+    The rows go to the model's own device, wherever training left it.
+    """
+    device = module_device(model)
     model.eval()
     probs, quants, attns, logits = [], [], [], []
     with torch.inference_mode():
@@ -247,13 +252,11 @@ def predict(
     batch_size: int = 2048,
     target_kind: TargetTransform = "none",
     target_scale: float = 1.0,
-    device: str = "cpu",
     attention: bool = False,
 ) -> Prediction:
-    """Probabilities (and quantiles in target units) for every row, in row order."""
-    prob, quant, attn, logit = _forward_all(
-        model, data, batch_size, torch.device(device), attention
-    )
+    """Probabilities (and quantiles in target units) for every row, in row order, computed on
+    the model's device."""
+    prob, quant, attn, logit = _forward_all(model, data, batch_size, attention)
     if quant is not None:
         quant = _target_inverse(quant * target_scale, target_kind)
     return Prediction(probability=prob, quantiles=quant, attention=attn, logit=logit)
@@ -263,7 +266,7 @@ def _val_score(
     model: torch.nn.Module, val: Arrays, config: FitConfig, scale: float
 ) -> tuple[float, float]:
     """(score to maximise, validation loss) for early stopping."""
-    prob, quant, _, _ = _forward_all(model, val, 2048, torch.device(config.device), False)
+    prob, quant, _, _ = _forward_all(model, val, 2048, False)
     p = np.clip(prob, 1e-7, 1 - 1e-7)
     y = val.label.astype(float)
     loss = float(-np.mean(y * np.log(p) + (1 - y) * np.log(1 - p)))
@@ -566,6 +569,7 @@ def train_domain(job: TrainJob, show_progress: bool = False) -> SavedModel:
             "options": dict(job.options),
         },
     }
+    manifest["training"]["device"] = job.device
     entry = ModelRegistry(job.models_dir).publish(job.domain, network.cpu(), _json_safe(manifest))
     return SavedModel(
         path=entry.path, version=entry.version, metrics=metrics, fit_seconds=fitted.seconds

@@ -84,6 +84,14 @@ def train(
     split: Annotated[
         str | None, typer.Option("--split", help="bank only: 'time' (default) or 'random'.")
     ] = None,
+    device: Annotated[
+        str | None,
+        typer.Option(
+            "--device",
+            help="auto, cpu or cuda[:N]: where to train, evaluate and calibrate (default: "
+            "RISK_TRAINING__DEVICE, auto = CUDA when present).",
+        ),
+    ] = None,
 ) -> None:
     """Train DOMAIN's model and publish it as the next registry version.
 
@@ -95,6 +103,8 @@ def train(
     """
     import torch
 
+    from crmrisk.errors import UserError
+    from model.devices import DeviceUnavailable, resolve_device
     from training.train import TrainJob, train_domain
 
     if (domain is None) == (spec is None):
@@ -102,8 +112,12 @@ def train(
     if monitor not in ("auc", "loss"):
         raise typer.BadParameter("--monitor must be auc or loss")
     settings = Settings()
+    try:
+        resolved = resolve_device(device or settings.training.device)
+    except (DeviceUnavailable, RuntimeError) as exc:  # RuntimeError: a malformed name
+        raise UserError(f"--device {device or settings.training.device}: {exc}") from None
     if promote:  # asked before, not after, minutes of training
-        from crmrisk.errors import UserError, describe, require_services
+        from crmrisk.errors import describe, require_services
 
         try:
             require_services(settings)
@@ -137,6 +151,7 @@ def train(
         threads=threads,
         max_rows=max_rows,
         options=options,
+        device=str(resolved),
     )
     started = time.perf_counter()
     saved = train_domain(job, show_progress=True)
@@ -145,7 +160,7 @@ def train(
     _console.print(
         f"[bold]{domain}[/bold] {job.variant}: test AUC {test['auc']:.4f}, accuracy "
         f"{test['accuracy']:.4f}, F1 {test['f1']:.4f} (threshold {test['threshold']:.3f} from "
-        f"validation); {saved.fit_seconds:.1f} s training, {wall:.1f} s in all"
+        f"validation); {saved.fit_seconds:.1f} s training on {job.device}, {wall:.1f} s in all"
     )
     if saved.metrics.get("quantiles_test"):
         _console.print(f"quantiles (test): {json.dumps(saved.metrics['quantiles_test'])}")

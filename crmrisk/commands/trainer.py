@@ -20,8 +20,9 @@ import typer
 from kafka import KafkaProducer
 from prometheus_client import REGISTRY
 
-from crmrisk.errors import require_services
+from crmrisk.errors import UserError, require_services
 from crmrisk.settings import Settings
+from model.devices import DeviceUnavailable, resolve_device
 from model.features import FeatureEncoder
 from model.registry import ModelRegistry
 from state.model_pointer import ModelPointer
@@ -60,6 +61,7 @@ def build_trainer_loop(
 ) -> TrainerLoop:
     """The trainer and its reading loop for ``domain``, every value from ``settings``."""
     t, k = settings.training, settings.kafka
+    device = str(resolve_device(t.device))
     trainer = IncrementalTrainer(
         domain,
         registry=ModelRegistry(settings.model.dir),
@@ -75,6 +77,7 @@ def build_trainer_loop(
             learning_rate=t.fine_tune_learning_rate,
             patience=min(t.patience, t.fine_tune_epochs),
             seed=t.seed,
+            device=device,
         ),
         buffer=ExampleBuffer(
             holdout_fraction=t.holdout_fraction,
@@ -109,6 +112,14 @@ def train_worker(
         str, typer.Option("--domain", "-d", help="The domain to refresh.")
     ] = "credit",
     threads: Annotated[int, typer.Option("--threads", min=1, help="torch threads.")] = 1,
+    device: Annotated[
+        str | None,
+        typer.Option(
+            "--device",
+            help="auto, cpu or cuda[:N]: where refreshes train (default: "
+            "RISK_TRAINING__DEVICE, auto = CUDA when present).",
+        ),
+    ] = None,
     metrics_port: Annotated[
         int | None,
         typer.Option(help="Prometheus port (default: RISK_TRAINING__METRICS_PORT; 0 = off)."),
@@ -116,6 +127,13 @@ def train_worker(
 ) -> None:
     """Refresh DOMAIN's live model from new labels; promote only what holds up."""
     settings = Settings()
+    if device is not None:
+        training = settings.training.model_copy(update={"device": device})
+        settings = settings.model_copy(update={"training": training})
+    try:
+        resolve_device(settings.training.device)  # before the services, a clear error
+    except (DeviceUnavailable, RuntimeError) as exc:
+        raise UserError(f"--device {settings.training.device}: {exc}") from None
     # The clients would retry absent services for ever: at start, a clear error instead.
     require_services(settings)
     torch.set_num_threads(threads)

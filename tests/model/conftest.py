@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+from collections.abc import Iterator, Sequence
 
 import torch
+from torch._subclasses.fake_tensor import FakeTensorMode
 
 EVENT_DIM, PROFILE_DIM = 7, 5
 
@@ -38,3 +40,17 @@ def repad(batch: Batch, slots: int, fill: float = 7.0) -> Batch:
     if mask[:, keep:].any():
         raise ValueError("repad would drop real events")
     return out, new_mask, profile
+
+
+@contextlib.contextmanager
+def fake_cuda() -> Iterator[None]:
+    """Tensors that say ``cuda`` without a GPU: shapes, dtypes and devices, no data.
+
+    Inside it ``.to("cuda")`` works on any machine and an operation that mixes devices fails
+    as it would on a GPU ("found two different devices cpu, cuda:0"); an operation that needs
+    the data on the host (``torch.equal``, ``.item()``: a sync a CUDA graph cannot capture)
+    raises ``DataDependentOutputException``. cuDNN is off: its RNN asks the driver for a device.
+    Build real (CPU) modules outside it and move them inside.
+    """
+    with FakeTensorMode(allow_non_fake_inputs=True), torch.backends.cudnn.flags(enabled=False):
+        yield

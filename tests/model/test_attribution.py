@@ -246,3 +246,25 @@ def test_explain__on_cuda_equals_cpu(trained, encoder):
         np.testing.assert_allclose(
             [r.contribution for r in a.reasons], [r.contribution for r in b.reasons], atol=1e-4
         )
+
+
+def test_explain__integrates_where_the_model_is(encoder):
+    # Every tensor the reason codes touch lives on the explainer's device: on ``meta`` (no
+    # data, any machine) the whole integration, backward passes included, runs there.
+    model = build(DEFAULT_VARIANT, encoder.event_dim, encoder.profile_dim, (0.1, 0.9), seed=0,
+                  members=2).eval()  # fmt: skip
+    explainer = Explainer(model, encoder, steps=4, top=3, device=torch.device("meta"), chunk=3)
+    events, mask, profile, _ = _arrays(encoder, _customers(5, seed=5))
+    e, p, m = (torch.from_numpy(a).to("meta") for a in (events, profile, mask))
+    event_attr, profile_attr, both = explainer.integrate(e, e, p, p, m)
+    assert event_attr.device.type == profile_attr.device.type == both.device.type == "meta"
+    assert event_attr.shape == events.shape and both.shape == (10,)
+
+
+def test_explain__rejects_a_mask_that_is_not_right_padded(encoder):
+    model = build(DEFAULT_VARIANT, encoder.event_dim, encoder.profile_dim, (), seed=0).eval()
+    explainer = Explainer(model, encoder, steps=2, top=3, device=torch.device("cpu"))
+    events, mask, profile, _ = _arrays(encoder, _customers(3, seed=6))
+    mask[0, 0] = False  # a gap before real events: padding would be read as history
+    with pytest.raises(ValueError, match="right-padded"):
+        explainer.explain(events, mask, profile)

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import pytest
 import torch
+from torch._subclasses.fake_tensor import DataDependentOutputException
 
 from model import build
 from model.fused import fuse
-from tests.model.conftest import EVENT_DIM, PROFILE_DIM, random_batch
+from tests.model.conftest import EVENT_DIM, PROFILE_DIM, fake_cuda, random_batch
 
 
 @pytest.mark.parametrize(
@@ -72,3 +73,50 @@ def test_fuse__differentiable_form_has_the_members_input_gradients(members):
     assert not got_e[~mask].any()  # padded slots get no gradient
     # Serving builds no graph.
     assert not fused(events.requires_grad_(), mask, profile).probability.requires_grad
+
+
+@pytest.mark.parametrize(
+    ("members", "quantiles", "profile_dim"), [(3, (0.1, 0.9), PROFILE_DIM), (2, (), 0)]
+)
+def test_fuse__every_tensor_is_built_on_the_members_device(members, quantiles, profile_dim):
+    # Issue 18: built on the CPU next to members on a GPU, the fused weights broke every GPU
+    # forward ("mat2 is on cpu"). Fake CUDA tensors catch that on a machine without a GPU.
+    model = build("qrcnn-lstm-cross", EVENT_DIM, profile_dim, quantiles, seed=0,
+                  members=members).eval()  # fmt: skip
+    with fake_cuda():
+        fused = fuse(model.to("cuda"))
+        tensors = {**dict(fused.named_parameters()), **dict(fused.named_buffers())}
+        assert {name for name, t in tensors.items() if t.device.type != "cuda"} == set()
+        events, mask, profile = (
+            x.to("cuda") for x in random_batch([3, 1], 4, profile_dim=profile_dim)
+        )
+        out = fused(events, mask, profile, check_mask=False)
+        assert out.probability.device.type == "cuda" and out.probability.shape == (2,)
+
+
+def test_fuse__on_meta_builds_and_moves_with_to():
+    model = build("qrcnn-lstm-cross", EVENT_DIM, PROFILE_DIM, (0.1, 0.9), seed=0, members=2)
+    fused = fuse(model.eval().to("meta"))
+    assert {t.device.type for t in [*fused.parameters(), *fused.buffers()]} == {"meta"}
+    fused = fuse(build("qrcnn-lstm-cross", EVENT_DIM, PROFILE_DIM, (), seed=0).eval()).to("meta")
+    # Every tensor the forward reads is a parameter or buffer: nothing stays behind on the CPU.
+    assert [
+        name
+        for module in fused.modules()
+        for name, value in vars(module).items()
+        if isinstance(value, torch.Tensor) and value.device.type != "meta"
+    ] == []
+    out = fused(*(x.to("meta") for x in random_batch([3, 1], 4)), check_mask=False)
+    assert out.probability.device.type == "meta"
+
+
+def test_fuse__served_forward_never_waits_for_the_device():
+    # A CUDA graph captures a forward only if nothing in it reads device data on the host:
+    # fake tensors have no data, so a forward that runs on them never does.
+    model = build("qrcnn-lstm-cross", EVENT_DIM, PROFILE_DIM, (0.1, 0.5, 0.9), seed=0).eval()
+    with fake_cuda():
+        fused = fuse(model.to("cuda"))
+        batch = [x.to("cuda") for x in random_batch([3, 1, 4], 4)]
+        fused(*batch, check_mask=False)
+        with pytest.raises(DataDependentOutputException):  # the right-padding check syncs
+            fused(*batch)

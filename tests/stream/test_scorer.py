@@ -79,8 +79,9 @@ def test_score__explains_with_the_most_attended_real_events(scorer):
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
-def test_score__cuda_bf16_agrees_with_cpu(scorer):
-    """The serving path on a GPU (autocast bfloat16) scores like the float32 CPU path."""
+@pytest.mark.parametrize(("precision", "graphs"), [("bf16", False), ("fp32", True), ("bf16", True)])
+def test_score__cuda_bf16_agrees_with_cpu(scorer, precision, graphs):
+    """The serving path on a GPU (either precision, graphs or not) scores like the CPU path."""
     rng = np.random.default_rng(2)
     reqs = [_request(i, length, rng) for i, length in enumerate([1, 5, 32, 2, 7, 16])]
     on_cpu = scorer.score(reqs)
@@ -93,6 +94,8 @@ def test_score__cuda_bf16_agrees_with_cpu(scorer):
         quantiles=(0.1, 0.5, 0.9),
         device=torch.device("cuda"),
         top_events=2,
+        precision=precision,
+        cuda_graphs=graphs,
     ).score(reqs)
     for a, b in zip(on_cpu, on_gpu, strict=True):
         assert abs(a.probability - b.probability) < 2e-2  # bfloat16 keeps ~3 significant digits

@@ -117,3 +117,44 @@ def test_subsample__caps_every_split():
     small = subsample(data, 10, seed=0)
     assert (len(small.train), len(small.val), len(small.test)) == (10, 10, 8)
     assert subsample(data, None, 0) is data
+
+
+class _Recording(torch.nn.Module):
+    """A model on ``meta`` that records where its inputs arrive and answers on the CPU."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.weight = torch.nn.Parameter(torch.zeros(1, device="meta"))
+        self.devices: set[str] = set()
+
+    def forward(self, events, mask, profile):
+        self.devices |= {x.device.type for x in (events, mask, profile)}
+        n = events.shape[0]
+        return model.RiskOutput(
+            torch.zeros(n), torch.full((n,), 0.5), None, torch.zeros(n, events.shape[1])
+        )
+
+
+def test_predict__hands_the_model_its_rows_on_the_models_device():
+    # Issue 18: trained on a GPU, ``evaluate`` -> ``predict`` sent rows from the CPU.
+    from training.train import evaluate
+
+    data = _DomainData(_arrays(30, 0), _arrays(20, 1), _arrays(20, 2))
+    recording = _Recording()
+    assert predict(recording, data.val).probability.shape == (20,)
+    metrics = evaluate(recording, data, "none", 1.0)
+    assert recording.devices == {"meta"} and "test" in metrics
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_fit_model__on_cuda_trains_evaluates_and_calibrates_there():
+    from training.crossfit import fit_model
+    from training.train import evaluate
+
+    train, val, test = _arrays(600, 0), _arrays(200, 1), _arrays(200, 2)
+    net = model.build("qrcnn-lstm-cross", 3, 2, (), members=2, channels=8, hidden=8,
+                      summary_dim=8, d_k=8, profile_hidden=8, head_hidden=8)  # fmt: skip
+    fitted = fit_model(net, train, val, _config(device="cuda"))
+    assert {t.device.type for t in [*net.parameters(), *net.buffers()]} == {"cuda"}
+    metrics = evaluate(net, _DomainData(train, val, test), "none", 1.0, fitted)
+    assert metrics["test"]["auc"] > 0.8

@@ -4,6 +4,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 from typer.testing import CliRunner
 
@@ -131,3 +132,35 @@ def test_train__promote_makes_the_new_version_live_and_announces_it(
     messages = [m for batch in consumer.poll(timeout_ms=5000).values() for m in batch]
     consumer.close()
     assert [json.loads(m.value)["version"] for m in messages] == ["v0001"]
+
+
+def test_train__device_cpu_trains_there_and_says_so(tmp_path, monkeypatch):
+    monkeypatch.setenv("RISK_TRAINING__DATA_DIR", str(DATA))
+    args = ["train", "--domain", "telco", "--epochs", "1", "--max-rows", "100"]
+    result = CliRunner().invoke(
+        app, [*args, "--out", str(tmp_path), "--threads", "1", "--device", "cpu"]
+    )
+    assert result.exit_code == 0, result.output
+    assert "training on cpu" in result.output
+    (saved,) = list((tmp_path / "versions" / "telco").glob("v*"))
+    assert load_checkpoint(saved)[1]["training"]["device"] == "cpu"
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a CUDA device")
+def test_train__device_cuda_without_a_gpu_is_a_one_line_error(tmp_path, monkeypatch):
+    monkeypatch.setenv("RISK_TRAINING__DATA_DIR", str(DATA))
+    result = CliRunner().invoke(
+        app, ["train", "--domain", "telco", "--out", str(tmp_path), "--device", "cuda"]
+    )
+    assert result.exit_code == 2, result.output
+    assert "--device cuda" in result.output and "no CUDA device" in result.output
+    assert "Traceback" not in result.output and not (tmp_path / "versions").exists()
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_train__device_cuda_trains_on_the_gpu(tmp_path, monkeypatch):
+    monkeypatch.setenv("RISK_TRAINING__DATA_DIR", str(DATA))
+    args = ["train", "--domain", "telco", "--epochs", "1", "--max-rows", "150"]
+    result = CliRunner().invoke(app, [*args, "--out", str(tmp_path), "--device", "cuda"])
+    assert result.exit_code == 0, result.output
+    assert "training on cuda" in result.output
