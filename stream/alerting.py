@@ -177,7 +177,9 @@ class ProcessAlerts:
     (``Scorer.source``); the process loads each once. Scores of a scorer without a source are
     explained here, in a thread."""
 
-    def __init__(self, alerter: Alerter, top_events: int, reasons: int, steps: int) -> None:
+    def __init__(
+        self, alerter: Alerter, top_events: int, reasons: int, steps: int, device: str = "cpu"
+    ) -> None:
         self.alerter = alerter
         self._threads = ThreadAlerts(alerter)
         # spawn, not fork: the worker holds an event loop, producer threads and torch state.
@@ -185,7 +187,7 @@ class ProcessAlerts:
             1,
             mp_context=multiprocessing.get_context("spawn"),
             initializer=_child_start,
-            initargs=(top_events, reasons, steps),
+            initargs=(top_events, reasons, steps, device),
         )
         self._warming: list[Future] = []
 
@@ -218,13 +220,13 @@ class ProcessAlerts:
 _CHILD: dict = {}
 
 
-def _child_start(top_events: int, reasons: int, steps: int) -> None:
+def _child_start(top_events: int, reasons: int, steps: int, device: str) -> None:
     import torch
 
     # Scores first: where cores are scarce the kernel runs the scoring loop before explanations.
     os.nice(10)
     torch.set_num_threads(1)
-    _CHILD.update(top_events=top_events, reasons=reasons, steps=steps, kits={})
+    _CHILD.update(top_events=top_events, reasons=reasons, steps=steps, device=device, kits={})
 
 
 def _child_kit(domain: str, source: str):
@@ -236,7 +238,7 @@ def _child_kit(domain: str, source: str):
         import torch
 
         kits[source] = load_domain_model(
-            source, domain, torch.device("cpu"), _CHILD["top_events"], _CHILD["reasons"],
+            source, domain, torch.device(_CHILD["device"]), _CHILD["top_events"], _CHILD["reasons"],
             _CHILD["steps"],
         )  # fmt: skip
         freeze_heap()  # as the worker: the models never rescanned by the collector

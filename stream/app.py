@@ -252,7 +252,11 @@ def build_worker(
     stages = BatchStages(topic, Ownership(topic, fence), fence, events=events, scoring=scoring)
     alert_stage = None
     if scoring is not None and s.reasons > 0 and s.explain_in_process:
-        alert_stage = ProcessAlerts(scoring.alerter, s.top_events, s.reasons, s.reason_steps)
+        # Reason codes on the worker's device (the GPU where it scores on one).
+        device = str(resolve_device(s.device))
+        alert_stage = ProcessAlerts(
+            scoring.alerter, s.top_events, s.reasons, s.reason_steps, device
+        )
         alert_stage.warm({d: m.scorer.source for d, m in models.items() if m.scorer.source})
     pipeline = Pipeline(
         source,
