@@ -199,7 +199,7 @@ class ScoringSettings(BaseModel):
         16, ge=1, description="Integration steps of the reason codes (more: smaller error)."
     )
     explain_in_process: bool = Field(
-        False,
+        True,
         description="Explain alerts (reason codes) in a process of the worker's own, so the "
         "scoring loop never waits for the interpreter lock they hold; false: in a thread.",
     )

@@ -144,7 +144,7 @@ class AlertStage(Protocol):
     def warm(self, sources: Mapping[str, Path]) -> None: ...
 
     async def ready(self) -> None:
-        """Return once what ``warm`` started is loaded (the worker consumes only then)."""
+        """Return once what ``warm`` started is loaded."""
 
     def close(self) -> None: ...
 
@@ -196,12 +196,18 @@ class ProcessAlerts:
         self._warming.append(self._pool.submit(_child_load, dict(sources)))
 
     async def ready(self) -> None:
-        # Starting the process (torch, the models) takes seconds of CPU: not while scoring.
         while self._warming:
             await asyncio.wrap_future(self._warming.pop())
 
+    def _loading(self) -> bool:
+        self._warming = [f for f in self._warming if not f.done()]
+        return bool(self._warming)
+
     async def alerts(self, firing: Sequence[Firing]) -> list[RiskAlert]:
-        if any(f.scorer.source is None for f in firing):
+        # Until the process has loaded its models (seconds of CPU at start and after a reload),
+        # explain here: an alert queued behind that load would hold up the commit of its batch,
+        # and waiting for it before consuming delayed the worker's start.
+        if self._loading() or any(f.scorer.source is None for f in firing):
             return await self._threads.alerts(firing)
         payload = [
             (f.domain, str(f.scorer.source), f.windows, f.customers, f.event_ids, f.probability,

@@ -155,6 +155,8 @@ class Worker:
         # threads: hand the GIL over every 0.5 ms (default 5) so a batch never waits long.
         sys.setswitchinterval(0.0005)
         await self.producer.start()
+        # The alert process loads torch and the models (seconds of CPU on a small machine):
+        # before the worker takes partitions, not while it scores their first events.
         await self.pipeline.ready()
         await self.consumer.start()
         freeze_heap()

@@ -137,7 +137,8 @@ class Pipeline:
         return self.outage.health()
 
     async def ready(self) -> None:
-        """Return once the alert stage has loaded the served models (before the first batch)."""
+        """Return once the alert stage has loaded the served models (tests and benchmarks wait;
+        the worker does not: the stage explains in a thread until then)."""
         if self._alerts is not None:
             await self._alerts.ready()
 

@@ -214,7 +214,10 @@ class WorkerThread:
     """``run_worker`` on a background thread with its own event loop; re-raises its failure."""
 
     def __init__(self, settings: Settings, models: dict, role: str = "ingest", **kwargs) -> None:
+        from stream.metrics import WorkerMetrics
+
         self._args = (settings, role, models)
+        self.metrics = kwargs.setdefault("metrics", WorkerMetrics())
         self._kwargs = kwargs
         self._ready = threading.Event()
         self._error: BaseException | None = None
@@ -238,6 +241,17 @@ class WorkerThread:
     def __enter__(self) -> WorkerThread:
         self._thread.start()
         self._ready.wait(30)
+        return self
+
+    def owning(self, timeout_s: float = 60.0) -> WorkerThread:
+        """Wait until the worker owns partitions: it has started (its alert process loaded)
+        and joined the group, so what is published next is consumed as it arrives."""
+        deadline = time.monotonic() + timeout_s
+        while self.metrics.partitions_owned == 0:
+            if self._error is not None or not self._thread.is_alive():
+                raise AssertionError(f"the worker stopped before owning a partition: {self._error}")
+            assert time.monotonic() < deadline, f"no partition owned after {timeout_s:.0f} s"
+            time.sleep(0.1)
         return self
 
     def __exit__(self, *exc_info: object) -> None:

@@ -68,7 +68,8 @@ def test_reload_during_replay__loses_nothing_and_scores_nothing_twice(
     assert models["credit"].version == "v0001"
     promoted_at = None
     try:
-        with WorkerThread(settings, models, watcher=watcher):
+        with WorkerThread(settings, models, watcher=watcher) as worker:
+            worker.owning()  # consuming before the replay, so v0001 scores its first part
             time.sleep(1.0)  # the watcher's consumer is positioned before the announcement
             started = time.monotonic()
             for i, event in enumerate(events):

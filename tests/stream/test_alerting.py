@@ -107,6 +107,7 @@ def _run(reasons: int, counted: list[int] | None = None, loud=None, **kw):
         await p.drain()
         assert not sink.on("alerts")
         p.swap("credit", loud)
+        await p.ready()  # the worker does not wait: until loaded, its thread explains
         await p.step()
         await p.settle()
 
