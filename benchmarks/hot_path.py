@@ -39,6 +39,7 @@ from state import AlertTable, PartitionFence, WindowTable
 from stream.alert_policy import AlertPolicy
 from stream.alerting import Alerter
 from stream.batch import BatchStages, EventSide, ScoreSide
+from stream.field_contract import FieldContract
 from stream.metrics import WorkerMetrics
 from stream.models import DomainModel, load_domain_model
 from stream.ownership import Ownership
@@ -120,6 +121,7 @@ def bench_pipeline(
         fence,
         events=EventSide(
             {"credit": encoder},
+            {"credit": FieldContract.of(encoder, "strict", "count", "LIMIT_BAL")},
             {"credit": WindowTable(32, encoder.event_dim, encoder.profile_dim, 3600)},
             {"credit": "LIMIT_BAL"},
             64 * 1024,

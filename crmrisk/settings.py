@@ -260,6 +260,31 @@ class ScoringSettings(BaseModel):
         "inline",
         description="Ingest -> inference: in-process ('inline') or via the score-requests topic.",
     )
+    field_policy: Literal["strict", "coerce"] = Field(
+        "strict",
+        description="A field value of the wrong type for its domain's model (text or true/false "
+        "in a numeric field, e.g. bill_amt 'abc'): 'strict' makes the event a dead letter "
+        "(invalid_field_value, naming the field, the value and the expected type); 'coerce' "
+        "encodes the value as missing and counts it (crmrisk_coerced_fields_total{domain,field,"
+        "to='missing'}). Either way, numeric text such as '12.5' is taken as its number and "
+        "counted (to='number'), blank text as missing.",
+    )
+    field_policies: dict[str, Literal["strict", "coerce"]] = Field(
+        default_factory=dict,
+        description="Per domain, a field_policy overriding the one above (e.g. {'retail': "
+        "'coerce'}).",
+    )
+    # Counted, not rejected, by default: the replayed datasets carry no field or kind their
+    # models do not know, but a producer adding a field before the model is retrained to use it
+    # is normal schema evolution (the trainer reads crm.events itself), and the encoder has an
+    # unknown-kind slot so that a kind first seen while serving never fails.
+    unknown_policy: Literal["count", "reject"] = Field(
+        "count",
+        description="Field names and event kinds a domain's model does not know: 'count' "
+        "(crmrisk_unknown_fields_total / crmrisk_unknown_kinds_total per name, the first 100 "
+        "names per domain, later ones as '_other'; the event is scored) or 'reject' (also dead "
+        "letters: unknown_field, unknown_kind).",
+    )
 
 
 class ModelSettings(BaseModel):

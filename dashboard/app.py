@@ -148,6 +148,7 @@ class Dashboard:
             "latency_ms": worker.get("latency_ms"),
             "consumer_lag": worker.get("consumer_lag"),
             "worker": worker.get("counts", {}),
+            "data_quality": worker.get("data_quality", []),
             "top_customers": self.live.top_customers(),
             "domains": domains,
         }

@@ -57,7 +57,8 @@ def _quantile(buckets: list[tuple[float, float]], q: float) -> float | None:
 
 
 def summarise(text: str | None) -> dict:
-    """Latency percentiles (ms), consumer lag, counts; empty when there is no worker to read.
+    """Latency percentiles (ms), consumer lag, counts, and the field contract's counts per
+    domain and name (``data_quality``); empty when there is no worker to read.
 
     >>> page = '''# TYPE crmrisk_event_to_score_ms histogram
     ... crmrisk_event_to_score_ms_bucket{le="10.0"} 50
@@ -89,7 +90,21 @@ def summarise(text: str | None) -> dict:
             out["counts"][family.name] = sum(
                 s.value for s in family.samples if s.name.endswith("_total")
             )
+            if family.name in _DATA_QUALITY:
+                out.setdefault("data_quality", []).extend(
+                    {"series": _DATA_QUALITY[family.name], **s.labels, "count": s.value}
+                    for s in family.samples
+                    if s.name.endswith("_total")
+                )
     return out
+
+
+# The field contract's counters (stream/field_contract.py), per domain and name.
+_DATA_QUALITY = {
+    "crmrisk_coerced_fields": "coerced",
+    "crmrisk_unknown_fields": "unknown_field",
+    "crmrisk_unknown_kinds": "unknown_kind",
+}
 
 
 def _round(x: float | None) -> float | None:

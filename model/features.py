@@ -10,8 +10,10 @@ the *training* customers' events and profiles only:
 
 - numeric: optional ``signed_log1p`` (``sign(x) * log1p(|x|)``, for money and counts), then
   ``(x - median) / max(IQR / 1.349, std)`` (1 when both are zero), plus a missing indicator
-  (None, blanks, NaN, unparsable text). ``transform="auto"`` picks ``signed_log1p`` when the
-  training values are strongly skewed. Two numeric encodings (``FeatureSpec.numeric``):
+  (None, blanks, NaN, unparsable text; on the stream, ``stream/field_contract.py`` makes
+  unparsable text and booleans dead letters first, or counts them). ``transform="auto"``
+  picks ``signed_log1p`` when the training values are strongly skewed. Two numeric
+  encodings (``FeatureSpec.numeric``):
 
   * ``"ple"`` (the default): the scaled value is clipped to the training range, and
     piecewise-linear bins follow it (Gorishniy et al. 2022, "On Embeddings for Numerical

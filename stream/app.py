@@ -28,6 +28,7 @@ from state import AlertTable, ModelPointer, PartitionFence, WindowTable
 from stream.alert_policy import AlertPolicy
 from stream.alerting import Alerter, ProcessAlerts
 from stream.batch import BatchStages, EventSide, ScoreSide
+from stream.field_contract import FieldContract
 from stream.kafka_io import FastProducer, KafkaHistory, KafkaSource, new_consumer
 from stream.metrics import WorkerMetrics
 from stream.models import DomainModel, load_domain_model
@@ -228,6 +229,15 @@ def build_worker(
     if role == "ingest":
         events = EventSide(
             encoders={d: m.encoder for d, m in models.items()},
+            contracts={
+                d: FieldContract.of(
+                    m.encoder,
+                    s.field_policies.get(d, s.field_policy),
+                    s.unknown_policy,
+                    s.exposure_fields.get(d),
+                )
+                for d, m in models.items()
+            },
             windows={
                 d: WindowTable(r.window, m.encoder.event_dim, m.encoder.profile_dim, r.ttl_s)
                 for d, m in models.items()

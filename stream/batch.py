@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -35,6 +35,7 @@ from stream.alert_policy import decide_many
 from stream.alerting import Alerter, Firing
 from stream.decode import Decoded, Encoder, decode_events, decode_requests, encode
 from stream.events import DeadLetter, InvalidEvent, dead_letter
+from stream.field_contract import FieldContract
 from stream.ownership import Ownership
 from stream.ports import Delivery, Record, StateCopy
 from stream.requests import ScoreRequest
@@ -58,6 +59,7 @@ class EventSide:
     """Ingest: events are validated, encoded and applied to the partition-owned windows."""
 
     encoders: dict[str, Encoder]
+    contracts: dict[str, FieldContract]  # per domain, from its encoder's feature spec
     windows: dict[str, WindowTable]
     exposure_fields: Mapping[str, str]
     max_message_bytes: int
@@ -90,6 +92,10 @@ class Batch:
     scored_per_domain: dict[str, int] = field(default_factory=dict)
     stored: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     model_ms: list[float] = field(default_factory=list)
+    # Field contract counts (``stream/field_contract.py``), keyed as in ``Decoded``.
+    coerced: Counter = field(default_factory=Counter)
+    unknown_fields: Counter = field(default_factory=Counter)
+    unknown_kinds: Counter = field(default_factory=Counter)
     delivery: Delivery = field(default_factory=Delivery)
 
 
@@ -172,6 +178,7 @@ class BatchStages:
                 d,
                 index,
                 encoder,
+                e.contracts[domain],
                 table.event_dim,
                 table.profile_dim,
                 e.exposure_fields.get(domain),
@@ -179,6 +186,11 @@ class BatchStages:
             )
             units.append(_Unit(domain, appends, rows))
         batch.dead_letters += d.dead_letters
+        batch.coerced, batch.unknown_fields, batch.unknown_kinds = (
+            d.coerced,
+            d.unknown_fields,
+            d.unknown_kinds,
+        )
         return d, units
 
     def _decode_requests(self, records: Sequence[Record], batch: Batch) -> list[_Unit]:

@@ -9,15 +9,23 @@ slow path, ``parse_event`` and the checks in contract order, which either accept
 the contract does or builds the dead letter with its precise reason. So the wire contract and
 every dead-letter reason are the contract's own; the fast path only decides faster.
 
-``encode`` then turns one domain's events into the ``state.Appends`` the windows take: one
-vectorised call per (domain, events | profiles); rows that fail or encode to non-finite values
-are dead-lettered (``unencodable``), found one by one only when the block fails.
+``encode`` then holds one domain's events to its field contract (``stream/field_contract.py``:
+value types, unknown field names and kinds, from the model's feature spec) and turns them into
+the ``state.Appends`` the windows take: one vectorised call per (domain, events | profiles);
+rows that fail or encode to non-finite values are dead-lettered (``unencodable``), found one by
+one only when the block fails.
+
+``event_time`` is RFC 3339 text with an offset, or Unix time as a JSON number (or its text):
+seconds when ``|n| <= 2e10`` (up to the year 2603), milliseconds beyond (the contract's rule,
+pydantic's; an epoch in ms is beyond 2e10 from August 1970 on). The fast path decodes integer
+epochs itself by that rule; any other number takes the slow path.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
+from collections import Counter
 from collections.abc import Callable, Container, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -29,6 +37,7 @@ import orjson
 
 from state import Appends
 from stream.events import DeadLetter, FieldValue, InvalidEvent, dead_letter, parse_event
+from stream.field_contract import FieldContract
 from stream.ports import Record
 from stream.requests import ScoreRequest
 
@@ -38,6 +47,8 @@ log = logging.getLogger(__name__)
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MS = timedelta(milliseconds=1)
+_SECONDS_UP_TO = 20_000_000_000  # an epoch number up to this is in s, beyond it in ms
+_MS_UP_TO = 253_402_300_799_999  # 9999-12-31T23:59:59.999Z: later ones go slow (refused)
 
 _Id = Annotated[str, msgspec.Meta(min_length=1, max_length=128)]
 _Text = Annotated[str, msgspec.Meta(max_length=4096)]
@@ -49,7 +60,7 @@ class _Event(msgspec.Struct, forbid_unknown_fields=True):
 
     event_id: _Id
     customer_id: _Id
-    event_time: Annotated[datetime, msgspec.Meta(tz=True)]
+    event_time: Annotated[datetime, msgspec.Meta(tz=True)] | int | float  # float: goes slow
     domain: str  # must be a served domain (checked after): any other goes slow
     kind: Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
     fields: Annotated[
@@ -87,6 +98,10 @@ class Decoded:
     offsets: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
     timestamps: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
     dead_letters: list[DeadLetter] = field(default_factory=list)
+    # Field contract counts (``encode``): (domain, field, "number" | "missing"), (domain, name).
+    coerced: Counter = field(default_factory=Counter)
+    unknown_fields: Counter = field(default_factory=Counter)
+    unknown_kinds: Counter = field(default_factory=Counter)
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -157,6 +172,14 @@ def decode_events(
 def _clean(event: _Event, record: Record, domains: Container[str]) -> bool:
     """The checks after the schema, on the fast path: anything doubtful goes slow."""
     eid, cid = event.event_id, event.customer_id
+    when = event.event_time
+    if type(when) is not datetime:  # Unix time: an int by the contract's rule, else slow
+        if type(when) is not int or not 0 <= when <= _MS_UP_TO:
+            return False
+        if when <= _SECONDS_UP_TO:
+            event.event_time = _EPOCH + timedelta(seconds=when)
+        else:
+            event.event_time = _EPOCH + timedelta(milliseconds=when)
     return (
         event.domain in domains
         and eid.strip() == eid  # the contract strips blanks: let it
@@ -230,14 +253,15 @@ def encode(
     d: Decoded,
     index: np.ndarray,
     encoder: Encoder,
+    contract: FieldContract,
     event_dim: int,
     profile_dim: int,
     exposure_field: str | None,
     redelivered: Callable[[np.ndarray, np.ndarray], np.ndarray],
 ) -> tuple[Appends, np.ndarray]:
     """One domain's rows ``index`` of ``d`` as ``Appends``, and the rows kept (the others
-    became ``unencodable`` dead letters). ``redelivered(partitions, offsets)`` flags events
-    whose partition offset the state already holds."""
+    broke ``contract`` or became ``unencodable``: dead letters). ``redelivered(partitions,
+    offsets)`` flags events whose partition offset the state already holds."""
     kinds = [d.kinds[i] for i in index.tolist()]
     fields = [d.fields[i] for i in index.tolist()]
     is_profile = np.fromiter((k == "profile" for k in kinds), bool, len(kinds))
@@ -247,14 +271,17 @@ def encode(
     for profile, target in ((False, vectors), (True, profiles)):
         rows = np.flatnonzero(is_profile == profile)
         if rows.size:
+            rows = rows[_hold(d, index, rows, kinds, fields, contract, profile, ok)]
+        if rows.size:
             ok[rows] = _encode_rows(d, index, rows, kinds, fields, encoder, profile, target)
     keep = np.flatnonzero(ok)
     rows = index[keep]
     times = d.times_ms[rows]
     kinds = [kinds[i] for i in keep.tolist()]
     fields = [fields[i] for i in keep.tolist()]
+    said = [d.fields[i] for i in rows.tolist()]  # as sent: the hash names the message
     hashes = np.fromiter(
-        (content_hash(k, t, f) for k, t, f in zip(kinds, times.tolist(), fields, strict=True)),
+        (content_hash(k, t, f) for k, t, f in zip(kinds, times.tolist(), said, strict=True)),
         np.uint64,
         len(rows),
     )
@@ -279,6 +306,27 @@ def encode(
         redelivered=redelivered(partitions, offsets),
     )
     return appends, rows
+
+
+def _hold(d, index, rows, kinds, fields, contract: FieldContract, profile, ok) -> np.ndarray:
+    """Hold ``rows`` to the contract: rejected ones become dead letters (``ok`` False), fixed
+    ones are encoded with their fixed fields, counts go to ``d``; returns which rows remain."""
+    js = rows.tolist()
+    verdict = contract.check([kinds[j] for j in js], [fields[j] for j in js], profile)
+    domain = contract.domain
+    for (name, to), n in verdict.coerced.items():
+        d.coerced[domain, name, to] += n
+    for name, n in verdict.unknown_fields.items():
+        d.unknown_fields[domain, name] += n
+    for kind, n in verdict.unknown_kinds.items():
+        d.unknown_kinds[domain, kind] += n
+    for n, fixed in verdict.fixed.items():
+        fields[js[n]] = fixed
+    keep = np.ones(len(js), bool)
+    for n, (reason, error) in verdict.rejected.items():
+        d.reject(d.records[d.rows[index[js[n]]]], InvalidEvent(reason, error))
+        ok[js[n]] = keep[n] = False
+    return keep
 
 
 def _encode_rows(d, index, rows, kinds, fields, encoder, profile, target) -> np.ndarray:

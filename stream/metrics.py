@@ -11,7 +11,7 @@ import json
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Protocol
 
@@ -30,10 +30,20 @@ from prometheus_client.registry import Collector
 
 from stream.access import CHALLENGE, authorized, check_listen
 
-__all__ = ["BulkHistogram", "Scraped", "WorkerMetrics", "health_report", "serve"]
+__all__ = [
+    "MAX_NAMES",
+    "OTHER",
+    "BulkHistogram",
+    "Scraped",
+    "WorkerMetrics",
+    "health_report",
+    "serve",
+]
 
 _MS_BUCKETS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000, 30000)
 _SIZE_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048)
+MAX_NAMES = 100  # distinct producer-given names per domain and series (count_names)
+OTHER = "_other"
 
 
 class BulkHistogram(Collector):
@@ -127,6 +137,29 @@ class WorkerMetrics:
             ["dependency"],
             registry=r,
         )
+        # The field contract (stream/field_contract.py); names bounded by ``count_names``.
+        self.coerced_fields = Counter(
+            "crmrisk_coerced_fields",
+            "Field values taken as another type: numeric text as its number (to=number), blank "
+            "or (under the coerce policy) invalid values as missing (to=missing).",
+            ["domain", "field", "to"],
+            registry=r,
+        )
+        self.unknown_fields = Counter(
+            "crmrisk_unknown_fields",
+            "Field names the domain's model does not know, per name (the first 100 per domain; "
+            "later ones as _other).",
+            ["domain", "field"],
+            registry=r,
+        )
+        self.unknown_kinds = Counter(
+            "crmrisk_unknown_kinds",
+            "Event kinds the domain's model does not know, per kind (the first 100 per domain; "
+            "later ones as _other).",
+            ["domain", "kind"],
+            registry=r,
+        )
+        self._names: dict[tuple[int, str], set[str]] = {}  # (id(series), domain) -> names
         self.rebuilt = Counter(
             "crmrisk_state_rebuilt_events",
             "Past events re-applied to rebuild state that Redis lost.",
@@ -139,6 +172,19 @@ class WorkerMetrics:
         self.partitions_owned = 0  # what ``assigned`` says, readable without a scrape
         # Exact recent event -> score latencies (ms) for summaries; the histogram is for scraping.
         self.recent_latency_ms: deque[float] = deque(maxlen=200_000)
+
+    def count_names(self, counter: Counter, counts: Mapping[tuple, int]) -> None:
+        """Add ``counts`` keyed ``(domain, name, *labels)`` to ``counter``, with at most
+        ``MAX_NAMES`` names per (series, domain): names come from producers, and every new one
+        would be a series for good; later ones are counted as ``_other``."""
+        for (domain, name, *rest), n in counts.items():
+            seen = self._names.setdefault((id(counter), domain), set())
+            if name not in seen:
+                if len(seen) >= MAX_NAMES:
+                    name = OTHER
+                else:
+                    seen.add(name)
+            counter.labels(domain, name, *rest).inc(n)
 
     def observe_latency(self, latency_ms: np.ndarray) -> None:
         """Event -> score latencies of a batch (ms)."""

@@ -180,6 +180,9 @@ class Pipeline:
         self.stages.apply(decoded, units, batch, publish=True)
         for name, count in batch.stored.items():
             m.stored.labels(name).inc(count)
+        m.count_names(m.coerced_fields, batch.coerced)
+        m.count_names(m.unknown_fields, batch.unknown_fields)
+        m.count_names(m.unknown_kinds, batch.unknown_kinds)
         if batch.stored.get("redelivered"):
             log.info("%d redelivered events: re-scored, not applied", batch.stored["redelivered"])
         self._publish(batch)

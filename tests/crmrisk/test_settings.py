@@ -92,3 +92,24 @@ def test_redis_ca_file_needs_a_tls_url(clean_env):
         Settings()
     clean_env.setenv("RISK_REDIS__URL", "rediss://cache:6380/0")
     assert Settings().redis.client_kwargs()["ssl_ca_certs"] == "/etc/ssl/ca.pem"
+
+
+def test_field_contract_policies_are_strict_and_counting_by_default(clean_env):
+    scoring = Settings().scoring
+    assert (scoring.field_policy, scoring.field_policies, scoring.unknown_policy) == (
+        "strict",
+        {},
+        "count",
+    )
+    clean_env.setenv("RISK_SCORING__FIELD_POLICY", "coerce")
+    clean_env.setenv("RISK_SCORING__FIELD_POLICIES", '{"retail": "strict"}')
+    clean_env.setenv("RISK_SCORING__UNKNOWN_POLICY", "reject")
+    scoring = Settings().scoring
+    assert (scoring.field_policy, scoring.field_policies, scoring.unknown_policy) == (
+        "coerce",
+        {"retail": "strict"},
+        "reject",
+    )
+    clean_env.setenv("RISK_SCORING__FIELD_POLICY", "lenient")
+    with pytest.raises(ValidationError, match="field_policy"):
+        Settings()

@@ -17,3 +17,17 @@ def test_from_url__sends_the_token_a_protected_worker_wants():
         assert from_url(url, TOKEN + "x")() is None
     finally:
         server.shutdown()
+
+
+def test_summarise__reports_the_field_contract_counts_per_domain_and_name():
+    from prometheus_client import generate_latest
+
+    metrics = WorkerMetrics()
+    metrics.count_names(metrics.coerced_fields, {("credit", "bill_amt", "missing"): 2})
+    metrics.count_names(metrics.unknown_kinds, {("credit", "martian"): 1})
+    quality = summarise(generate_latest(metrics.registry).decode())["data_quality"]
+    assert sorted(quality, key=lambda q: q["series"]) == [
+        {"series": "coerced", "domain": "credit", "field": "bill_amt", "to": "missing",
+         "count": 2.0},
+        {"series": "unknown_kind", "domain": "credit", "kind": "martian", "count": 1.0},
+    ]  # fmt: skip

@@ -12,6 +12,7 @@ import redis
 from state import CustomerSequenceStore
 from stream.events import DeadLetter, RiskScore
 from stream.kafka_io import BatchProducer
+from stream.metrics import WorkerMetrics
 
 from .conftest import WorkerThread, read_topic
 
@@ -95,9 +96,54 @@ def _messages():
             .encode(),
             "non_finite",
         ),
+        # The field contract (issue 22): values of the wrong type for the credit model ...
+        (
+            b"c1",
+            json.dumps(
+                _event("c1-abc", "c1", 7, pay_status="??", bill_amt="abc", pay_amt=1.0)
+            ).encode(),
+            "invalid_field_value",
+        ),
+        (
+            b"c1",
+            json.dumps(
+                _event("c1-bool", "c1", 7, pay_status=0, bill_amt=True, pay_amt=False)
+            ).encode(),
+            "invalid_field_value",
+        ),
+        (
+            b"c1",
+            json.dumps(
+                _event("c1-age", "c1", 1, kind="profile", **PROFILE | {"AGE": "old"})
+            ).encode(),
+            "invalid_field_value",
+        ),
+        # ... and an epoch beyond the year 9999 (epochs are s up to 2e10, ms beyond).
+        (
+            b"c1",
+            json.dumps(_event("c1-epoch", "c1", 7) | {"event_time": 10**16}).encode(),
+            "invalid_fields",
+        ),
         ok(_event("c2-p", "c2", 1, kind="profile", **PROFILE)),
         ok(_event("c2-e1", "c2", 4)),
+        *_accepted(ok),
     ]
+
+
+def _accepted(ok):
+    """Leniencies the contract accepts, visibly (counters), under the default policies."""
+    fields = {"pay_status": 0, "bill_amt": 100.0, "pay_amt": 50.0, "bill_to_limit": 0.1}
+    return [
+        ok(_event("c3-p", "c3", 1, kind="profile", **PROFILE)),
+        ok(_event("c3-txt", "c3", 4, **fields | {"bill_amt": "12.5"})),  # coerced: a number
+        ok(_event("c3-kind", "c3", 5, kind="martian")),  # an unknown kind: counted
+        ok(_event("c3-wide", "c3", 6, **fields | {f"x{i}": i for i in range(500)})),  # counted
+        ok(_event("c3-s", "c3", 7) | {"event_time": 1122768000}),  # 2005-07-31, epoch s
+        ok(_event("c3-ms", "c3", 8) | {"event_time": 1124064000000}),  # 2005-08-15, epoch ms
+    ]
+
+
+C3 = {"c3-txt": 1, "c3-kind": 1, "c3-wide": 1, "c3-s": 1, "c3-ms": 1}
 
 
 async def _publish(settings, messages):
@@ -119,14 +165,21 @@ def test_bad_input__dead_lettered_with_reason_and_bytes_while_good_events_flow(
     poison = [(v, reason) for _, v, reason in messages if reason]
     asyncio.run(_publish(stream_settings, messages))
     bootstrap, topics = stream_settings.kafka.bootstrap_servers, stream_settings.kafka.topics
-    with WorkerThread(stream_settings, models_for(stream_settings)):
-        scores = read_topic(bootstrap, topics.scores, lambda got: len(got) >= 4, timeout_s=60)
+    metrics = WorkerMetrics()
+    with WorkerThread(stream_settings, models_for(stream_settings), metrics=metrics):
+        scores = read_topic(bootstrap, topics.scores, lambda got: len(got) >= 9, timeout_s=60)
         letters = read_topic(
             bootstrap, topics.dead_letters, lambda got: len(got) >= len(poison), timeout_s=30
         )
 
     scored = Counter(RiskScore.model_validate_json(r.value).event_id for r in scores)
-    assert scored == Counter({"c1-e1": 1, "c1-e3": 1, "c1-e2": 1, "c2-e1": 1})
+    assert scored == Counter({"c1-e1": 1, "c1-e3": 1, "c1-e2": 1, "c2-e1": 1, **C3})
+    sample = metrics.registry.get_sample_value
+    coerced = {"domain": "credit", "field": "bill_amt", "to": "number"}
+    assert sample("crmrisk_coerced_fields_total", coerced) == 1.0
+    assert sample("crmrisk_unknown_kinds_total", {"domain": "credit", "kind": "martian"}) == 1.0
+    assert sample("crmrisk_unknown_fields_total", {"domain": "credit", "field": "x7"}) == 1.0
+    assert sample("crmrisk_unknown_fields_total", {"domain": "credit", "field": "_other"}) == 400
 
     dead = [DeadLetter.model_validate_json(r.value) for r in letters]
     assert sorted((d.value_sha256, d.reason) for d in dead) == sorted(
@@ -142,6 +195,11 @@ def test_bad_input__dead_lettered_with_reason_and_bytes_while_good_events_flow(
             assert letter.original() == value
     assert all(d.source_topic == topics.events and d.offset is not None for d in dead)
     assert all(d.error for d in dead)
+    wrong = sorted(d.error for d in dead if d.reason == "invalid_field_value")
+    assert wrong[0].startswith("fields.AGE: 'old' is not a number")
+    assert wrong[1].startswith("fields.bill_amt: true is not a number; fields.pay_amt: false")
+    assert wrong[2].startswith("fields.pay_status: '??' is not a number; fields.bill_amt: 'abc'")
+    assert all("credit's model encodes it as numeric" in e for e in wrong)
     mismatch = next(d for d in dead if d.reason == "key_mismatch")
     assert base64.b64decode(mismatch.key_b64) == b"c9"
 
@@ -150,6 +208,29 @@ def test_bad_input__dead_lettered_with_reason_and_bytes_while_good_events_flow(
     c1 = store.read("c1", "credit")
     assert c1.event_ids == ["c1-e1", "c1-e2", "c1-e3"]
     assert c1.profile is not None and c1.exposure == 50000.0
+
+
+def test_bad_values__under_the_coerce_policy_are_scored_as_missing_and_counted(
+    stream_settings, models_for
+):
+    settings = stream_settings.model_copy(
+        update={"scoring": stream_settings.scoring.model_copy(update={"field_policy": "coerce"})}
+    )
+    fields = {"pay_status": "??", "bill_amt": "abc", "pay_amt": True, "bill_to_limit": 0.1}
+    messages = [
+        (b"c1", json.dumps(_event("c1-p", "c1", 1, kind="profile", **PROFILE)).encode(), None),
+        (b"c1", json.dumps(_event("c1-bad", "c1", 4, **fields)).encode(), None),
+    ]
+    asyncio.run(_publish(settings, messages))
+    k = settings.kafka
+    metrics = WorkerMetrics()
+    with WorkerThread(settings, models_for(settings), metrics=metrics):
+        scores = read_topic(k.bootstrap_servers, k.topics.scores, lambda got: len(got) >= 1, 60)
+    assert [RiskScore.model_validate_json(r.value).event_id for r in scores] == ["c1-bad"]
+    assert read_topic(k.bootstrap_servers, k.topics.dead_letters, bool, 1, 0) == []
+    for name in ("pay_status", "bill_amt", "pay_amt"):
+        labels = {"domain": "credit", "field": name, "to": "missing"}
+        assert metrics.registry.get_sample_value("crmrisk_coerced_fields_total", labels) == 1.0
 
 
 def test_bad_requests__the_inference_worker_dead_letters_them_and_scores_the_rest(
@@ -163,7 +244,7 @@ def test_bad_requests__the_inference_worker_dead_letters_them_and_scores_the_res
 
     from stream.requests import ScoreRequest
 
-    messages = [m for m in _messages() if m[2] is None]
+    messages = [m for m in _messages() if m[2] is None and m[0] != b"c3"]
     asyncio.run(_publish(stream_settings, messages))
     k = stream_settings.kafka
     models = models_for(stream_settings)

@@ -112,6 +112,8 @@ def test_dashboard__shows_live_alerts_with_reasons_and_a_customer_drill_down(
                 lambda b: b.find_element(By.CSS_SELECTOR, ".model .version").text == "it-random-0"
             )
             wait.until(lambda b: b.find_element(By.ID, "eps").text not in ("–", "0"))
+            # The field contract's counters (coerced / unknown fields / kinds): clean data.
+            assert browser.find_element(By.ID, "quality").text == "0 / 0 / 0"
 
             customer = first.get_attribute("data-customer")
             first.click()

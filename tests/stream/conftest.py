@@ -33,6 +33,7 @@ from state.memory import MemoryState  # noqa: E402
 from stream.alert_policy import AlertPolicy  # noqa: E402
 from stream.alerting import Alerter  # noqa: E402
 from stream.batch import BatchStages, EventSide, ScoreSide  # noqa: E402
+from stream.field_contract import FieldContract  # noqa: E402
 from stream.kafka_io import DeliveryFailed  # noqa: E402
 from stream.metrics import WorkerMetrics  # noqa: E402
 from stream.models import DomainModel  # noqa: E402
@@ -185,6 +186,7 @@ def pipeline(
     if events:
         event_side = EventSide(
             {"credit": encoder},
+            {"credit": FieldContract.of(encoder, "strict", "count", "limit")},
             {"credit": WindowTable(window, encoder.event_dim, encoder.profile_dim, 3600)},
             {"credit": "limit"}, 4096, None,
         )  # fmt: skip

@@ -15,6 +15,7 @@ import pytest
 from model.features import FeatureEncoder, FeatureSpec, FieldRole
 from stream.decode import content_hash, decode_events, encode
 from stream.events import DeadLetter, InvalidEvent, RiskScore, parse_event
+from stream.field_contract import FieldContract
 from stream.transform import event_time_ms
 from tests.stream.conftest import (
     Log,
@@ -42,11 +43,24 @@ TRICKY = [
     _doc(event_time="2024-01-01T00:00:00.123456789Z"),
     _doc(event_time="2024-01-01T00:00:00"),  # naive: refused
     _doc(event_time="2024-01-01"),
-    _doc(event_time=1704067200),  # an epoch number
+    _doc(event_time=1704067200),  # an epoch number: seconds up to 2e10 ...
+    _doc(event_time=1704067200123),  # ... milliseconds beyond
+    _doc(event_time=20_000_000_000),
+    _doc(event_time=20_000_000_001),
+    _doc(event_time=0),
+    _doc(event_time=-86400),  # before 1970: the slow path's
+    _doc(event_time=1704067200.5),  # a float: the slow path's
+    _doc(event_time="1704067200"),  # digits as text: the slow path's (the same rule)
+    _doc(event_time=253402300800000),  # after 9999: refused
+    _doc(event_time=10**30),
+    _doc(event_time=True),
     _doc(event_time="2024-01-01 00:00:00Z"),
     _doc(event_time="2024-01-01t00:00:00z"),
     _doc(fields={"amount": 12345678901234567890123}),
     _doc(fields={"amount": 1.0, "flag": True, "note": None, "code": "x"}),
+    _doc(fields={"amount": "12.5", "flag": "true", "n": " 7 ", "blank": " ", "bad": "abc"}),
+    _doc(fields={"amount": False, "code": 2.0, "big": -(2**63), "bigger": 2**64}),
+    _doc(kind="martian-kind", fields={f"f{i}": i for i in range(500)}),
     _doc(fields={"": 1}),
     _doc(fields={"x" * 129: 1}),
     _doc(fields={"note": "y" * 4097}),
@@ -109,9 +123,11 @@ def test_decode__fast_path_agrees_with_the_contract(doc):
         (b"c2", raw_event("x"), "key_mismatch"),
         (
             b"c1",
-            raw_event("x", amount="lots", limit=float("nan")).replace(b"NaN", b"1"),
+            raw_event("x", amount=666, limit=float("nan")).replace(b"NaN", b"1"),
             "unencodable",
         ),
+        (b"c1", raw_event("x", amount="lots"), "invalid_field_value"),
+        (b"c1", raw_event("x", amount=True), "invalid_field_value"),
         (b"c1", raw_event("x").replace(b'"event_id": "x"', b'"event_id": 5'), "invalid_fields"),
     ],
 )
@@ -122,7 +138,7 @@ def test_ingest__bad_input_is_dead_lettered_and_the_batch_goes_on(key, value, re
         encode_many = model_kit.encoder.encode_events_many
 
         def exploding(kinds, fields):
-            if any(f.get("amount") == "lots" for f in fields):
+            if any(f.get("amount") == 666 for f in fields):
                 raise ZeroDivisionError("unlucky")
             return encode_many(kinds, fields)
 
@@ -170,8 +186,10 @@ def test_encode__vectorised_encoding_equals_the_per_event_encoder():
     values += [raw_event(f"e{d}", day=d, amount=d * 7.5, channel="web") for d in (1, 2, 3)]
     values += [raw_event("odd", day=4, amount="n/a", channel=None)]
     d = decode_events(records(values), {"credit"}, 4096, None, None)
-    appends, rows = encode(d, np.arange(len(d)), encoder, encoder.event_dim, encoder.profile_dim,
-                           "limit", lambda p, o: np.zeros(len(p), bool))  # fmt: skip
+    contract = FieldContract.of(encoder, "coerce", "count", "limit")  # "n/a": missing
+    never = lambda p, o: np.zeros(len(p), bool)  # noqa: E731
+    appends, rows = encode(d, np.arange(len(d)), encoder, contract, encoder.event_dim,
+                           encoder.profile_dim, "limit", never)  # fmt: skip
     assert rows.tolist() == [0, 1, 2, 3, 4]
     expected = [encoder.encode_event("bill", {"amount": d * 7.5, "channel": "web"})
                 for d in (1, 2, 3)]  # fmt: skip
@@ -183,3 +201,62 @@ def test_encode__vectorised_encoding_equals_the_per_event_encoder():
         content_hash(k, int(t), f)
         for k, t, f in zip(appends.kinds, appends.times_ms, d.fields, strict=True)
     ]
+
+
+def _step(values, contract=None):
+    p, _, sink = pipeline(Log(), [records(values)])
+    if contract is not None:
+        p.stages.events.contracts["credit"] = contract(p.stages.events.encoders["credit"])
+    run(p)
+    letters = [DeadLetter.model_validate_json(v) for v in sink.on("dlq")]
+    scored = [RiskScore.model_validate_json(v).event_id for v in sink.on("scores")]
+    return p, letters, scored
+
+
+def test_ingest__strict_field_policy_dead_letters_a_wrong_value_and_scores_the_rest():
+    values = [raw_event("a", day=1), raw_event("bad", day=2, amount="abc"),
+              raw_event("txt", day=3, amount="12.5"), raw_event("b", day=4)]  # fmt: skip
+    p, letters, scored = _step(values)
+    assert [(x.reason, x.offset) for x in letters] == [("invalid_field_value", 1)]
+    assert letters[0].error.startswith("fields.amount: 'abc' is not a number")
+    assert letters[0].original() == values[1]
+    assert scored == ["a", "txt", "b"]
+    sample = p.metrics.registry.get_sample_value
+    labels = {"domain": "credit", "field": "amount", "to": "number"}
+    assert sample("crmrisk_coerced_fields_total", labels) == 1.0
+    assert sample("crmrisk_dead_letters_total", {"reason": "invalid_field_value"}) == 1.0
+
+
+def test_ingest__coerce_field_policy_scores_a_wrong_value_as_missing_and_counts_it():
+    values = [raw_event("bad", day=2, amount="abc"), raw_event("flag", day=3, amount=True)]
+    p, letters, scored = _step(values, lambda e: FieldContract.of(e, "coerce", "count", "limit"))
+    assert letters == [] and scored == ["bad", "flag"]
+    labels = {"domain": "credit", "field": "amount", "to": "missing"}
+    assert p.metrics.registry.get_sample_value("crmrisk_coerced_fields_total", labels) == 2.0
+    encoder = p.stages.events.encoders["credit"]
+    stored = p.state.sequence("c1", "credit")
+    assert stored.event_ids == ["bad", "flag"]
+    np.testing.assert_array_equal(stored.events[0], encoder.encode_event("bill", {}))
+
+
+def test_ingest__unknown_names_and_kinds_are_counted_and_rejected_only_when_asked():
+    values = [raw_event("x", day=1, amount=1, note="hi", **{f"f{i}": i for i in range(150)}),
+              raw_event("k", day=2, kind="martian")]  # fmt: skip
+    p, letters, scored = _step(values)
+    assert letters == [] and scored == ["x", "k"]
+    sample = p.metrics.registry.get_sample_value
+    assert sample("crmrisk_unknown_fields_total", {"domain": "credit", "field": "note"}) == 1.0
+    assert sample("crmrisk_unknown_kinds_total", {"domain": "credit", "kind": "martian"}) == 1.0
+    # 151 names: the first 100 as themselves, the rest under _other
+    names = {
+        s.labels["field"]
+        for m in p.metrics.registry.collect()
+        if m.name == "crmrisk_unknown_fields"
+        for s in m.samples
+        if s.name.endswith("_total")
+    }
+    assert len(names) == 101 and "_other" in names
+    assert sample("crmrisk_unknown_fields_total", {"domain": "credit", "field": "_other"}) == 51.0
+
+    p, letters, scored = _step(values, lambda e: FieldContract.of(e, "strict", "reject", "limit"))
+    assert sorted(x.reason for x in letters) == ["unknown_field", "unknown_kind"] and scored == []

@@ -87,3 +87,19 @@ def test_serve__refuses_to_listen_beyond_loopback_without_a_token():
         assert _status(url) == 401 and _status(url, f"Bearer {TOKEN}") == 200
     finally:
         server.shutdown()
+
+
+def test_count_names__bounds_the_names_per_domain_and_series():
+    from stream.metrics import MAX_NAMES, OTHER, WorkerMetrics
+
+    m = WorkerMetrics()
+    m.count_names(m.unknown_fields, {("credit", f"f{i}"): 1 for i in range(MAX_NAMES + 5)})
+    m.count_names(m.unknown_fields, {("credit", "f0"): 2, ("credit", "late"): 3})
+    m.count_names(m.unknown_fields, {("telco", "late"): 1})  # another domain: its own names
+    m.count_names(m.unknown_kinds, {("credit", "late"): 1})  # another series: its own names
+    sample = m.registry.get_sample_value
+    assert sample("crmrisk_unknown_fields_total", {"domain": "credit", "field": "f0"}) == 3
+    assert sample("crmrisk_unknown_fields_total", {"domain": "credit", "field": OTHER}) == 8
+    assert sample("crmrisk_unknown_fields_total", {"domain": "credit", "field": "late"}) is None
+    assert sample("crmrisk_unknown_fields_total", {"domain": "telco", "field": "late"}) == 1
+    assert sample("crmrisk_unknown_kinds_total", {"domain": "credit", "kind": "late"}) == 1
