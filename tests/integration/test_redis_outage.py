@@ -105,6 +105,29 @@ def _scored(settings: Settings, count: int, timeout_s: float = 90) -> list[RiskS
     return [RiskScore.model_validate_json(r.value) for r in out]
 
 
+def _assert_windows_offline(store: CustomerSequenceStore, encoder: FeatureEncoder, events) -> None:
+    """Every window equals the offline one: the last W statements by (time, id), same encoding,
+    and the latest profile; 0 events lost, 0 stored twice."""
+    by_customer: dict[str, list] = {}
+    for event in events:
+        by_customer.setdefault(event.customer_id, []).append(event)
+    lost = doubled = 0
+    for customer, own in by_customer.items():
+        stored = store.read(customer, "credit")
+        expected = window(own, WINDOW)
+        ids = stored.event_ids
+        doubled += len(ids) - len(set(ids))
+        lost += len({e.event_id for e in expected} - set(ids))
+        assert ids == [e.event_id for e in expected], customer
+        assert stored.event_times_ms.tolist() == [event_time_ms(e) for e in expected]
+        np.testing.assert_allclose(
+            stored.events, [encoder.encode_event(e.kind, e.fields) for e in expected], atol=1e-6
+        )
+        profile = max((e for e in own if e.kind == "profile"), key=event_time_ms)
+        np.testing.assert_allclose(stored.profile, encoder.encode_profile(profile.fields))
+    assert (lost, doubled) == (0, 0)
+
+
 def test_redis_killed_mid_stream__worker_rides_it_out_and_rebuilds_every_window(
     tmp_path, stream_settings, new_topic, credit_dataset, credit_checkpoint
 ):
@@ -187,29 +210,8 @@ def test_redis_killed_mid_stream__worker_rides_it_out_and_rebuilds_every_window(
         watcher.close()
         producer.close()
     try:
-        # Every window equals the offline one: the last W statements by (time, id), same
-        # encoding, and the latest profile.
-        r = settings.redis
-        store = CustomerSequenceStore(redis.Redis(port=port), r.key_prefix)
-        encoder = FeatureEncoder.from_dict(manifest["encoder"])
-        by_customer: dict[str, list] = {}
-        for event in events:
-            by_customer.setdefault(event.customer_id, []).append(event)
-        lost = doubled = 0
-        for customer, own in by_customer.items():
-            stored = store.read(customer, "credit")
-            expected = window(own, WINDOW)
-            ids = stored.event_ids
-            doubled += len(ids) - len(set(ids))
-            lost += len({e.event_id for e in expected} - set(ids))
-            assert ids == [e.event_id for e in expected], customer
-            assert stored.event_times_ms.tolist() == [event_time_ms(e) for e in expected]
-            np.testing.assert_allclose(
-                stored.events, [encoder.encode_event(e.kind, e.fields) for e in expected], atol=1e-6
-            )
-            profile = max((e for e in own if e.kind == "profile"), key=event_time_ms)
-            np.testing.assert_allclose(stored.profile, encoder.encode_profile(profile.fields))
-        assert (lost, doubled) == (0, 0)
+        store = CustomerSequenceStore(redis.Redis(port=port), settings.redis.key_prefix)
+        _assert_windows_offline(store, FeatureEncoder.from_dict(manifest["encoder"]), events)
         # Every statement scored; a batch redone after the restart may score some twice
         # (scores are at-least-once), never with a truncated history after the rebuild.
         counts = Counter(s.event_id for s in scores)
@@ -268,22 +270,9 @@ def test_lost_tail__redis_back_from_an_older_copy_is_found_and_the_gap_restored(
         producer.close()
     try:
         encoder = FeatureEncoder.from_dict(model.load_checkpoint(credit_checkpoint)[1]["encoder"])
-        store = CustomerSequenceStore(cache, settings.redis.key_prefix)
-        by_customer: dict[str, list] = {}
-        for event in events:
-            by_customer.setdefault(event.customer_id, []).append(event)
-        lost = doubled = 0
-        for customer, own in by_customer.items():
-            stored = store.read(customer, "credit")
-            expected = window(own, WINDOW)
-            ids = stored.event_ids
-            doubled += len(ids) - len(set(ids))
-            lost += len({e.event_id for e in expected} - set(ids))
-            assert ids == [e.event_id for e in expected], customer
-            np.testing.assert_allclose(
-                stored.events, [encoder.encode_event(e.kind, e.fields) for e in expected], atol=1e-6
-            )
-        assert (lost, doubled) == (0, 0)
+        _assert_windows_offline(
+            CustomerSequenceStore(cache, settings.redis.key_prefix), encoder, events
+        )
         print(f"lost tail: {metrics.rebuilt._value.get() - rebuilt_before:.0f} events restored")
     finally:
         server.kill()
