@@ -45,6 +45,8 @@ __all__ = [
     "realized",
 ]
 
+_SAMPLE_CELLS = 4_000_000  # sampled labels held at once (~40 MB with the uniforms)
+
 ASSUMPTIONS = "calibrated probabilities; no concept drift (only covariate shift)"
 
 
@@ -101,6 +103,8 @@ def expected_auc(p: np.ndarray) -> float:
     0.5
     """
     p = np.asarray(p, dtype=np.float64)
+    if len(p) < 2:
+        return float("nan")  # no pair to order
     values, inverse = np.unique(p, return_inverse=True)  # sorted distinct values
     pos = np.bincount(inverse, weights=p, minlength=len(values))  # sum p per value
     neg = np.bincount(inverse, weights=1 - p, minlength=len(values))  # sum 1-p per value
@@ -115,23 +119,28 @@ def estimate(p: np.ndarray, threshold: float, draws: int = 300, seed: int = 0) -
     """The CBPE estimate of a chunk of calibrated probabilities ``p`` at ``threshold``.
 
     Predicted positive means ``p >= threshold`` (as the alert policy fires). The band samples
-    ``draws`` label vectors at once (a ``(draws, n)`` boolean array); AUC per draw from the
-    average ranks of ``p`` (ties half), draws with a single class left out.
+    ``draws`` label vectors, a block of them at a time (a ``(rows, n)`` boolean array, bounded
+    memory); AUC per draw from the average ranks of ``p`` (ties half), draws with a single
+    class left out. ``p`` is sorted first, so the band does not depend on the order of scores.
     """
-    p = np.asarray(p, dtype=np.float64)
+    p = np.sort(np.asarray(p, dtype=np.float64))  # the band must not depend on arrival order
     flagged = p >= threshold
     tp, fp = p[flagged].sum(), (1 - p[flagged]).sum()
     fn, tn = p[~flagged].sum(), (1 - p[~flagged]).sum()
     rng = np.random.default_rng(seed)
-    y = rng.random((draws, len(p))) < p  # (draws, n) sampled labels
-    n1 = y.sum(axis=1)
-    n0 = len(p) - n1
-    ok = (n1 > 0) & (n0 > 0)
     ranks = rankdata(p)  # average ranks: ties count half
-    aucs = (y[ok] @ ranks - n1[ok] * (n1[ok] + 1) / 2) / (n1[ok] * n0[ok])
-    tps = y[:, flagged].sum(axis=1)
-    precisions = tps / flagged.sum() if flagged.any() else np.zeros(draws)
-    recalls = tps[n1 > 0] / n1[n1 > 0]
+    aucs, precisions, recalls = [], [], []
+    rows = max(1, _SAMPLE_CELLS // max(len(p), 1))  # draws per block: bounded memory
+    for start in range(0, draws, rows):
+        y = rng.random((min(rows, draws - start), len(p))) < p  # (rows, n) sampled labels
+        n1 = y.sum(axis=1)
+        n0 = len(p) - n1
+        ok = (n1 > 0) & (n0 > 0)
+        aucs.append((y[ok] @ ranks - n1[ok] * (n1[ok] + 1) / 2) / (n1[ok] * n0[ok]))
+        tps = y[:, flagged].sum(axis=1)
+        precisions.append(tps / flagged.sum() if flagged.any() else np.zeros(len(y)))
+        recalls.append(tps[n1 > 0] / n1[n1 > 0])
+    aucs, precisions, recalls = map(np.concatenate, (aucs, precisions, recalls))
     return Estimate(
         n=len(p),
         expected_tp=float(tp),

@@ -74,6 +74,16 @@ def test_estimate__confusion_matrix_sums_p_and_1_minus_p_on_each_side():
     assert est.n == 4
 
 
+def test_estimate__does_not_depend_on_the_order_of_scores():
+    p, _ = _calibrated(3, n=2_000)
+    shuffled = np.random.default_rng(4).permutation(p)
+    assert estimate(p, threshold=0.3) == estimate(shuffled, threshold=0.3)
+
+
+def test_expected_auc__is_nan_without_a_pair():
+    assert np.isnan(expected_auc(np.array([]))) and np.isnan(expected_auc(np.array([0.4])))
+
+
 def _score(customer: str, minutes: int, p: float, version: str = "v1") -> RiskScore:
     t = T0 + timedelta(minutes=minutes)
     return RiskScore(
