@@ -58,6 +58,11 @@ def test_models_performance__estimate_per_chunk_realized_where_outcomes_joined(s
     assert (day1["chunk"], day1["labelled"], day1["real AUC"]) == ("2024-01-02 00:00", "0", "-")
     assert "skipped unreadable records: 0 scores, 1 outcomes" in result.output
     assert "no concept drift" in result.output
+    later = CliRunner().invoke(
+        app, ["models", "performance", "--since", "2024-01-02T00:00:00+00:00"], env=env
+    )
+    assert later.exit_code == 0, later.output
+    assert "2024-01-02 00:00" in later.output and "2024-01-01 00:00" not in later.output
 
 
 def test_models_performance__missing_topic_is_one_clear_line(settings):
@@ -68,3 +73,5 @@ def test_models_performance__missing_topic_is_one_clear_line(settings):
     result = CliRunner().invoke(app, ["models", "performance"], env=env)
     assert result.exit_code == 2
     assert "topic it-cli-perf-no-such-topic does not exist" in result.output
+    zero = CliRunner().invoke(app, ["models", "performance", "--chunk-hours", "0"], env=env)
+    assert zero.exit_code == 2 and "--chunk-hours must be positive, got 0" in zero.output
