@@ -4,7 +4,8 @@ Public names resolve lazily (PEP 562), so ``import training.datasets`` (used by 
 replay``) does not pull in torch. Modules: ``train`` (load, build, fit, evaluate, save),
 ``crossfit`` (members on folds, out-of-fold calibration), ``calibration`` (Platt, conformal
 margins), ``evaluate`` (metrics, validation-only threshold), ``incremental`` and
-``trainer_loop`` (refreshes while serving), ``drift``, ``point_in_time``, ``datasets``
+``trainer_loop`` (refreshes while serving), ``drift``, ``performance`` (estimated and
+realized performance while serving), ``point_in_time``, ``datasets``
 (adapters). The paper's tables (baselines, efficiency, the runner, the report) live in
 ``benchmarks/tables``.
 """

@@ -3,12 +3,14 @@
 ``crmrisk models`` lists a domain's versions with their held-out metrics and decisions;
 ``promote VERSION`` / ``rollback [VERSION]`` move the live pointer in Redis and announce the
 change on ``risk.model-updates`` (inference workers load it between batches); ``import PATH``
-registers a checkpoint written by ``crmrisk train``; ``history`` shows the pointer's moves.
+registers a checkpoint written by ``crmrisk train``; ``history`` shows the pointer's moves;
+``performance`` shows estimated vs realized performance per chunk (``commands/performance.py``).
 """
 
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated
 
@@ -123,6 +125,25 @@ def promote_version(settings: Settings, domain: str, version: str, reason: str) 
     finally:
         producer.close()
     _console.print(f"{domain}: live version {change.previous or '-'} -> {change.version}")
+
+
+@app.command("performance")
+def performance(
+    domain: _Domain = "credit",
+    since: Annotated[
+        datetime | None,
+        typer.Option(help="Only scores and outcomes from this time on (naive = local time)."),
+    ] = None,
+    chunk_hours: Annotated[float, typer.Option(help="Chunk length, in hours.")] = 24.0,
+    threshold: Annotated[
+        float | None,
+        typer.Option(min=0, max=1, help="Alert threshold (default RISK_SCORING__ALERT_THRESHOLD)."),
+    ] = None,
+) -> None:
+    """Estimated (from calibrated scores) vs realized (from outcomes) performance per chunk."""
+    from crmrisk.commands.performance import show_performance
+
+    show_performance(Settings(), domain, since, chunk_hours, threshold)
 
 
 @app.command("rollback")
