@@ -42,6 +42,10 @@ class TopicSettings(BaseModel):
     outcomes: str = Field("crm.outcomes", description="Labelled outcomes for the trainer.")
     scores: str = Field("risk.scores", description="One RiskScore per scored event.")
     alerts: str = Field("risk.alerts", description="RiskAlerts fired by the alert policy.")
+    shadow_scores: str = Field(
+        "risk.scores.shadow",
+        description="ShadowScores: a shadow or canary challenger's scores beside the champion's.",
+    )
     model_updates: str = Field("risk.model-updates", description="Model version changes.")
     score_requests: str = Field(
         "risk.score-requests",

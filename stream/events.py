@@ -35,6 +35,7 @@ __all__ = [
     "ReasonCode",
     "RiskAlert",
     "RiskScore",
+    "ShadowScore",
     "dead_letter",
     "parse_event",
     "parse_outcome",
@@ -151,6 +152,33 @@ class RiskScore(_Message):
     reasons: list[ReasonCode] = Field(
         default_factory=list, description="Reason codes, when asked for (alerts always)."
     )
+
+    _utc = field_validator("event_time", "scored_at")(_to_utc)
+
+    @property
+    def key(self) -> bytes:
+        return self.customer_id.encode()
+
+
+class ShadowScore(_Message):
+    """A challenger's score of the same window the champion just scored (shadow or canary
+    evaluation): never alerted on, only compared. Published on ``risk.scores.shadow``."""
+
+    customer_id: Identifier
+    domain: DomainName
+    event_id: Identifier
+    event_time: AwareDatetime
+    probability: float = Field(ge=0, le=1, description="The challenger's probability.")
+    model_version: str = Field(description="The challenger's version.")
+    champion_version: str
+    champion_probability: float = Field(ge=0, le=1)
+    would_alert: bool = Field(
+        description="The challenger's probability reaches the alert threshold (cool-down and "
+        "re-arming are not replayed for it)."
+    )
+    scored_at: AwareDatetime
+    shadow_us: float = Field(ge=0, description="The challenger's model time per row (batch mean).")
+    champion_us: float = Field(ge=0, description="The champion's model time per row (batch mean).")
 
     _utc = field_validator("event_time", "scored_at")(_to_utc)
 

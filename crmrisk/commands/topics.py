@@ -25,6 +25,7 @@ def project_topics(kafka: KafkaSettings) -> list[str]:
         t.outcomes,
         t.scores,
         t.alerts,
+        t.shadow_scores,
         t.model_updates,
         t.score_requests,
     ]
@@ -67,7 +68,8 @@ def create(
     ),
 ) -> None:
     """Create crm.events, crm.events.dlq, crm.outcomes, risk.scores, risk.alerts,
-    risk.model-updates and risk.score-requests where missing (existing ones are left alone)."""
+    risk.scores.shadow, risk.model-updates and risk.score-requests where missing (existing
+    ones are left alone)."""
     quiet_kafka_clients()
     settings = Settings()
     require_services(settings, redis=False)
