@@ -7,7 +7,15 @@ from state.alert_state import AlertState, AlertStateStore, AlertTable
 from state.customer_sequence import CustomerSequence, CustomerSequenceStore, as_sequence
 from state.errors import StateError
 from state.latest_score import LatestScoreStore
-from state.model_pointer import ANY, ModelPointer, PointerChange, PointerConflict, PointerError
+from state.model_pointer import (
+    ANY,
+    ModelPointer,
+    PointerChange,
+    PointerConflict,
+    PointerError,
+    Trial,
+    TrialEnd,
+)
 from state.partition_fence import Claim, PartitionFence, PartitionWrite, Refusal
 from state.pipeline import round_trip
 from state.records import AlertRecord, WindowRecord
@@ -34,6 +42,8 @@ __all__ = [
     "PointerError",
     "Refusal",
     "StateError",
+    "Trial",
+    "TrialEnd",
     "WindowRecord",
     "WindowTable",
     "Windows",

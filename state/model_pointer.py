@@ -12,7 +12,13 @@ current atomically (temporary file, fsync, rename) and appends to the history, s
 ``PointerConflict``. The Redis copy is written after the journal; failing to write it only
 delays readers of the copy.
 
-Files: ``live/<domain>.json`` (current), ``live/<domain>.history.jsonl`` (oldest first).
+A domain may also have one **trial**: a challenger version scored beside the live one, either
+as a shadow (scored, compared, never alerted on) or as a canary (a stable share of customers
+scored and alerted on by it). The trial lives in the journal only (workers read the journal);
+starting and ending one is recorded in its own history.
+
+Files: ``live/<domain>.json`` (current), ``live/<domain>.history.jsonl`` (oldest first),
+``live/<domain>.trial.json`` (the running trial, if any), ``live/<domain>.trials.jsonl``.
 Keys: ``{prefix}:model:{{domain}}:current`` (hash) and ``{prefix}:model:{{domain}}:history``
 (list, newest first, capped; the braces are a cluster hash tag). Only this class builds them.
 A deployment whose pointer lived only in Redis (before the journal, keys without the tag) is
@@ -31,12 +37,21 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
+from typing import Literal
 
 import redis
 
 from state.errors import StateError
 
-__all__ = ["ANY", "ModelPointer", "PointerChange", "PointerConflict", "PointerError"]
+__all__ = [
+    "ANY",
+    "ModelPointer",
+    "PointerChange",
+    "PointerConflict",
+    "PointerError",
+    "Trial",
+    "TrialEnd",
+]
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +80,38 @@ class PointerChange:
     version: str
     previous: str | None
     changed_at: datetime
+    reason: str
+
+
+@dataclass(frozen=True)
+class Trial:
+    """A challenger ``version`` on trial beside the live one: ``shadow`` (scored and compared
+    only) or ``canary`` (``percent`` of customers, by a stable hash of their id, served by it)."""
+
+    domain: str
+    mode: Literal["shadow", "canary"]
+    version: str
+    percent: float
+    started_at: datetime
+    reason: str
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "mode": self.mode,
+            "version": self.version,
+            "percent": self.percent,
+            "started_at": self.started_at.isoformat(),
+            "reason": self.reason,
+        }
+
+
+@dataclass(frozen=True)
+class TrialEnd:
+    """How a trial ended: ``promoted``, ``rolled_back`` (by a rule) or ``stopped``."""
+
+    trial: Trial
+    outcome: Literal["promoted", "rolled_back", "stopped"]
+    ended_at: datetime
     reason: str
 
 
@@ -225,14 +272,118 @@ class ModelPointer:
             return False
         return True
 
+    # -- the trial: the journal only -----------------------------------------------------------
+    def trial(self, domain: str) -> Trial | None:
+        """The challenger on trial for ``domain``, if any."""
+        path = self._file(domain, ".trial.json")
+        try:
+            entry = json.loads(path.read_text())
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError) as exc:
+            raise PointerError(f"reading the model trial {path}: {exc}") from exc
+        return _trial(domain, entry)
+
+    def start_trial(
+        self,
+        domain: str,
+        mode: Literal["shadow", "canary"],
+        version: str,
+        reason: str,
+        *,
+        percent: float = 0.0,
+        now: datetime | None = None,
+    ) -> Trial:
+        """Put ``version`` on trial; replaces a running trial (recorded as ``stopped``).
+
+        Refused (``ValueError``) when ``version`` is the live one, for an unknown ``mode``, or a
+        canary share outside (0, 100)."""
+        if mode not in ("shadow", "canary"):
+            raise ValueError(f"trial mode must be 'shadow' or 'canary', got {mode!r}")
+        if mode == "canary" and not 0 < percent < 100:
+            raise ValueError(f"canary percent must be in (0, 100), got {percent}")
+        if mode == "shadow":
+            percent = 0.0
+        when = (now or datetime.now(UTC)).astimezone(UTC)
+        trial = Trial(domain, mode, version, float(percent), when, reason)
+        with self._locked(domain):
+            if self._read(domain, migrate=False).get("version") == version:
+                raise ValueError(f"{domain}/{version} is already live: nothing to try")
+            running = self.trial(domain)
+            if running is not None:
+                self._log_trial_end(TrialEnd(running, "stopped", when, f"replaced by {version}"))
+            self._log_trial({"event": "start", "domain": domain, **trial.to_dict()})
+            self._write_json(self._file(domain, ".trial.json"), trial.to_dict())
+        return trial
+
+    def end_trial(
+        self,
+        domain: str,
+        outcome: Literal["promoted", "rolled_back", "stopped"],
+        reason: str,
+        *,
+        version: str | None = None,
+        now: datetime | None = None,
+    ) -> TrialEnd | None:
+        """End the running trial (None if there is none, or if it is not of ``version``)."""
+        when = (now or datetime.now(UTC)).astimezone(UTC)
+        with self._locked(domain):
+            running = self.trial(domain)
+            if running is None or (version is not None and running.version != version):
+                return None
+            end = TrialEnd(running, outcome, when, reason)
+            self._log_trial_end(end)
+            try:
+                self._file(domain, ".trial.json").unlink()
+                self._sync_directory()
+            except OSError as exc:
+                raise PointerError(f"ending the model trial of {domain}: {exc}") from exc
+        return end
+
+    def trials(self, domain: str) -> list[dict[str, object]]:
+        """Trial starts and ends of ``domain``, oldest first (as recorded)."""
+        path = self._file(domain, ".trials.jsonl")
+        try:
+            lines = path.read_text().splitlines() if path.exists() else []
+        except OSError as exc:
+            raise PointerError(f"reading {path}: {exc}") from exc
+        return [json.loads(line) for line in lines if line]
+
+    def _log_trial_end(self, end: TrialEnd) -> None:
+        self._log_trial(
+            {
+                "event": "end",
+                "domain": end.trial.domain,
+                **end.trial.to_dict(),
+                "outcome": end.outcome,
+                "ended_at": end.ended_at.isoformat(),
+                "end_reason": end.reason,
+            }
+        )
+
+    def _log_trial(self, entry: dict[str, object]) -> None:
+        path = self._file(str(entry["domain"]), ".trials.jsonl")
+        try:
+            with path.open("a") as handle:
+                handle.write(json.dumps(entry) + "\n")
+                handle.flush()
+                os.fsync(handle.fileno())
+        except OSError as exc:
+            raise PointerError(f"writing {path}: {exc}") from exc
+
     def _write_current(self, domain: str, entry: dict[str, str]) -> None:
-        path = self._file(domain, ".json")
+        self._write_json(self._file(domain, ".json"), entry)
+
+    def _write_json(self, path: Path, entry: dict) -> None:
         temporary = path.with_suffix(".json.tmp")
         with temporary.open("w") as handle:
             json.dump(entry, handle)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(temporary, path)
+        self._sync_directory()
+
+    def _sync_directory(self) -> None:
         descriptor = os.open(self.directory, os.O_RDONLY)
         try:
             os.fsync(descriptor)
@@ -260,6 +411,17 @@ def _change(domain: str, entry: dict[str, str]) -> PointerChange:
         version=entry["version"],
         previous=entry.get("previous") or None,
         changed_at=datetime.fromisoformat(entry["changed_at"]),
+        reason=entry.get("reason", ""),
+    )
+
+
+def _trial(domain: str, entry: dict) -> Trial:
+    return Trial(
+        domain=domain,
+        mode=entry["mode"],
+        version=entry["version"],
+        percent=float(entry.get("percent") or 0.0),
+        started_at=datetime.fromisoformat(entry["started_at"]),
         reason=entry.get("reason", ""),
     )
 

@@ -28,6 +28,7 @@ from state import AlertTable, ModelPointer, PartitionFence, WindowTable
 from stream.alert_policy import AlertPolicy
 from stream.alerting import Alerter, ProcessAlerts
 from stream.batch import BatchStages, EventSide, ScoreSide
+from stream.challenger import Challenger
 from stream.field_contract import FieldContract
 from stream.kafka_io import FastProducer, KafkaHistory, KafkaSource, new_consumer
 from stream.metrics import WorkerMetrics
@@ -259,6 +260,7 @@ def build_worker(
         scores=k.topics.scores,
         alerts=k.topics.alerts,
         score_requests=k.topics.score_requests,
+        shadow_scores=k.topics.shadow_scores,
     )
     metrics = metrics or WorkerMetrics()
     stages = BatchStages(topic, Ownership(topic, fence), fence, events=events, scoring=scoring)
@@ -281,6 +283,7 @@ def build_worker(
         if s.rebuild_state
         else None,
         between_batches=partial(_reloaded, watcher) if watcher is not None else None,
+        trials_between_batches=partial(_trials, watcher) if watcher is not None else None,
         on_alert=on_alert,
         outage=outage or worker_outage(settings, metrics),
         alert_stage=alert_stage,
@@ -297,6 +300,20 @@ def _reloaded(watcher: Any) -> dict[str, DomainModel]:
     if kits:
         freeze_heap()
     return kits
+
+
+def _trials(watcher: Any) -> dict[str, Challenger | None]:
+    """Trials the watcher started or ended since the last batch, as challengers."""
+    out: dict[str, Challenger | None] = {}
+    for domain, loaded in watcher.take_trials().items():
+        if loaded is None:
+            out[domain] = None
+        else:
+            trial = loaded.trial
+            out[domain] = Challenger(trial.mode, loaded.model.value.scorer, trial.percent)
+    if out:
+        freeze_heap()
+    return out
 
 
 def worker_outage(settings: Settings, metrics: WorkerMetrics) -> Outage:

@@ -33,6 +33,7 @@ from state import (
 )
 from stream.alert_policy import decide_many
 from stream.alerting import Alerter, Firing
+from stream.challenger import Challenger, canary_rows, shadow_bytes
 from stream.decode import Decoded, Encoder, decode_events, decode_requests, encode
 from stream.events import DeadLetter, InvalidEvent, dead_letter
 from stream.field_contract import FieldContract
@@ -73,6 +74,7 @@ class ScoreSide:
     scorers: dict[str, Scorer]
     alert_states: dict[str, AlertTable]
     alerter: Alerter
+    challengers: dict[str, Challenger] = field(default_factory=dict)  # trials, per domain
 
 
 @dataclass
@@ -97,6 +99,12 @@ class Batch:
     unknown_fields: Counter = field(default_factory=Counter)
     unknown_kinds: Counter = field(default_factory=Counter)
     delivery: Delivery = field(default_factory=Delivery)
+    # A challenger on trial (``stream/challenger.py``): its shadow scores, the rows it scored
+    # (shadow: all; canary: its share), its model time, and rows it failed (champion's then).
+    shadow_scores: list[tuple[bytes, bytes]] = field(default_factory=list)
+    challenger_rows: Counter = field(default_factory=Counter)  # (domain, mode) -> rows
+    challenger_failures: Counter = field(default_factory=Counter)  # (domain, mode) -> rows
+    challenger_ms: list[float] = field(default_factory=list)
 
 
 @dataclass
@@ -335,24 +343,58 @@ class BatchStages:
         return w, meta
 
     def _score(self, domain, w, meta, batch, now, serial, publish, alerts_out, scores_out, epochs):
-        scoring = self.scoring
-        scorer = scoring.scorers[domain]
+        """Score, then decide. A canary takes its customers' rows (a customer is wholly on one
+        side, so each customer's scores keep their order); a shadow rescores the champion's."""
+        champion = self.scoring.scorers[domain]
+        challenger = self.scoring.challengers.get(domain) if publish else None
+        sides = [(champion, w, meta)]
+        if challenger is not None and challenger.mode == "canary":
+            mine = canary_rows(meta.customers, challenger.percent)
+            if mine.any():
+                theirs, ours = np.flatnonzero(mine), np.flatnonzero(~mine)
+                sides = [
+                    (champion, w.take(ours), meta.take(ours)),
+                    (challenger.scorer, w.take(theirs), meta.take(theirs)),
+                ]
+        shadow = challenger if challenger is not None and challenger.mode == "shadow" else None
+        for scorer, w_side, meta_side in sides:
+            if len(w_side):
+                self._score_side(
+                    domain, scorer, shadow, w_side, meta_side, batch, now, serial, publish,
+                    alerts_out, scores_out, epochs,
+                )  # fmt: skip
+
+    def _score_side(
+        self, domain, scorer, shadow, w, meta, batch, now, serial, publish, alerts_out,
+        scores_out, epochs,
+    ):  # fmt: skip
+        champion = self.scoring.scorers[domain]
         started = time.perf_counter()
-        try:
-            rows = scorer.score_windows(w)
-        except Exception:  # one bad window must not fail the batch: find it
-            log.exception("%s: scoring a batch of %d failed; scoring one by one", domain, len(w))
-            rows, keep = self._score_each(scorer, w, meta, batch)
-            w, meta = w.take(keep), meta.take(keep)
+        if scorer is champion:
+            rows, w, meta = self._forward(scorer, w, meta, batch)
+        else:  # the canary's rows
+            batch.challenger_rows[(domain, "canary")] += len(w)
+            try:
+                rows = scorer.score_windows(w)
+            except Exception:  # the champion serves them instead: nothing lost
+                log.exception("%s: canary %s failed on %d rows", domain, scorer.version, len(w))
+                batch.challenger_failures[(domain, "canary")] += len(w)
+                scorer = champion
+                rows, w, meta = self._forward(scorer, w, meta, batch)
+            else:
+                batch.challenger_ms.append((time.perf_counter() - started) * 1000)
+        model_ms = (time.perf_counter() - started) * 1000
         customers, event_ids, times, partitions = (
             meta.customers,
             meta.event_ids,
             meta.times,
             meta.partitions,
         )
-        batch.model_ms.append((time.perf_counter() - started) * 1000)
+        batch.model_ms.append(model_ms)
         if not len(w):
             return
+        if shadow is not None:
+            self._shadow(domain, shadow, w, meta, rows, champion, model_ms, batch, now)
         tops = _top_events(w, rows)
         quantile_names = scorer.quantile_names
         scored_at = iso_ms(int(now * 1000))
@@ -394,6 +436,51 @@ class BatchStages:
                     [tops[i] for i in fire.tolist()],
                 )
             )
+
+    def _forward(self, scorer: Scorer, w: Windows, meta: _Meta, batch: Batch):
+        """The batch's forward pass; if it fails, row by row (``_score_each``)."""
+        try:
+            return scorer.score_windows(w), w, meta
+        except Exception:  # one bad window must not fail the batch: find it
+            log.exception(
+                "model %s: scoring a batch of %d failed; one by one", scorer.version, len(w)
+            )
+            rows, keep = self._score_each(scorer, w, meta, batch)
+            return rows, w.take(keep), meta.take(keep)
+
+    def _shadow(self, domain, shadow, w, meta, rows, champion, champion_ms, batch, now) -> None:
+        """The shadow's scores of the windows the champion just scored: ``batch.shadow_scores``
+        only. Whatever it raises is logged and counted; the champion's output is untouched."""
+        started = time.perf_counter()
+        batch.challenger_rows[(domain, "shadow")] += len(w)
+        try:
+            theirs = shadow.scorer.score_windows(w).probability
+        except Exception:
+            log.exception("%s: shadow %s failed on %d rows", domain, shadow.scorer.version, len(w))
+            batch.challenger_failures[(domain, "shadow")] += len(w)
+            return
+        shadow_ms = (time.perf_counter() - started) * 1000
+        batch.challenger_ms.append(shadow_ms)
+        threshold = self.scoring.alerter.policy.threshold
+        scored_at = iso_ms(int(now * 1000))
+        shadow_us, champion_us = shadow_ms * 1000 / len(w), champion_ms * 1000 / len(w)
+        for i, customer in enumerate(meta.customers):
+            p = float(theirs[i])
+            body = shadow_bytes(
+                customer_id=customer,
+                domain=domain,
+                event_id=meta.event_ids[i],
+                event_time_ms=int(meta.times[i]),
+                probability=p,
+                model_version=shadow.scorer.version,
+                champion_version=champion.version,
+                champion_probability=float(rows.probability[i]),
+                would_alert=p >= threshold,
+                scored_at=scored_at,
+                shadow_us=shadow_us,
+                champion_us=champion_us,
+            )
+            batch.shadow_scores.append((customer.encode(), body))
 
     def _score_each(self, scorer: Scorer, w: Windows, meta: _Meta, batch: Batch):
         """Score one by one; whatever still fails becomes a ``scoring_failed`` dead letter."""

@@ -110,6 +110,25 @@ class WorkerMetrics:
         self.model_ms = Histogram(
             "crmrisk_model_ms", "Forward pass time per batch.", buckets=_MS_BUCKETS, registry=r
         )
+        self.challenger_rows = Counter(
+            "crmrisk_challenger_rows",
+            "Rows scored by a challenger on trial (shadow: every scored row again; canary: its "
+            "share of customers).",
+            ["domain", "mode"],
+            registry=r,
+        )
+        self.challenger_failures = Counter(
+            "crmrisk_challenger_failures",
+            "Rows a challenger failed to score (a canary's are scored by the champion instead).",
+            ["domain", "mode"],
+            registry=r,
+        )
+        self.challenger_ms = Histogram(
+            "crmrisk_challenger_model_ms",
+            "A challenger's forward pass time per batch (the shadow's cost on the scoring step).",
+            buckets=_MS_BUCKETS,
+            registry=r,
+        )
         self.latency_ms = BulkHistogram(
             "crmrisk_event_to_score_ms",
             "Inbound Kafka timestamp -> score acknowledged by Kafka.",

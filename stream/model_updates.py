@@ -26,13 +26,14 @@ from prometheus_client import Counter
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from model.registry import ModelRegistry, ModelVersion
-from state.model_pointer import ANY, ModelPointer, PointerChange
+from state.model_pointer import ANY, ModelPointer, PointerChange, Trial, TrialEnd
 
 __all__ = [
     "LoadedModel",
     "ModelPromoter",
     "ModelUpdate",
     "ModelWatcher",
+    "TrialModel",
     "parse_model_update",
 ]
 
@@ -52,7 +53,9 @@ RELOADS = Counter(
 
 
 class ModelUpdate(BaseModel):
-    """A domain's live model changed from ``previous`` to ``version``."""
+    """A domain's live model changed from ``previous`` to ``version`` (``kind`` "live"), or a
+    trial of ``version`` started (``trial_start``: ``mode`` shadow or canary, ``percent``) or
+    ended (``trial_end``: ``outcome`` promoted, rolled_back or stopped)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -63,6 +66,10 @@ class ModelUpdate(BaseModel):
     reason: str
     changed_at: AwareDatetime
     metrics: dict[str, float] = Field(default_factory=dict)
+    kind: Literal["live", "trial_start", "trial_end"] = "live"
+    mode: Literal["shadow", "canary"] | None = None
+    percent: float | None = None
+    outcome: Literal["promoted", "rolled_back", "stopped"] | None = None
 
     def to_bytes(self) -> bytes:
         return self.model_dump_json().encode()
@@ -102,7 +109,79 @@ class ModelPromoter:
         entry = self._registry.verify(domain, version)
         change = self._pointer.set(domain, version, reason, expected=expected)
         self.announce(change, entry)
+        trial = self._pointer.trial(domain)
+        if trial is not None and trial.version == version:  # the challenger won: trial over
+            self.end_trial(domain, "promoted", reason, version=version)
         return change
+
+    def start_trial(
+        self,
+        domain: str,
+        version: str,
+        mode: Literal["shadow", "canary"],
+        reason: str,
+        percent: float = 0.0,
+    ) -> Trial:
+        """Put ``version`` on trial beside the live model and announce it.
+
+        Refused (``ValueError`` or a registry error, naming what to fix) for a version not in
+        ``domain``'s registry, one whose hash does not verify, the live version itself, or one
+        with another feature encoder: windows are stored encoded by the live model's encoder,
+        so such a challenger would need windows of its own (not supported: train it with the
+        same feature spec, or promote it after an offline evaluation).
+        """
+        entry = self._registry.verify(domain, version)
+        live = self._pointer.current(domain)
+        if live is None:
+            raise ValueError(f"{domain} has no live version: promote one before a trial")
+        if entry.manifest.get("encoder") != self._registry.get(domain, live).manifest.get(
+            "encoder"
+        ):
+            raise ValueError(
+                f"{domain}/{version} encodes events differently from the live {live}: a trial "
+                "scores the windows stored for the live model, so it needs the same feature "
+                "encoder (same spec and training vocabulary)"
+            )
+        trial = self._pointer.start_trial(domain, mode, version, reason, percent=percent)
+        self._send(
+            ModelUpdate(
+                domain=domain,
+                version=version,
+                previous=live,
+                reason=reason,
+                changed_at=trial.started_at,
+                kind="trial_start",
+                mode=mode,
+                percent=trial.percent,
+            )
+        )
+        return trial
+
+    def end_trial(
+        self,
+        domain: str,
+        outcome: Literal["promoted", "rolled_back", "stopped"],
+        reason: str,
+        *,
+        version: str | None = None,
+    ) -> TrialEnd | None:
+        """End ``domain``'s trial (of ``version``, if given) and announce it; None if none ran."""
+        end = self._pointer.end_trial(domain, outcome, reason, version=version)
+        if end is not None:
+            self._send(
+                ModelUpdate(
+                    domain=domain,
+                    version=end.trial.version,
+                    previous=self._pointer.current(domain),
+                    reason=reason,
+                    changed_at=end.ended_at,
+                    kind="trial_end",
+                    mode=end.trial.mode,
+                    percent=end.trial.percent,
+                    outcome=outcome,
+                )
+            )
+        return end
 
     def rollback(self, domain: str, version: str | None = None) -> PointerChange:
         """Go back to ``version``, or to the version live before the current one."""
@@ -122,7 +201,10 @@ class ModelPromoter:
             changed_at=change.changed_at,
             metrics=numeric,
         )
-        # The pointer already moved: a lost announcement only delays workers until their next
+        self._send(update)
+
+    def _send(self, update: ModelUpdate) -> None:
+        # The journal already moved: a lost announcement only delays workers until their next
         # periodic check, so waiting for the ack here is for the caller's feedback, not safety.
         self._producer.send(self._topic, key=update.key, value=update.to_bytes()).get(timeout=30)
 
@@ -136,6 +218,14 @@ class LoadedModel(Generic[T]):
     value: T  # what ``load`` returned (e.g. ``stream.models.DomainModel``)
     manifest: Mapping[str, Any]
     loaded_at: datetime
+
+
+@dataclass(frozen=True)
+class TrialModel(Generic[T]):
+    """A challenger on trial (``state.Trial``: shadow or canary), loaded and verified."""
+
+    trial: Trial
+    model: LoadedModel[T]
 
 
 class ModelWatcher(Generic[T]):
@@ -186,6 +276,9 @@ class ModelWatcher(Generic[T]):
         self._live: dict[str, LoadedModel[T]] = {}  # what the worker has, or gets at take()
         self._ready: dict[str, LoadedModel[T]] = {}  # loaded, not yet taken
         self._refused: dict[str, str] = {}  # domain -> version that failed, not retried
+        self._trials: dict[str, TrialModel[T]] = {}  # the challenger on trial per domain
+        self._ready_trials: dict[str, TrialModel[T] | None] = {}  # None: the trial ended
+        self._trial_refused: dict[str, Trial] = {}
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._problem: str | None = None  # why the pointer cannot be read now, if it cannot
@@ -193,13 +286,16 @@ class ModelWatcher(Generic[T]):
 
     # -- the worker's side ------------------------------------------------------------------
     def start(self) -> dict[str, LoadedModel[T]]:
-        """Load every domain's live version now (raises if one cannot load), then watch."""
+        """Load every domain's live version now (raises if one cannot load), then watch.
+        A running trial is loaded too (``take_trials`` hands it over; refused ones are logged)."""
         for domain in self._domains:
             version = self._pointer.current(domain)
             if version is None:
                 raise LookupError(f"no live model version for {domain}: promote one first")
             loaded = self._load(domain, version)
             self._live[domain] = loaded
+        for domain in self._domains:
+            self._check_trial(domain)
         self._thread = threading.Thread(target=self._run, name="model-watcher", daemon=True)
         self._thread.start()
         return dict(self._live)
@@ -208,6 +304,12 @@ class ModelWatcher(Generic[T]):
         """Models loaded since the last call, by domain (usually empty). Call between batches."""
         with self._lock:
             ready, self._ready = self._ready, {}
+        return ready
+
+    def take_trials(self) -> dict[str, TrialModel[T] | None]:
+        """Trials started, changed (None: ended) since the last call. Call between batches."""
+        with self._lock:
+            ready, self._ready_trials = self._ready_trials, {}
         return ready
 
     def health(self) -> str | None:
@@ -256,7 +358,43 @@ class ModelWatcher(Generic[T]):
                 self._live[domain] = loaded
                 self._ready[domain] = loaded
             became_ready.append(f"{domain}/{version}")
+        for domain in self._domains:
+            became_ready += self._check_trial(domain)
         return became_ready
+
+    def _check_trial(self, domain: str) -> list[str]:
+        """Follow ``domain``'s trial: load its challenger (same encoder as the live model:
+        it scores the same stored windows), or hand over its end."""
+        trial = self._pointer.trial(domain)
+        running = self._trials.get(domain)
+        if trial is None:
+            if running is not None:
+                with self._lock:
+                    del self._trials[domain]
+                    self._ready_trials[domain] = None
+                log.info("%s: trial of %s ended", domain, running.trial.version)
+            return []
+        if running is not None and running.trial == trial:
+            return []
+        if self._trial_refused.get(domain) == trial:
+            return []
+        try:
+            if running is not None and running.model.version == trial.version:
+                model = running.model  # only the mode or the share changed
+            else:
+                model = self._load(domain, trial.version)
+        except Exception as exc:  # a challenger that cannot load never touches the champion
+            self._trial_refused[domain] = trial
+            RELOADS.labels(domain, "refused").inc()
+            log.error("%s trial of %s/%s refused: %s", trial.mode, domain, trial.version, exc)
+            if self.on_refused is not None:
+                self.on_refused(domain, trial.version, exc)
+            return []
+        loaded = TrialModel(trial, model)
+        with self._lock:
+            self._trials[domain] = loaded
+            self._ready_trials[domain] = loaded
+        return [f"{domain}/{trial.version} ({trial.mode})"]
 
     def live(self, domain: str) -> str | None:
         """The version the worker has (or will have after its next ``take``)."""

@@ -47,6 +47,7 @@ import numpy as np
 from state import PartitionWrite
 from stream.alerting import AlertStage, ThreadAlerts
 from stream.batch import Batch, BatchStages
+from stream.challenger import Challenger
 from stream.events import RiskAlert
 from stream.kafka_io import DeliveryFailed
 from stream.metrics import WorkerMetrics
@@ -77,6 +78,7 @@ class Topics:
     scores: str
     alerts: str
     score_requests: str | None = None
+    shadow_scores: str | None = None  # a shadow challenger's scores (none without a trial)
 
 
 class Pipeline:
@@ -93,6 +95,7 @@ class Pipeline:
         *,
         history: History | None = None,
         between_batches: Callable[[], Mapping[str, object]] | None = None,
+        trials_between_batches: Callable[[], Mapping[str, Challenger | None]] | None = None,
         on_alert: Callable[[RiskAlert], None] | None = None,
         outage: Outage | None = None,
         alert_stage: AlertStage | None = None,
@@ -112,6 +115,7 @@ class Pipeline:
         self.metrics = metrics
         self.history = history
         self._between_batches = between_batches
+        self._trials_between_batches = trials_between_batches
         self._on_alert = on_alert
         self.outage = outage or Outage(metrics.outage_retries)
         self.max_customers = max_customers
@@ -154,6 +158,31 @@ class Pipeline:
                 self._alerts.warm({domain: source})  # loaded before its first alert
         log.info("%s: now scoring with model %s", domain, kit.version)
 
+    def try_out(self, domain: str, challenger: Challenger | None) -> None:
+        """Score ``domain`` with ``challenger`` beside the champion from the next batch on (as
+        a shadow or a canary, ``stream/challenger.py``); None ends the trial."""
+        scoring = self.stages.scoring
+        if scoring is None:
+            return  # an ingest worker handing windows over scores nothing itself
+        if challenger is None:
+            ended = scoring.challengers.pop(domain, None)
+            if ended is not None:
+                log.info("%s: trial of %s ended", domain, ended.scorer.version)
+            return
+        if challenger.mode == "shadow" and self.topics.shadow_scores is None:
+            raise ValueError("a shadow challenger needs Topics.shadow_scores")
+        scoring.challengers[domain] = challenger
+        source = getattr(challenger.scorer, "source", None)
+        if challenger.mode == "canary" and source is not None:
+            self._alerts.warm({domain: source})  # its alerts are explained by it
+        log.info(
+            "%s: %s of model %s%s",
+            domain,
+            challenger.mode,
+            challenger.scorer.version,
+            f" for {challenger.percent:g}% of customers" if challenger.mode == "canary" else "",
+        )
+
     async def step(self, idle_timeout_s: float = 0.5) -> StepReport:
         self._check()
         m = self.metrics
@@ -161,6 +190,9 @@ class Pipeline:
         if self._between_batches is not None:  # reloaded models, between batches only
             for domain, kit in self._between_batches().items():
                 self.swap(domain, kit)
+        if self._trials_between_batches is not None:
+            for domain, challenger in self._trials_between_batches().items():
+                self.try_out(domain, challenger)
         self._settle_refusals()
         if not records:
             m.mark_step()
@@ -227,6 +259,8 @@ class Pipeline:
             send(self.topics.score_requests, batch.requests, batch.delivery)
         if batch.scores:
             send(self.topics.scores, batch.scores, batch.delivery)
+        if batch.shadow_scores:
+            send(self.topics.shadow_scores, batch.shadow_scores, batch.delivery)
 
     async def _enqueue(self, batch: Batch) -> None:
         for p in batch.writes:
@@ -552,6 +586,12 @@ class Pipeline:
             m.scores.labels(domain).inc(count)
         for ms in batch.model_ms:
             m.model_ms.observe(ms)
+        for (domain, mode), rows in batch.challenger_rows.items():
+            m.challenger_rows.labels(domain, mode).inc(rows)
+        for (domain, mode), rows in batch.challenger_failures.items():
+            m.challenger_failures.labels(domain, mode).inc(rows)
+        for ms in batch.challenger_ms:
+            m.challenger_ms.observe(ms)
 
     def _observe_alerts(self, alerts: list[RiskAlert]) -> None:
         m = self.metrics

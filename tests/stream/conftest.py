@@ -42,7 +42,7 @@ from stream.pipeline import Pipeline, Topics  # noqa: E402
 from stream.scorer import Scorer  # noqa: E402
 
 Record = namedtuple("Record", "topic partition offset key value timestamp")
-TOPICS = Topics("dlq", "scores", "alerts", "requests")
+TOPICS = Topics("dlq", "scores", "alerts", "requests", "shadow")
 SPEC = FeatureSpec(
     "credit", (FieldRole("amount", "numeric"),), (FieldRole("limit", "numeric"),), min_count=1
 )

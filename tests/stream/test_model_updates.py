@@ -58,7 +58,6 @@ def world(tmp_path, redis_client, redis_prefix, new_topic, kafka_bootstrap):
     topic = new_topic(prefix="it-model-updates")
     producer = KafkaProducer(bootstrap_servers=kafka_bootstrap.split(","), acks="all")
     promoter = ModelPromoter(registry, pointer, producer, topic)
-    promoter.promote(DOMAIN, "v0001", "initial", expected=None)
     yield registry, pointer, promoter, topic, models
     producer.close()
 
@@ -225,3 +224,74 @@ def test_watcher__start_fails_without_a_live_version(
     )
     with pytest.raises(LookupError):
         watcher.start()
+
+
+# -- trials: shadow and canary ---------------------------------------------------------------
+
+
+def test_trial__started_announced_loaded_and_ended_by_promoting_the_challenger(
+    world, kafka_bootstrap
+):
+    _, pointer, promoter, topic, models = world
+    promoter.promote(DOMAIN, "v0001", "initial")
+    watcher = _watcher(world, kafka_bootstrap, check_every_s=60.0)
+    try:
+        watcher.start()
+        assert watcher.take_trials() == {}
+        trial = promoter.start_trial(DOMAIN, "v0002", "canary", "try it", percent=10)
+        assert (trial.mode, trial.version, trial.percent) == ("canary", "v0002", 10.0)
+        assert pointer.trial(DOMAIN) == trial
+        assert watcher.check() == ["credit/v0002 (canary)"]
+        loaded = watcher.take_trials()[DOMAIN]
+        assert loaded.trial == trial and loaded.model.version == "v0002"
+        assert torch.equal(_probe(loaded.model.value), _probe(models[1]))
+        assert watcher.live(DOMAIN) == "v0001"  # the champion is untouched
+        promoter.promote(DOMAIN, "v0002", "canary passed")
+        assert pointer.trial(DOMAIN) is None
+        watcher.check()
+        assert watcher.take_trials() == {DOMAIN: None}  # handed over as ended
+        updates = [u for _, u in _announcements(topic, kafka_bootstrap, expected=4)]
+        assert [(u.kind, u.version, u.outcome) for u in updates] == [
+            ("live", "v0001", None),
+            ("trial_start", "v0002", None),
+            ("live", "v0002", None),
+            ("trial_end", "v0002", "promoted"),
+        ]
+        ends = [e for e in pointer.trials(DOMAIN) if e["event"] == "end"]
+        assert [(e["version"], e["outcome"]) for e in ends] == [("v0002", "promoted")]
+    finally:
+        watcher.close()
+
+
+def test_trial__refused_for_the_live_version_another_encoder_or_an_unknown_version(world):
+    registry, pointer, promoter, _, _ = world
+    promoter.promote(DOMAIN, "v0001", "initial")
+    other = registry.publish(DOMAIN, _model(9), {"encoder": {"domain": DOMAIN, "id": "enc-2"}})
+    with pytest.raises(ValueError, match="already live"):
+        promoter.start_trial(DOMAIN, "v0001", "shadow", "x")
+    with pytest.raises(ValueError, match="encodes events differently"):
+        promoter.start_trial(DOMAIN, other.version, "shadow", "x")
+    with pytest.raises(LookupError, match="not in the registry"):
+        promoter.start_trial(DOMAIN, "v0099", "shadow", "x")
+    with pytest.raises(ValueError, match="percent"):
+        promoter.start_trial(DOMAIN, "v0002", "canary", "x", percent=100)
+    assert pointer.trial(DOMAIN) is None
+
+
+def test_trial__rolled_back_ends_it_and_says_why(world, kafka_bootstrap):
+    _, pointer, promoter, _, _ = world
+    promoter.promote(DOMAIN, "v0001", "initial")
+    promoter.start_trial(DOMAIN, "v0002", "shadow", "compare")
+    watcher = _watcher(world, kafka_bootstrap, check_every_s=60.0)
+    try:
+        watcher.start()  # a running trial is loaded at start
+        assert watcher.take_trials()[DOMAIN].trial.mode == "shadow"
+        other = promoter.end_trial(DOMAIN, "rolled_back", "AUC low", version="v0003")
+        assert other is None  # not the running trial: nothing ends
+        end = promoter.end_trial(DOMAIN, "rolled_back", "AUC 0.61 below 0.78")
+        assert end.trial.version == "v0002" and end.reason == "AUC 0.61 below 0.78"
+        assert pointer.current(DOMAIN) == "v0001" and pointer.trial(DOMAIN) is None
+        watcher.check()
+        assert watcher.take_trials() == {DOMAIN: None}
+    finally:
+        watcher.close()
