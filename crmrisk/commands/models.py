@@ -4,7 +4,9 @@
 ``promote VERSION`` / ``rollback [VERSION]`` move the live pointer in Redis and announce the
 change on ``risk.model-updates`` (inference workers load it between batches); ``import PATH``
 registers a checkpoint written by ``crmrisk train``; ``history`` shows the pointer's moves;
-``performance`` shows estimated vs realized performance per chunk (``commands/performance.py``).
+``performance`` shows estimated vs realized performance per chunk (``commands/performance.py``);
+``shadow``, ``canary``, ``compare``, ``guard`` and ``end-trial`` try a challenger on live
+traffic (``commands/trials.py``).
 """
 
 from __future__ import annotations
@@ -30,7 +32,8 @@ __all__ = ["app", "register"]
 _console = Console()
 
 app = typer.Typer(
-    help="Model versions: list, promote, roll back, import.", invoke_without_command=True
+    help="Model versions: list, promote, roll back, import; shadow and canary trials.",
+    invoke_without_command=True,
 )
 
 _Domain = Annotated[str, typer.Option("--domain", "-d", help="The domain (credit, telco ...).")]
@@ -52,6 +55,12 @@ def _metric(entry: ModelVersion, name: str) -> str:
     return f"{value:.4f}" if isinstance(value, int | float) else "-"
 
 
+def _trial_mark(trial, version: str) -> str:
+    if trial is None or trial.version != version:
+        return ""
+    return "shadow" if trial.mode == "shadow" else f"canary {trial.percent:g}%"
+
+
 def list_versions(settings: Settings, domain: str) -> None:
     """Print ``domain``'s versions, oldest first, the live one marked."""
     registry = ModelRegistry(settings.model.dir)
@@ -59,8 +68,10 @@ def list_versions(settings: Settings, domain: str) -> None:
     if not versions:
         _console.print(f"no versions of {domain} under {registry.root}")
         return
+    trial = None
     try:
-        live = _pointer(settings).current(domain)
+        pointer = _pointer(settings)
+        live, trial = pointer.current(domain), pointer.trial(domain)
     except PointerError as exc:
         live = None
         _console.print(f"[yellow]live version unknown ({exc})[/yellow]")
@@ -80,7 +91,7 @@ def list_versions(settings: Settings, domain: str) -> None:
         decision = v.decision.get("reason", "") if v.decision else ""
         table.add_row(
             v.version,
-            "*" if v.version == live else "",
+            "*" if v.version == live else _trial_mark(trial, v.version),
             v.parent or "-",
             (v.created_at or "")[:19],
             _metric(v, "holdout_auc"),
@@ -144,6 +155,120 @@ def performance(
     from crmrisk.commands.performance import show_performance
 
     show_performance(Settings(), domain, since, chunk_hours, threshold)
+
+
+def _rules(margin: float, min_labelled: int, min_scores: int, max_error_rate: float):
+    from training.trial_review import Rules
+
+    return Rules(margin, min_labelled, min_scores, max_error_rate)
+
+
+_Margin = Annotated[
+    float, typer.Option(min=0, max=1, help="AUC the challenger may lose to the champion.")
+]
+_MinLabelled = Annotated[
+    int, typer.Option(min=1, help="Labelled rows per side before realized AUC decides.")
+]
+_MinScores = Annotated[
+    int, typer.Option(min=2, help="Scores per side before the estimated AUC decides.")
+]
+_MaxErrors = Annotated[
+    float, typer.Option(min=0, max=1, help="Share of challenger rows that may fail to score.")
+]
+_Threshold = Annotated[
+    float | None,
+    typer.Option(min=0, max=1, help="Alert threshold (default RISK_SCORING__ALERT_THRESHOLD)."),
+]
+
+
+@app.command("shadow")
+def shadow(
+    version: Annotated[str, typer.Argument(help="The challenger version, e.g. v0004.")],
+    domain: _Domain = "credit",
+    reason: Annotated[str, typer.Option(help="Recorded in the trial history.")] = "operator",
+) -> None:
+    """Score every batch with VERSION too (risk.scores.shadow, never alerts).
+
+    Workers following the pointer score each batch's windows again with VERSION; compare the
+    two with `crmrisk models compare`, stop with `end-trial`, make it live with `promote`.
+    """
+    from crmrisk.commands.trials import start_trial
+
+    start_trial(Settings(), domain, version, "shadow", 0.0, reason)
+
+
+@app.command("canary")
+def canary(
+    version: Annotated[str, typer.Argument(help="The challenger version, e.g. v0004.")],
+    percent: Annotated[
+        float, typer.Option(min=0, max=100, help="Share of customers it serves (stable hash).")
+    ] = 5.0,
+    domain: _Domain = "credit",
+    reason: Annotated[str, typer.Option(help="Recorded in the trial history.")] = "operator",
+) -> None:
+    """Serve PERCENT of customers (scores and alerts) with VERSION.
+
+    Customers are chosen by a stable hash of their id. `crmrisk models guard` rolls it back
+    when it does worse than the live model; `promote VERSION` makes it live.
+    """
+    from crmrisk.commands.trials import start_trial
+
+    start_trial(Settings(), domain, version, "canary", percent, reason)
+
+
+@app.command("end-trial")
+def end_trial_command(
+    domain: _Domain = "credit",
+    reason: Annotated[str, typer.Option(help="Recorded in the trial history.")] = "operator",
+) -> None:
+    """Stop DOMAIN's shadow or canary trial (the live model serves everything again)."""
+    from crmrisk.commands.trials import end_trial
+
+    end_trial(Settings(), domain, reason)
+
+
+@app.command("compare")
+def compare(
+    domain: _Domain = "credit",
+    threshold: _Threshold = None,
+    margin: _Margin = 0.02,
+    min_labelled: _MinLabelled = 200,
+    min_scores: _MinScores = 500,
+    max_error_rate: _MaxErrors = 0.05,
+) -> None:
+    """Champion beside challenger on the running trial, with the guard's verdict.
+
+    Scores, estimated and realized AUC, alert rate, model time per row, paired agreement
+    (shadow), the challenger's error rate, and what `guard` would do.
+    """
+    from crmrisk.commands.trials import compare_trial
+
+    rules = _rules(margin, min_labelled, min_scores, max_error_rate)
+    compare_trial(Settings(), domain, rules, threshold)
+
+
+@app.command("guard")
+def guard(
+    domain: _Domain = "credit",
+    every: Annotated[
+        float | None,
+        typer.Option(min=1, help="Review every EVERY seconds until the trial ends (default once)."),
+    ] = None,
+    threshold: _Threshold = None,
+    margin: _Margin = 0.02,
+    min_labelled: _MinLabelled = 200,
+    min_scores: _MinScores = 500,
+    max_error_rate: _MaxErrors = 0.05,
+) -> None:
+    """Review the running trial; roll it back if it does worse than the live model.
+
+    It fails on an error rate above MAX_ERROR_RATE, or a realized (else estimated) AUC below
+    the champion's by more than MARGIN; the rollback is announced and its reason recorded.
+    """
+    from crmrisk.commands.trials import guard_trial
+
+    rules = _rules(margin, min_labelled, min_scores, max_error_rate)
+    guard_trial(Settings(), domain, rules, threshold, every)
 
 
 @app.command("rollback")

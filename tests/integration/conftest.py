@@ -75,6 +75,7 @@ def stream_settings(
             "alerts",
             "score_requests",
             "model_updates",
+            "shadow_scores",
         )
     }
     return Settings(
