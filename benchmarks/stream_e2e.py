@@ -124,6 +124,7 @@ def _env(settings: Settings) -> dict[str, str]:
         RISK_SCORING__ALERT_HYSTERESIS=str(s.alert_hysteresis),
         RISK_SCORING__ALERT_COOLDOWN_S=str(s.alert_cooldown_s),
     )
+    env["RISK_MODEL__DIR"] = str(settings.model.dir)
     for name, value in k.topics.model_dump().items():
         env[f"RISK_KAFKA__TOPICS__{name.upper()}"] = str(value)
     return env
@@ -293,20 +294,14 @@ def _metric(port: int, name: str) -> float:
 
 
 class Worker:
-    def __init__(self, settings: Settings, checkpoint: Path, log_path: Path) -> None:
+    """``crmrisk worker ingest`` serving ``checkpoint``, or with ``checkpoint=None`` the live
+    version of the registry at ``settings.model.dir`` (``--follow-pointer``: trials too)."""
+
+    def __init__(self, settings: Settings, checkpoint: Path | None, log_path: Path) -> None:
         self.settings = settings
         self._log = open(log_path, "ab")  # noqa: SIM115 - closed in stop()
-        command = [
-            sys.executable,
-            "-m",
-            "crmrisk",
-            "worker",
-            "ingest",
-            "--domain",
-            "credit",
-            "--model",
-            str(checkpoint),
-        ]
+        command = [sys.executable, "-m", "crmrisk", "worker", "ingest", "--domain", "credit"]
+        command += ["--follow-pointer"] if checkpoint is None else ["--model", str(checkpoint)]
         self.process = subprocess.Popen(
             command, env=_env(settings), stdout=self._log, stderr=self._log
         )
@@ -454,7 +449,9 @@ def run_backlog(
         cleanup(s)
 
 
-def start_workers(s: Settings, checkpoint: Path, n: int, workdir: Path, tag: str) -> list[Worker]:
+def start_workers(
+    s: Settings, checkpoint: Path | None, n: int, workdir: Path, tag: str
+) -> list[Worker]:
     """``n`` worker processes of one consumer group, each with its own metrics port."""
     workers: list[Worker] = []
     for i in range(n):
@@ -462,6 +459,7 @@ def start_workers(s: Settings, checkpoint: Path, n: int, workdir: Path, tag: str
             kafka=s.kafka.model_dump(),
             redis=s.redis.model_dump(),
             scoring=s.scoring.model_dump() | {"metrics_port": _free_port()},
+            model=s.model.model_dump(),
         )
         workers.append(Worker(one, checkpoint, workdir / f"worker-{tag}-{i}.log"))
     return workers
