@@ -346,6 +346,11 @@ class TrainingSettings(BaseModel):
     calibration_tolerance: float = Field(
         0.02, ge=0, description="Promote unless calibration error rises by more than this."
     )
+    shadow_first: bool = Field(
+        False,
+        description="A refresh that passes the gate starts a shadow trial instead of going live; "
+        "`crmrisk models guard --promote-on-pass` makes it live once it passes on live traffic.",
+    )
     fine_tune_epochs: int = Field(4, ge=1, description="Epoch bound of one refresh.")
     fine_tune_learning_rate: float = Field(
         5e-4, gt=0, description="AdamW learning rate when fine-tuning from the live weights."

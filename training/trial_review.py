@@ -14,14 +14,14 @@ The verdict, in this order (``Rules``):
    challenger's realized AUC is below the champion's by more than ``margin``, else ``pass``;
 3. with at least ``min_scores`` scores on each side: the same on the estimated AUC (assumes
    calibration: ``training.performance.ASSUMPTIONS``);
-4. otherwise ``wait``.
+4. otherwise ``wait``. A ``pass`` also waits until the trial has run ``min_trial_s``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Literal, NamedTuple
 
 import numpy as np
@@ -51,6 +51,7 @@ class Rules:
     min_labelled: int = 200
     min_scores: int = 500
     max_error_rate: float = 0.05
+    min_trial_s: float = 0.0  # a pass needs the trial to have run this long (a fail does not)
 
 
 @dataclass(frozen=True)
@@ -104,6 +105,18 @@ def _side(
 
 
 def _verdict(
+    champion: Side, challenger: Side, error_rate: float | None, rules: Rules, ran_s: float
+) -> tuple[Literal["pass", "fail", "wait"], str]:
+    verdict, reason = _evidence(champion, challenger, error_rate, rules)
+    if verdict == "pass" and ran_s < rules.min_trial_s:
+        return (
+            "wait",
+            f"{reason}; the trial ran {ran_s / 3600:.1f} of {rules.min_trial_s / 3600:g} h",
+        )
+    return verdict, reason
+
+
+def _evidence(
     champion: Side, challenger: Side, error_rate: float | None, rules: Rules
 ) -> tuple[Literal["pass", "fail", "wait"], str]:
     if error_rate is not None and error_rate > rules.max_error_rate:
@@ -145,14 +158,16 @@ def review_trial(
     outcomes: Sequence[Outcome],
     threshold: float,
     rules: Rules = Rules(),
+    now: datetime | None = None,
 ) -> Review:
     """Review ``trial`` from what was published since it started (``scores``: risk.scores,
     ``shadow_scores``: risk.scores.shadow, any domain; ``outcomes``: crm.outcomes)."""
     since = trial.started_at
+    ran_s = ((now or datetime.now(UTC)) - since).total_seconds()
     outcomes = [o for o in outcomes if o.domain == trial.domain]
     if trial.mode == "shadow":
         return _review_shadow(trial, champion_version, scores, shadow_scores, outcomes, threshold,
-                              rules)  # fmt: skip
+                              rules, ran_s)  # fmt: skip
     mine = [s for s in scores if s.domain == trial.domain and s.scored_at >= since]
     canary = [s for s in mine if s.model_version == trial.version]
     if canary:  # from the first row it served (workers load it a moment after the start)
@@ -165,11 +180,12 @@ def review_trial(
     c_side = _side(champion_version, [s for s, o in zip(champion, ours, strict=True) if not o],
                    outcomes, threshold)  # fmt: skip
     t_side = _side(trial.version, canary, outcomes, threshold)
-    verdict, reason = _verdict(c_side, t_side, error_rate, rules)
+    verdict, reason = _verdict(c_side, t_side, error_rate, rules, ran_s)
     return Review(trial, c_side, t_side, verdict, reason, error_rate)
 
 
-def _review_shadow(trial, champion_version, scores, shadow_scores, outcomes, threshold, rules):
+def _review_shadow(trial, champion_version, scores, shadow_scores, outcomes, threshold, rules,
+                   ran_s):  # fmt: skip
     since = trial.started_at
     shadow = [
         s
@@ -201,7 +217,7 @@ def _review_shadow(trial, champion_version, scores, shadow_scores, outcomes, thr
     if shadow:
         c_side = _with_cost(c_side, np.mean([s.champion_us for s in shadow]))
         t_side = _with_cost(t_side, np.mean([s.shadow_us for s in shadow]))
-    verdict, reason = _verdict(c_side, t_side, error_rate, rules)
+    verdict, reason = _verdict(c_side, t_side, error_rate, rules, ran_s)
     a = np.array([s.champion_probability for s in shadow])
     b = np.array([s.probability for s in shadow])
     return Review(

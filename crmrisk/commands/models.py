@@ -86,7 +86,7 @@ def list_versions(settings: Settings, domain: str) -> None:
         "champion AUC",
         "decision",
     ):
-        table.add_column(column)
+        table.add_column(column, no_wrap=column in ("version", "live"))
     for v in versions:
         decision = v.decision.get("reason", "") if v.decision else ""
         table.add_row(
@@ -157,10 +157,12 @@ def performance(
     show_performance(Settings(), domain, since, chunk_hours, threshold)
 
 
-def _rules(margin: float, min_labelled: int, min_scores: int, max_error_rate: float):
+def _rules(
+    margin: float, min_labelled: int, min_scores: int, max_error_rate: float, min_hours: float = 0
+):
     from training.trial_review import Rules
 
-    return Rules(margin, min_labelled, min_scores, max_error_rate)
+    return Rules(margin, min_labelled, min_scores, max_error_rate, min_hours * 3600)
 
 
 _Margin = Annotated[
@@ -259,6 +261,12 @@ def guard(
     min_labelled: _MinLabelled = 200,
     min_scores: _MinScores = 500,
     max_error_rate: _MaxErrors = 0.05,
+    promote_on_pass: Annotated[
+        bool, typer.Option(help="Make the challenger live once it passes.")
+    ] = False,
+    min_hours: Annotated[
+        float, typer.Option(min=0, help="Hours a trial runs before it can pass.")
+    ] = 0.0,
 ) -> None:
     """Review the running trial; roll it back if it does worse than the live model.
 
@@ -267,8 +275,8 @@ def guard(
     """
     from crmrisk.commands.trials import guard_trial
 
-    rules = _rules(margin, min_labelled, min_scores, max_error_rate)
-    guard_trial(Settings(), domain, rules, threshold, every)
+    rules = _rules(margin, min_labelled, min_scores, max_error_rate, min_hours)
+    guard_trial(Settings(), domain, rules, threshold, every, promote_on_pass)
 
 
 @app.command("rollback")

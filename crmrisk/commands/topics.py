@@ -32,16 +32,20 @@ def project_topics(kafka: KafkaSettings) -> list[str]:
 
 
 def create_topics(
-    kafka: KafkaSettings, partitions: int | None = None, replication: int | None = None
+    kafka: KafkaSettings,
+    partitions: int | None = None,
+    replication: int | None = None,
+    names: list[str] | None = None,
 ) -> dict[str, bool]:
-    """Create every project topic that is missing; returns topic -> created (False: existed)."""
+    """Create every project topic (or those ``names``) that is missing; returns topic ->
+    created (False: existed)."""
     partitions = partitions or kafka.topics.partitions
     replication = replication or kafka.topics.replication
     admin = KafkaAdminClient(**kafka.client_config(), client_id=f"{kafka.client_id}-admin")
     try:
         existing = set(admin.list_topics())
         outcome: dict[str, bool] = {}
-        for name in project_topics(kafka):
+        for name in names or project_topics(kafka):
             if name in existing:
                 outcome[name] = False
                 continue

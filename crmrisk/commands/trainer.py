@@ -56,6 +56,14 @@ class _Health:
         self.last_step_s = time.time()
 
 
+def _go_live(promoter: ModelPromoter, shadow_first: bool):
+    """What the trainer does with a challenger that passed its gate: promote it, or (with
+    ``training.shadow_first``) put it on a shadow trial for the guard to promote or roll back."""
+    if shadow_first:
+        return lambda d, v, reason, expected: promoter.start_trial(d, v, "shadow", reason)
+    return lambda d, v, reason, expected: promoter.promote(d, v, reason, expected=expected)
+
+
 def build_trainer_loop(
     settings: Settings, domain: str, promoter: ModelPromoter, pointer: ModelPointer
 ) -> TrainerLoop:
@@ -66,7 +74,7 @@ def build_trainer_loop(
         domain,
         registry=ModelRegistry(settings.model.dir),
         current=pointer.current,
-        promote=lambda d, v, reason, expected: promoter.promote(d, v, reason, expected=expected),
+        promote=_go_live(promoter, t.shadow_first),
         make_encoder=FeatureEncoder.from_dict,
         window=settings.redis.window,
         policy=RefreshPolicy(t.retrain_every_s, t.retrain_every_labels, t.min_new_labels),

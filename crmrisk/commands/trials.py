@@ -5,7 +5,8 @@ batch again with VERSION, publishing to ``risk.scores.shadow``; ``canary VERSION
 serves P% of customers (a stable hash of their id) with it, alerts included. ``compare`` reads
 the topics and prints both sides (``training.trial_review``); ``guard`` does the same and ends
 a failing trial (rolled back, announced, reason recorded), once or every ``--every`` seconds;
-``promote VERSION`` ends a trial by making its challenger live; ``end-trial`` stops it.
+``guard --promote-on-pass`` makes a passing one live (after ``--min-hours``), as does
+``promote VERSION``; ``end-trial`` stops it.
 """
 
 from __future__ import annotations
@@ -58,7 +59,8 @@ def start_trial(
     from state.model_pointer import PointerError
 
     require_services(settings)
-    create_topics(settings.kafka)  # a shadow's scores need their topic before the first batch
+    # A shadow's scores need their topic before its first batch.
+    create_topics(settings.kafka, names=[settings.kafka.topics.shadow_scores])
     promoter, producer = _promoter(settings)
     try:
         trial = promoter.start_trial(domain, version, mode, reason, percent=percent)
@@ -164,9 +166,11 @@ def guard_trial(
     rules: Rules,
     threshold: float | None,
     every_s: float | None,
+    promote_on_pass: bool = False,
 ) -> None:
-    """Review the trial; a failing one is rolled back. Once, or every ``every_s`` until none
-    is running (ops run it beside the workers, e.g. as a docker-compose service)."""
+    """Review the trial; a failing one is rolled back, a passing one made live with
+    ``promote_on_pass``. Once, or every ``every_s`` until none is running (ops run it beside
+    the workers, e.g. as a docker-compose service)."""
     from stream.app import model_pointer
 
     require_services(settings)
@@ -184,6 +188,17 @@ def guard_trial(
             finally:
                 producer.close()
             _console.print(f"{domain}: trial of {r.trial.version} rolled back: {r.reason}")
+            return
+        if r.verdict == "pass" and promote_on_pass:
+            promoter, producer = _promoter(settings)
+            try:
+                change = promoter.promote(
+                    domain, r.trial.version, f"{r.trial.mode} passed: {r.reason}",
+                    expected=r.champion.version,
+                )  # fmt: skip
+            finally:
+                producer.close()
+            _console.print(f"{domain}: {change.version} is live ({r.trial.mode} passed)")
             return
         if every_s is None:
             return

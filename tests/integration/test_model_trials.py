@@ -112,6 +112,12 @@ def test_shadow__champion_output_unchanged_and_every_row_scored_again_by_the_sha
         assert s.champion_probability == served[s.event_id]
     assert pointer.current("credit") == champion.version  # a shadow never moves the pointer
 
+    # The guard makes a passing shadow live (here any AUC passes: the margin is 1).
+    guard_trial(settings, "credit", Rules(margin=1.0, min_scores=100), None, None, True)
+    assert pointer.current("credit") == challenger.version and pointer.trial("credit") is None
+    (end,) = [e for e in pointer.trials("credit") if e["event"] == "end"]
+    assert end["outcome"] == "promoted"
+
 
 def test_canary__a_worse_challenger_is_rolled_back_by_the_guard(
     stream_settings, credit_dataset, credit_checkpoint, redis_client, tmp_path

@@ -113,3 +113,20 @@ def test_review__scores_before_the_trial_started_are_not_counted():
     scores = [_score(c, a, "v2", before) for c, a in zip(customers, p, strict=True)]
     review = review_trial(_trial("canary", 50.0), "v1", scores, [], [], 0.5)
     assert review.challenger.scores == 0 and review.verdict == "wait"
+
+
+def test_review__a_pass_waits_for_the_minimum_trial_time_a_fail_does_not():
+    customers, p, y, rng = _world(5)
+    t = T0 + timedelta(hours=1)
+    scores = [_score(c, a, "v1", t) for c, a in zip(customers, p, strict=True)]
+    same = [_shadow(c, a, a, t) for c, a in zip(customers, p, strict=True)]
+    rules = Rules(min_trial_s=24 * 3600)
+    early = review_trial(_trial("shadow"), "v1", scores, same, [], 0.5, rules, now=t)
+    assert early.verdict == "wait" and "1.0 of 24 h" in early.reason
+    later = review_trial(_trial("shadow"), "v1", scores, same, [], 0.5, rules,
+                         now=T0 + timedelta(days=2))  # fmt: skip
+    assert later.verdict == "pass"
+    noise = [_shadow(c, b, a, t) for c, a, b in zip(customers, p, rng.random(len(p)), strict=True)]
+    outcomes = _outcomes(customers, y, t)
+    failing = review_trial(_trial("shadow"), "v1", scores, noise, outcomes, 0.5, rules, now=t)
+    assert failing.verdict == "fail"

@@ -83,3 +83,68 @@ def test_models__promote_refuses_a_corrupted_version(tmp_path, env, redis_client
         ).current("credit")
         is None
     )
+
+
+def _trial_env(env, new_topic):
+    return env | {
+        "RISK_KAFKA__TOPICS__SHADOW_SCORES": new_topic(prefix="it-cli-shadow"),
+        "RISK_KAFKA__TOPICS__SCORES": new_topic(prefix="it-cli-scores"),
+        "RISK_KAFKA__TOPICS__OUTCOMES": new_topic(prefix="it-cli-outcomes"),
+    }
+
+
+def test_models__shadow_and_canary_start_show_and_end(tmp_path, env, redis_client, new_topic):
+    env = _trial_env(env, new_topic)
+    runner = CliRunner()
+    registry = ModelRegistry(tmp_path / "models")
+    for seed in range(3):
+        registry.publish("credit", _model(seed), {"encoder": {"domain": "credit"}})
+    assert runner.invoke(app, ["models", "promote", "v0001"], env=env).exit_code == 0
+    pointer = ModelPointer(
+        redis_client, env["RISK_REDIS__KEY_PREFIX"], 10, tmp_path / "models" / "live"
+    )
+
+    result = runner.invoke(app, ["models", "shadow", "v0002"], env=env)
+    assert result.exit_code == 0, result.output
+    assert "v0002 on trial as a shadow" in result.output
+    assert pointer.trial("credit").mode == "shadow"
+    result = runner.invoke(app, ["models", "canary", "v0003", "--percent", "10"], env=env)
+    assert result.exit_code == 0, result.output
+    trial = pointer.trial("credit")
+    assert (trial.mode, trial.version, trial.percent) == ("canary", "v0003", 10.0)
+    listing = runner.invoke(app, ["models", "list"], env=env, terminal_width=200)
+    (line,) = [x for x in listing.output.splitlines() if "v0003" in x]
+    assert "canary 10%" in line
+
+    compared = runner.invoke(app, ["models", "compare"], env=env, terminal_width=200)
+    assert compared.exit_code == 0, compared.output
+    assert "verdict: wait" in compared.output  # nothing served yet
+
+    result = runner.invoke(app, ["models", "end-trial", "--reason", "done"], env=env)
+    assert result.exit_code == 0, result.output
+    assert pointer.trial("credit") is None and pointer.current("credit") == "v0001"
+    assert pointer.trials("credit")[-1]["end_reason"] == "done"
+
+
+@pytest.mark.parametrize(
+    ("command", "message"),
+    [
+        (["models", "shadow", "v0001"], "already live"),
+        (["models", "shadow", "v0009"], "v0009 is not in the registry"),
+        (["models", "shadow", "v0002"], "encodes events differently"),
+        (["models", "canary", "v0003", "--percent", "100"], "percent must be in (0, 100)"),
+        (["models", "compare"], "no trial running"),
+        (["models", "end-trial"], "no trial running"),
+    ],
+)
+def test_models__a_trial_refused_is_one_clear_line(tmp_path, env, new_topic, command, message):
+    env = _trial_env(env, new_topic)
+    registry = ModelRegistry(tmp_path / "models")
+    registry.publish("credit", _model(0), {"encoder": {"domain": "credit"}})
+    registry.publish("credit", _model(1), {"encoder": {"domain": "credit", "other": 1}})
+    registry.publish("credit", _model(2), {"encoder": {"domain": "credit"}})
+    assert CliRunner().invoke(app, ["models", "promote", "v0001"], env=env).exit_code == 0
+    result = CliRunner().invoke(app, command, env=env, terminal_width=200)
+    assert result.exit_code == 2, result.output
+    assert message in result.output
+    assert "Traceback" not in result.output
