@@ -21,10 +21,11 @@ from crmrisk.settings import (
     TrainingSettings,
 )
 from stream.metrics import WorkerMetrics
+from training.trial_metrics import TrialMetrics
 
 ROOT = Path(__file__).resolve().parents[1]
 COMPOSE = ROOT / "docker-compose.yml"
-PROJECT_SERVICES = ("ingest", "infer", "trainer")
+PROJECT_SERVICES = ("ingest", "infer", "trainer", "guard")
 
 
 @pytest.fixture(scope="module")
@@ -235,7 +236,7 @@ def _registered() -> dict[str, tuple[str, set[str]]]:
     suffixes = {"counter": ("_total", "_created"), "histogram": ("_bucket", "_sum", "_count")}
     suffixes |= {"summary": ("_sum", "_count", "_created")}
     names: dict[str, tuple[str, set[str]]] = {}
-    for registry in (WorkerMetrics().registry, REGISTRY):
+    for registry in (WorkerMetrics().registry, TrialMetrics().registry, REGISTRY):
         for collector in list(registry._collector_to_names):
             labels = set(getattr(collector, "_labelnames", ()))
             describe = getattr(collector, "describe", None)

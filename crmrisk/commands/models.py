@@ -254,7 +254,7 @@ def guard(
     domain: _Domain = "credit",
     every: Annotated[
         float | None,
-        typer.Option(min=1, help="Review every EVERY seconds until the trial ends (default once)."),
+        typer.Option(min=1, help="Run as a service: review every EVERY seconds (default: once)."),
     ] = None,
     threshold: _Threshold = None,
     margin: _Margin = 0.02,
@@ -267,6 +267,9 @@ def guard(
     min_hours: Annotated[
         float, typer.Option(min=0, help="Hours a trial runs before it can pass.")
     ] = 0.0,
+    metrics_port: Annotated[
+        int, typer.Option(min=0, help="Serve the reviews on /metrics here (0 = off).")
+    ] = 0,
 ) -> None:
     """Review the running trial; roll it back if it does worse than the live model.
 
@@ -276,7 +279,7 @@ def guard(
     from crmrisk.commands.trials import guard_trial
 
     rules = _rules(margin, min_labelled, min_scores, max_error_rate, min_hours)
-    guard_trial(Settings(), domain, rules, threshold, every, promote_on_pass)
+    guard_trial(Settings(), domain, rules, threshold, every, promote_on_pass, metrics_port)
 
 
 @app.command("rollback")

@@ -167,39 +167,58 @@ def guard_trial(
     threshold: float | None,
     every_s: float | None,
     promote_on_pass: bool = False,
+    metrics_port: int = 0,
 ) -> None:
     """Review the trial; a failing one is rolled back, a passing one made live with
-    ``promote_on_pass``. Once, or every ``every_s`` until none is running (ops run it beside
-    the workers, e.g. as a docker-compose service)."""
+    ``promote_on_pass``. Once (an error if none runs), or with ``every_s`` as a service: every
+    ``every_s`` seconds for ever, idle while no trial runs, its review on /metrics."""
     from stream.app import model_pointer
+    from stream.metrics import serve
+    from training.trial_metrics import TrialMetrics
 
     require_services(settings)
     pointer = model_pointer(settings)
-    while True:
-        if every_s is not None and pointer.trial(domain) is None:
-            _console.print(f"{domain}: no trial running (ended or promoted): guard done")
-            return
-        r = review(settings, domain, rules, threshold)
-        _print(r)
+    metrics = TrialMetrics()
+    server = None
+    if metrics_port:
+        token = settings.scoring.metrics_token
+        server = serve(metrics, metrics_port, stale_after_s=max(3 * (every_s or 0), 60.0),
+                       host=settings.scoring.metrics_host,
+                       token=token.get_secret_value() if token else None)  # fmt: skip
+    try:
+        while True:
+            if every_s is not None and pointer.trial(domain) is None:
+                metrics.clear(domain)
+            else:
+                r = review(settings, domain, rules, threshold)
+                metrics.observe(r)
+                _print(r)
+                _act(settings, r, promote_on_pass, metrics)
+            if every_s is None:
+                return
+            time.sleep(every_s)
+    finally:
+        if server is not None:
+            server.shutdown()
+
+
+def _act(settings: Settings, r: Review, promote_on_pass: bool, metrics) -> None:
+    """Roll a failing trial back; make a passing one live if asked."""
+    domain = r.trial.domain
+    if r.verdict == "wait" or (r.verdict == "pass" and not promote_on_pass):
+        return
+    promoter, producer = _promoter(settings)
+    try:
         if r.verdict == "fail":
-            promoter, producer = _promoter(settings)
-            try:
-                promoter.end_trial(domain, "rolled_back", r.reason, version=r.trial.version)
-            finally:
-                producer.close()
+            promoter.end_trial(domain, "rolled_back", r.reason, version=r.trial.version)
+            metrics.ended.labels(domain, "rolled_back").inc()
             _console.print(f"{domain}: trial of {r.trial.version} rolled back: {r.reason}")
-            return
-        if r.verdict == "pass" and promote_on_pass:
-            promoter, producer = _promoter(settings)
-            try:
-                change = promoter.promote(
-                    domain, r.trial.version, f"{r.trial.mode} passed: {r.reason}",
-                    expected=r.champion.version,
-                )  # fmt: skip
-            finally:
-                producer.close()
+        else:
+            change = promoter.promote(
+                domain, r.trial.version, f"{r.trial.mode} passed: {r.reason}",
+                expected=r.champion.version,
+            )  # fmt: skip
+            metrics.ended.labels(domain, "promoted").inc()
             _console.print(f"{domain}: {change.version} is live ({r.trial.mode} passed)")
-            return
-        if every_s is None:
-            return
-        time.sleep(every_s)
+    finally:
+        producer.close()
