@@ -19,19 +19,29 @@ The verdict, in this order (``Rules``):
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Literal, NamedTuple
+from typing import Literal, NamedTuple, Protocol
 
 import numpy as np
 
-from state.model_pointer import Trial
-from stream.challenger import canary_rows
 from stream.events import Outcome, RiskScore, ShadowScore
 from training.performance import expected_auc, join_outcomes, realized
 
-__all__ = ["Review", "Rules", "Side", "review_trial"]
+__all__ = ["Review", "Rules", "Side", "TrialLike", "review_trial"]
+
+CanaryRows = Callable[[Sequence[str], float], np.ndarray]  # stream.challenger.canary_rows
+
+
+class TrialLike(Protocol):
+    """What a review needs of a trial (``state.Trial``)."""
+
+    domain: str
+    mode: Literal["shadow", "canary"]
+    version: str
+    percent: float
+    started_at: datetime
 
 
 class _Served(NamedTuple):
@@ -69,7 +79,7 @@ class Side:
 
 @dataclass(frozen=True)
 class Review:
-    trial: Trial
+    trial: TrialLike
     champion: Side
     challenger: Side
     verdict: Literal["pass", "fail", "wait"]
@@ -151,17 +161,20 @@ def _evidence(
 
 
 def review_trial(
-    trial: Trial,
+    trial: TrialLike,
     champion_version: str,
     scores: Sequence[RiskScore],
     shadow_scores: Sequence[ShadowScore],
     outcomes: Sequence[Outcome],
     threshold: float,
+    canary_rows: CanaryRows,
     rules: Rules = Rules(),
     now: datetime | None = None,
 ) -> Review:
     """Review ``trial`` from what was published since it started (``scores``: risk.scores,
-    ``shadow_scores``: risk.scores.shadow, any domain; ``outcomes``: crm.outcomes)."""
+    ``shadow_scores``: risk.scores.shadow, any domain; ``outcomes``: crm.outcomes).
+    ``canary_rows(customer ids, percent)``: which customers a canary serves (the workers' rule,
+    ``stream.challenger.canary_rows``)."""
     since = trial.started_at
     ran_s = ((now or datetime.now(UTC)) - since).total_seconds()
     outcomes = [o for o in outcomes if o.domain == trial.domain]

@@ -101,6 +101,7 @@ def review(settings: Settings, domain: str, rules: Rules, threshold: float | Non
     """Read the topics to their ends now and review ``domain``'s running trial."""
     from crmrisk.commands.performance import read_topic
     from stream.app import model_pointer
+    from stream.challenger import canary_rows
     from stream.events import Outcome, RiskScore, ShadowScore
     from training.trial_review import review_trial
 
@@ -121,7 +122,7 @@ def review(settings: Settings, domain: str, rules: Rules, threshold: float | Non
             f"{bad_outcomes} outcomes"
         )
     cut = settings.scoring.alert_threshold if threshold is None else threshold
-    return review_trial(trial, champion, scores, shadow, outcomes, cut, rules)
+    return review_trial(trial, champion, scores, shadow, outcomes, cut, canary_rows, rules)
 
 
 def _fmt(value: float | None, spec: str = ".3f") -> str:
