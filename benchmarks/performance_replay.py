@@ -159,8 +159,7 @@ def compare(
             }
         rows.append(row)
     gaps = [abs(row["gap"]) for row in rows if row["gap"] is not None]
-    all_pairs = [pair for pairs in joined.values() for pair in pairs]
-    p, y = (map(np.array, zip(*all_pairs, strict=True))) if all_pairs else ([], [])
+    every = np.array([pair for pairs in joined.values() for pair in pairs]).reshape(-1, 2)
     return {
         "chunks": rows,
         "labelled_chunks": len(gaps),
@@ -169,7 +168,9 @@ def compare(
         "mean_abs_gap": float(np.mean(gaps)) if gaps else None,
         "min_abs_gap": min(gaps) if gaps else None,
         "within_bar": bool(gaps) and max(gaps) <= BAR,
-        "ece_all_labelled": expected_calibration_error(y, p) if all_pairs else None,
+        "ece_all_labelled": (
+            expected_calibration_error(every[:, 1].astype(int), every[:, 0]) if len(every) else None
+        ),
     }
 
 
