@@ -21,7 +21,7 @@ function plotTicks(lo, hi, n) {
 
 function plotTimeLabel(ms, spanMs) {
   const iso = new Date(ms).toISOString();
-  return spanMs > 2 * 86400e3 ? iso.slice(0, 10) : iso.slice(5, 16).replace("T", " ");
+  return spanMs > 7 * 86400e3 ? iso.slice(0, 10) : iso.slice(5, 16).replace("T", " ");
 }
 
 // series: [{name, color, points: [[x, y], ...], band: [[x, lo, hi], ...], dots: bool, line: bool}]

@@ -107,7 +107,7 @@ def test_dashboard__shows_live_alerts_with_reasons_and_a_customer_drill_down(
             {"credit": credit_checkpoint},
         )  # fmt: skip
         try:
-            for path in ("", "api/summary", "stream"):
+            for path in ("", "api/summary", "stream", "metrics", "static/plots.js"):
                 with pytest.raises(urllib.error.HTTPError) as refused:
                     urllib.request.urlopen(page.url + path, timeout=10)
                 assert refused.value.code == 401
