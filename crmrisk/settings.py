@@ -404,7 +404,10 @@ class DashboardSettings(BaseModel):
         200, ge=1, description="Sampled label vectors behind the estimated AUC's band."
     )
     performance_every_s: float = Field(
-        5.0, gt=0, description="The performance panels and series are recomputed this often."
+        30.0,
+        gt=0,
+        description="The performance panels and series are recomputed at most this often (s): "
+        "a report over full bounds (30 chunks of 5000 scores, 50,000 outcomes) takes ~2.5 s.",
     )
     shadow_scatter: int = Field(
         500, ge=1, description="Champion vs challenger probability pairs kept for the scatter."

@@ -4,9 +4,9 @@ Fed the scores (``risk.scores``), the outcomes (``crm.outcomes``) and a challeng
 scores (``risk.scores.shadow``) as the dashboard's consumers read them (the tests feed it by
 hand), it reports per domain, chunk of score event time and model version:
 
-- the CBPE estimate (``training.performance.estimate``, through ``performance_by_chunk``): AUC
-  with its band and the expected positives, on every score of the chunk, and the realized AUC
-  of the scores an outcome joined point in time (``join_outcomes``);
+- as ``training.performance.performance_by_chunk``: the CBPE estimate (``estimate``), AUC with
+  its band and the expected positives, on every score of the chunk, and the realized AUC
+  (``realized``) of the scores an outcome joined point in time (``join_outcomes``);
 - the reliability curve of each version over every joined pair kept (``realized``);
 - champion vs challenger per chunk: mean |difference| of the probabilities, the share of rows
   where both make the same alert decision (probability reaches the threshold; cool-down and
@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 
 from stream.events import Outcome, RiskScore, ShadowScore
-from training.performance import ASSUMPTIONS, join_outcomes, performance_by_chunk, realized
+from training.performance import ASSUMPTIONS, Realized, estimate, join_outcomes, realized
 
 __all__ = ["PerformanceView", "ShadowChunk"]
 
@@ -162,17 +162,32 @@ class PerformanceView:
         """``domain``'s performance as JSON-able values (NaN as None), chunks oldest first."""
         with self._lock:  # a copy, then the work without the lock
             self.changed.discard(domain)
-            scores = [s for chunk in self._scores.get(domain, {}).values() for s in chunk]
+            held = {i: list(chunk) for i, chunk in self._scores.get(domain, {}).items()}
             outcomes = list(self._outcomes.get(domain, ()))
             shadow = self._shadow_report(domain)
             scatter = [[round(a, 4), round(b, 4)] for a, b in self._scatter.get(domain, ())]
+        scores = [s for chunk in held.values() for s in chunk]
+        # As performance_by_chunk (its chunks are ours), but one join serves both the chunks'
+        # realized figures and the calibration curve: the join is most of a report's time.
+        joined = join_outcomes(scores, outcomes)
+        served: dict[tuple[str, int], list[float]] = defaultdict(list)
+        for i, chunk in held.items():
+            for score in chunk:
+                served[(score.model_version, i)].append(score.probability)
+        labelled: dict[tuple[str, int], list[tuple[float, int]]] = defaultdict(list)
+        pooled: dict[str, list[tuple[float, int]]] = defaultdict(list)
+        for score, outcome in joined:
+            pair = (score.probability, outcome.label)
+            labelled[(score.model_version, self._index(score.event_time))].append(pair)
+            pooled[score.model_version].append(pair)
         versions: dict[str, dict[str, Any]] = {}
-        for row in performance_by_chunk(scores, outcomes, self.threshold, self.chunk_s, self.draws):
-            e, r = row.estimate, row.realized
-            versions.setdefault(row.model_version, {"chunks": [], "reliability": None})
-            versions[row.model_version]["chunks"].append(
+        for version, i in sorted(served):
+            e = estimate(np.array(served[(version, i)]), self.threshold, self.draws)
+            r = _realized(labelled.get((version, i)), self.threshold)
+            versions.setdefault(version, {"chunks": [], "reliability": None})
+            versions[version]["chunks"].append(
                 {
-                    "start": row.chunk_start.astimezone(UTC).isoformat(),
+                    "start": datetime.fromtimestamp(i * self.chunk_s, UTC).isoformat(),
                     "n": e.n,
                     "estimated_auc": _number(e.auc),
                     "auc_std": _number(e.auc_std),
@@ -182,12 +197,8 @@ class PerformanceView:
                     "positives": 0 if r is None else r.positives,
                 }
             )
-        joined: dict[str, list[tuple[float, int]]] = defaultdict(list)
-        for s, o in join_outcomes(scores, outcomes):
-            joined[s.model_version].append((s.probability, o.label))
-        for version, pairs in joined.items():
-            p, y = map(np.array, zip(*pairs, strict=True))
-            observed, mean_p = realized(p, y, self.threshold).reliability
+        for version, pairs in pooled.items():
+            observed, mean_p = _realized(pairs, self.threshold).reliability
             versions[version]["reliability"] = {
                 "mean_p": [round(float(x), 4) for x in mean_p],
                 "observed": [round(float(x), 4) for x in observed],
@@ -220,6 +231,13 @@ class PerformanceView:
             ]
             out.append({"champion": champion, "challenger": challenger, "chunks": chunks})
         return out
+
+
+def _realized(pairs: list[tuple[float, int]] | None, threshold: float) -> Realized | None:
+    if not pairs:
+        return None
+    p, y = map(np.array, zip(*pairs, strict=True))
+    return realized(p, y, threshold)
 
 
 def _number(x: float | None) -> float | None:

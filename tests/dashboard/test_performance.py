@@ -12,7 +12,7 @@ from sklearn.metrics import roc_auc_score
 
 from dashboard.performance import PerformanceView
 from stream.events import Outcome, RiskScore, ShadowScore
-from training.performance import ASSUMPTIONS, estimate, expected_auc
+from training.performance import ASSUMPTIONS, estimate, expected_auc, performance_by_chunk
 
 T0 = datetime(2024, 1, 1, tzinfo=UTC)  # a chunk boundary for 1-hour chunks
 HOUR = timedelta(hours=1)
@@ -110,6 +110,42 @@ def test_report__versions_apart_and_json_safe_without_a_pair_to_order():
     (pair,) = report["versions"]["v2"]["chunks"]
     assert pair["estimated_auc"] == pytest.approx(expected_auc(np.array([0.6, 0.2])), abs=1e-6)
     assert view.report("telco")["versions"] == {}
+
+
+def test_report__equals_performance_by_chunk_on_random_streams():
+    """The view chunks and joins once itself: the same rows as the library's reference."""
+    rng = np.random.default_rng(3)
+    view = _view(chunks=50)
+    scores, outcomes = [], []
+    # Distinct event times: which of two scores at one time is "the latest" is arbitrary.
+    for second in rng.choice(6 * 3600, size=600, replace=False):
+        at = T0 + timedelta(seconds=int(second))
+        customer = f"c{rng.integers(0, 150)}"
+        version = "v2" if at >= T0 + 3 * HOUR and rng.random() < 0.7 else "v1"
+        scores.append(_score(customer, float(rng.uniform()), at, version))
+    for k in range(150):
+        as_of = T0 + timedelta(minutes=int(rng.integers(0, 7 * 60)))
+        outcomes.append(_outcome(f"c{k}", int(rng.random() < 0.3), as_of))
+    for score in rng.permutation(scores):  # arrival order must not matter
+        view.add_score(score)
+    for outcome in outcomes:
+        view.add_outcome(outcome)
+
+    report = view.report("credit")
+    want = performance_by_chunk(scores, outcomes, 0.5, 3600.0, draws=50)
+    got = [(v, c) for v, seen in sorted(report["versions"].items()) for c in seen["chunks"]]
+    assert len(got) == len(want) and sum(r.realized is not None for r in want) >= 4
+    for (version, chunk), row in zip(got, want, strict=True):
+        assert (version, chunk["start"]) == (row.model_version, row.chunk_start.isoformat())
+        assert chunk["n"] == row.estimate.n
+        assert chunk["estimated_auc"] == pytest.approx(row.estimate.auc, abs=1e-6)
+        assert chunk["auc_std"] == pytest.approx(row.estimate.auc_std, abs=1e-6)
+        real = row.realized
+        assert chunk["labelled"] == (0 if real is None else real.n)
+        if real is not None and real.auc is not None:
+            assert chunk["realized_auc"] == pytest.approx(real.auc, abs=1e-6)
+        else:
+            assert chunk["realized_auc"] is None
 
 
 def test_champion_vs_challenger__agreement_difference_and_would_be_alerts_per_chunk():
