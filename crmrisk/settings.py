@@ -390,6 +390,33 @@ class DashboardSettings(BaseModel):
         "browser asks for it as the password (any user name), API clients send "
         "'Authorization: Bearer <token>'; else 401. Required to listen beyond loopback.",
     )
+    performance_chunk_hours: float = Field(
+        24.0,
+        gt=0,
+        description="Chunk of score event time of the performance panels (estimated vs "
+        "realized AUC, champion vs challenger), in hours (as `crmrisk models performance`).",
+    )
+    performance_chunks: int = Field(
+        30, ge=1, description="Chunks the performance panels keep per domain (the newest)."
+    )
+    performance_chunk_scores: int = Field(
+        5000, ge=1, description="Scores the performance panels keep per domain and chunk."
+    )
+    performance_outcomes: int = Field(
+        50_000, ge=1, description="Outcomes the performance panels keep per domain (newest)."
+    )
+    performance_draws: int = Field(
+        200, ge=1, description="Sampled label vectors behind the estimated AUC's band."
+    )
+    performance_every_s: float = Field(
+        30.0,
+        gt=0,
+        description="The performance panels and series are recomputed at most this often (s): "
+        "a report over full bounds (30 chunks of 5000 scores, 50,000 outcomes) takes ~2.5 s.",
+    )
+    shadow_scatter: int = Field(
+        500, ge=1, description="Champion vs challenger probability pairs kept for the scatter."
+    )
 
 
 class ServicesSettings(BaseModel):

@@ -1,11 +1,15 @@
 """The live dashboard: what the running system already publishes, on one web page.
 
-``live`` keeps the recent alerts and scores read from Kafka (pure, bounded); ``metrics`` reads a
-worker's Prometheus series; ``app`` serves the page, a JSON API and a server-sent event stream
-(Starlette, run by uvicorn). ``crmrisk dashboard`` and ``crmrisk demo`` start it.
+``live`` keeps the recent alerts and scores read from Kafka (pure, bounded); ``performance``
+estimated vs realized performance and champion vs shadow from the scores, outcomes and shadow
+scores (pure, bounded), ``performance_metrics`` the same as Prometheus series; ``metrics`` reads
+a worker's Prometheus series; ``app`` serves the page, a JSON API, a server-sent event stream
+and ``/metrics`` (Starlette, run by uvicorn). ``crmrisk dashboard`` and ``crmrisk demo`` start it.
 """
 
 from dashboard.app import Dashboard, build_app
 from dashboard.live import LiveView
+from dashboard.performance import PerformanceView
+from dashboard.performance_metrics import PerformanceMetrics
 
-__all__ = ["Dashboard", "LiveView", "build_app"]
+__all__ = ["Dashboard", "LiveView", "PerformanceMetrics", "PerformanceView", "build_app"]

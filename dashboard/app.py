@@ -1,16 +1,20 @@
 """The dashboard's web app: one page, a JSON API and a server-sent event stream (Starlette).
 
-``Dashboard`` holds the system's read side: Kafka consumers of the alerts and scores topics
-(from the newest offset, as a live view), the Redis stores (windows, latest scores, the model
-pointer and its history), the model registry (held-out metrics, promotion decisions) and a
-worker's Prometheus series. The training window's score distribution, which drift (PSI) is
-measured against, is computed once per live model version in a thread: the live model scores
-a sample of its training customers.
+``Dashboard`` holds the system's read side: Kafka consumers of the alerts, scores, outcomes and
+shadow scores topics (from the newest offset, as a live view), the Redis stores (windows, latest
+scores, the model pointer and its history), the model registry (held-out metrics, promotion
+decisions) and a worker's Prometheus series. The training window's score distribution, which
+drift (PSI) is measured against, is computed once per live model version in a thread: the live
+model scores a sample of its training customers. The performance panels (estimated vs realized
+AUC, calibration, champion vs challenger; ``dashboard/performance.py``) are recomputed in a
+thread at most every ``performance_every_s`` seconds, and only for a domain with news.
 
-Routes: ``/`` the page; ``/api/summary``; ``/api/customer/{domain}/{customer}``; ``/stream``
-(SSE: ``alert`` events as they arrive, a ``summary`` every second). Given an access token,
-every route answers 401 without it (``stream/access.py``: bearer, or a browser's basic-auth
-password, which the browser then resends with the page's own requests and its event stream).
+Routes: ``/`` the page (its scripts under ``/static/``); ``/api/summary``;
+``/api/customer/{domain}/{customer}``; ``/stream`` (SSE: ``alert`` events as they arrive, a
+``summary`` every second); ``/metrics`` (the performance series, Prometheus text format). Given
+an access token, every route answers 401 without it (``stream/access.py``: bearer, or a
+browser's basic-auth password, which the browser then resends with the page's own requests and
+its event stream).
 """
 
 from __future__ import annotations
@@ -28,20 +32,24 @@ from typing import Any
 
 import numpy as np
 import redis
+from prometheus_client import CONTENT_TYPE_LATEST
 from sse_starlette.sse import EventSourceResponse
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import FileResponse, JSONResponse, PlainTextResponse
-from starlette.routing import Route
+from starlette.responses import FileResponse, JSONResponse, PlainTextResponse, Response
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from dashboard.live import LiveView, histogram_of
 from dashboard.metrics import summarise
+from dashboard.performance import PerformanceView
+from dashboard.performance_metrics import PerformanceMetrics
 from model.registry import ModelRegistry, RegistryError
 from state import CustomerSequenceStore, LatestScoreStore, ModelPointer
 from stream.access import CHALLENGE, authorized
-from stream.events import RiskAlert, RiskScore
+from stream.events import Outcome, RiskAlert, RiskScore, ShadowScore
 
 __all__ = ["Dashboard", "DashboardConfig", "build_app"]
 
@@ -56,6 +64,8 @@ class DashboardConfig:
     kafka: dict[str, Any]  # client config
     alerts_topic: str
     scores_topic: str
+    outcomes_topic: str
+    shadow_topic: str
     redis_url: str
     redis_kwargs: dict[str, Any]
     key_prefix: str
@@ -66,6 +76,14 @@ class DashboardConfig:
     data_dir: Path
     seed: int
     domains: tuple[str, ...]
+    alert_threshold: float
+    performance_chunk_s: float
+    performance_chunks: int
+    performance_chunk_scores: int
+    performance_outcomes: int
+    performance_draws: int
+    performance_every_s: float
+    shadow_scatter: int
     checkpoints: dict[str, Path] = field(default_factory=dict)  # served outside the registry
     reference_customers: int = 3000
 
@@ -76,6 +94,19 @@ class Dashboard:
     def __init__(self, config: DashboardConfig, metrics: Callable[[], str | None]) -> None:
         self.config = config
         self.live = LiveView()
+        self.performance = PerformanceView(
+            config.alert_threshold,
+            config.performance_chunk_s,
+            config.performance_chunks,
+            config.performance_chunk_scores,
+            config.performance_outcomes,
+            config.shadow_scatter,
+            config.performance_draws,
+        )
+        self.performance_metrics = PerformanceMetrics()
+        self._reports: dict[str, dict[str, Any]] = {}
+        self._reported_at = float("-inf")
+        self._report_lock = threading.Lock()  # one recomputation at a time
         self._metrics = metrics
         self._client = redis.Redis.from_url(config.redis_url, **config.redis_kwargs)
         c = config
@@ -108,7 +139,8 @@ class Dashboard:
         from stream.kafka_io import new_consumer
 
         c = self.config
-        consumer = new_consumer(c.kafka, [c.alerts_topic, c.scores_topic], None, "crmrisk-dash")
+        topics = [c.alerts_topic, c.scores_topic, c.outcomes_topic, c.shadow_topic]
+        consumer = new_consumer(c.kafka, topics, None, "crmrisk-dash")
         await consumer.start()
         try:
             await consumer.seek_to_end()
@@ -122,15 +154,24 @@ class Dashboard:
             await consumer.stop()
 
     def _take(self, topic: str, value: bytes, now: float) -> None:
+        c = self.config
         try:
-            if topic == self.config.alerts_topic:
+            if topic == c.alerts_topic:
                 alert = RiskAlert.model_validate_json(value)
                 self.live.add_alert(alert)
                 payload = alert.model_dump_json()
                 for queue in list(self._subscribers):
                     queue.put_nowait(payload)
+            elif topic == c.scores_topic:
+                score = RiskScore.model_validate_json(value)
+                self.live.add_score(score, now)
+                self.performance.add_score(score)
+            elif topic == c.outcomes_topic:
+                self.performance.add_outcome(Outcome.model_validate_json(value))
             else:
-                self.live.add_score(RiskScore.model_validate_json(value), now)
+                shadow = ShadowScore.model_validate_json(value)
+                self.performance.add_shadow(shadow)
+                self.performance_metrics.count_shadow(shadow, c.alert_threshold)
         except ValueError as exc:  # a message that breaks the contract: shown in the log only
             log.warning("dashboard: unreadable message on %s: %s", topic, exc)
 
@@ -151,7 +192,22 @@ class Dashboard:
             "data_quality": worker.get("data_quality", []),
             "top_customers": self.live.top_customers(),
             "domains": domains,
+            "performance": self.performance_reports(),
         }
+
+    def performance_reports(self) -> dict[str, dict[str, Any]]:
+        """Each shown domain's performance report, recomputed for the domains with news at most
+        every ``performance_every_s`` (the estimate's band samples labels: not per request)."""
+        with self._report_lock:
+            due = time.monotonic() - self._reported_at >= self.config.performance_every_s
+            for domain in self.config.domains:
+                if domain not in self._reports or (due and domain in self.performance.changed):
+                    report = self.performance.report(domain)
+                    self._reports[domain] = report
+                    self.performance_metrics.update(domain, report)
+            if due:
+                self._reported_at = time.monotonic()
+            return dict(self._reports)
 
     def _domain(self, domain: str) -> dict[str, Any]:
         version = self._live_version(domain)
@@ -363,6 +419,10 @@ def build_app(
     async def stream(request: Request):
         return EventSourceResponse(dashboard.events(request))
 
+    async def metrics(request: Request):
+        await asyncio.to_thread(dashboard.performance_reports)  # gauges as fresh as the page
+        return Response(dashboard.performance_metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
+
     @contextlib.asynccontextmanager
     async def lifespan(app):
         await dashboard.start()
@@ -377,6 +437,8 @@ def build_app(
             Route("/api/summary", summary),
             Route("/api/customer/{domain}/{customer}", customer),
             Route("/stream", stream),
+            Route("/metrics", metrics),
+            Mount("/static", StaticFiles(directory=STATIC), name="static"),
         ],
         middleware=[Middleware(_TokenGate, token=token)] if token is not None else [],
         lifespan=lifespan,

@@ -20,12 +20,17 @@ from crmrisk.settings import (
     Settings,
     TrainingSettings,
 )
+from dashboard.performance_metrics import PerformanceMetrics
 from stream.metrics import WorkerMetrics
 from training.trial_metrics import TrialMetrics
 
 ROOT = Path(__file__).resolve().parents[1]
 COMPOSE = ROOT / "docker-compose.yml"
 PROJECT_SERVICES = ("ingest", "infer", "trainer", "guard")
+SCRAPED = (*PROJECT_SERVICES, "dashboard")  # the dashboard serves its performance series
+# The variable holding each scraped service's /metrics token.
+TOKEN_VARIABLE = {name: "RISK_SCORING__METRICS_TOKEN" for name in PROJECT_SERVICES}
+TOKEN_VARIABLE["dashboard"] = "RISK_DASHBOARD__TOKEN"
 
 
 @pytest.fixture(scope="module")
@@ -196,8 +201,12 @@ def _option(command: list[str], name: str, default: str) -> str:
 
 
 def _listens_on(service_name: str, service: dict[str, Any]) -> int:
-    """The metrics port the worker listens on in its container: its environment or default."""
+    """The metrics port the worker (or the dashboard) listens on in its container: its
+    environment or command line, else the default."""
     env = _environment(service)
+    if service_name == "dashboard":
+        command = [str(part) for part in service["command"]]
+        return int(command[command.index("--port") + 1]) if "--port" in command else 8050
     if service_name == "trainer":
         return int(env.get("RISK_TRAINING__METRICS_PORT", TrainingSettings().metrics_port))
     return int(env.get("RISK_SCORING__METRICS_PORT", ScoringSettings().metrics_port))
@@ -227,16 +236,22 @@ def grafana_dashboards(compose) -> list[dict[str, Any]]:
 
 
 def _registered() -> dict[str, tuple[str, set[str]]]:
-    """Every series name the workers expose -> (its metric family, its label names), from the
-    code's registries: a WorkerMetrics() registry and the process-wide one (model reloads,
-    pointer errors, drift) as the worker command's imports fill it. Suffixes: prometheus_client's.
+    """Every series name the workers and the dashboard expose -> (its metric family, its label
+    names), from the code's registries: a WorkerMetrics() registry, the process-wide one (model
+    reloads, pointer errors, drift) as the worker command's imports fill it, and the dashboard's
+    PerformanceMetrics() registry. Suffixes: prometheus_client's.
     """
     import crmrisk.commands.worker  # noqa: F401  (registers the process-wide collectors)
 
     suffixes = {"counter": ("_total", "_created"), "histogram": ("_bucket", "_sum", "_count")}
     suffixes |= {"summary": ("_sum", "_count", "_created")}
     names: dict[str, tuple[str, set[str]]] = {}
-    for registry in (WorkerMetrics().registry, TrialMetrics().registry, REGISTRY):
+    for registry in (
+        WorkerMetrics().registry,
+        TrialMetrics().registry,
+        REGISTRY,
+        PerformanceMetrics().registry,
+    ):
         for collector in list(registry._collector_to_names):
             labels = set(getattr(collector, "_labelnames", ()))
             describe = getattr(collector, "describe", None)
@@ -304,28 +319,34 @@ def test_prometheus__scrapes_every_worker_where_it_listens(compose, prometheus_c
     scraped = {}
     for target in targets:
         host, port = target.rsplit(":", 1)
-        assert host in PROJECT_SERVICES, f"{target}: not a worker service of docker-compose.yml"
+        assert host in SCRAPED, f"{target}: not a worker or dashboard of docker-compose.yml"
         assert int(port) == _listens_on(host, services[host]), f"{target}: not its metrics port"
+        assert int(port) in _published(services[host]), f"{target}: port not published"
         scraped[host] = target
-    assert set(scraped) == set(PROJECT_SERVICES)
+    assert set(scraped) == set(SCRAPED)
     for name in PROJECT_SERVICES:
         # Loopback inside the container would refuse Prometheus (another container).
         assert _environment(services[name])["RISK_SCORING__METRICS_HOST"] == "0.0.0.0"
+    command = [str(part) for part in services["dashboard"]["command"]]
+    assert command[command.index("--host") + 1] == "0.0.0.0"
 
 
 def test_prometheus__sends_the_token_the_workers_require(compose, prometheus_config):
-    """Beyond loopback the workers want a token; Prometheus reads the same host variable from a
-    compose secret and sends it as a bearer token, and each healthcheck sends it too."""
+    """Beyond loopback the workers (and the dashboard) want a token; Prometheus reads the same
+    host variable from a compose secret and sends it as a bearer token, and each healthcheck
+    sends it too."""
     services = compose["services"]
     prometheus = services["prometheus"]
-    sources = set()
-    for name in PROJECT_SERVICES:
-        token = _environment(services[name]).get("RISK_SCORING__METRICS_TOKEN", "")
+    sources: dict[str, set[str]] = {}
+    for name in SCRAPED:
+        token = _environment(services[name]).get(TOKEN_VARIABLE[name], "")
         assert ":?" in token, f"{name}: the token must be required, never defaulted"
-        sources |= _reads(token)
+        sources[name] = _reads(token)
         check = " ".join(services[name]["healthcheck"]["test"])
-        assert "'Authorization'" in check and "RISK_SCORING__METRICS_TOKEN" in check
-    (variable,) = sources
+        assert "'Authorization'" in check and TOKEN_VARIABLE[name] in check
+    (variable,) = set().union(*(sources[name] for name in PROJECT_SERVICES))
+    (dashboard_variable,) = sources["dashboard"]
+    assert dashboard_variable != variable  # the page's password is not the workers' token
     mounted = {}
     for entry in prometheus["secrets"]:
         secret = entry if isinstance(entry, str) else entry["source"]
@@ -334,7 +355,9 @@ def test_prometheus__sends_the_token_the_workers_require(compose, prometheus_con
     for job in prometheus_config["scrape_configs"]:
         authorization = job["authorization"]
         assert authorization.get("type", "Bearer") == "Bearer", job["job_name"]
-        assert mounted[authorization["credentials_file"]] == {"environment": variable}
+        (target,) = [t for static in job["static_configs"] for t in static["targets"]]
+        wanted = dashboard_variable if target.startswith("dashboard:") else variable
+        assert mounted[authorization["credentials_file"]] == {"environment": wanted}
 
 
 def test_grafana__provisioned_datasource_is_the_compose_prometheus(compose, grafana_dashboards):

@@ -27,11 +27,13 @@ def dashboard_config(
 ):
     from dashboard.app import DashboardConfig
 
-    k, r, t = settings.kafka, settings.redis, settings.training
+    k, r, t, d = settings.kafka, settings.redis, settings.training, settings.dashboard
     return DashboardConfig(
         kafka=k.client_config(),
         alerts_topic=k.topics.alerts,
         scores_topic=k.topics.scores,
+        outcomes_topic=k.topics.outcomes,
+        shadow_topic=k.topics.shadow_scores,
         redis_url=r.url,
         redis_kwargs=r.client_kwargs(),
         key_prefix=r.key_prefix,
@@ -42,6 +44,14 @@ def dashboard_config(
         data_dir=t.data_dir,
         seed=t.seed,
         domains=tuple(domains),
+        alert_threshold=settings.scoring.alert_threshold,
+        performance_chunk_s=d.performance_chunk_hours * 3600,
+        performance_chunks=d.performance_chunks,
+        performance_chunk_scores=d.performance_chunk_scores,
+        performance_outcomes=d.performance_outcomes,
+        performance_draws=d.performance_draws,
+        performance_every_s=d.performance_every_s,
+        shadow_scatter=d.shadow_scatter,
         checkpoints=dict(checkpoints or {}),
     )
 
