@@ -355,7 +355,7 @@ class IncrementalTrainer:
         ``domain -> live version`` (the pointer; wired to ``state.ModelPointer.current``).
     promote
         Makes a version live, guarded by the expected champion (wired to
-        ``stream.model_updates.ModelPromoter.promote``).
+        ``stream.model_promoter.ModelPromoter.promote``).
     make_encoder
         ``manifest["encoder"] dict -> encoder`` (``model.FeatureEncoder.from_dict``).
     window

@@ -25,7 +25,7 @@ from crmrisk.settings import Settings
 from model.registry import ModelRegistry, ModelVersion, RegistryError
 from state.model_pointer import ModelPointer, PointerError
 from stream.app import model_pointer
-from stream.model_updates import ModelPromoter
+from stream.model_promoter import ModelPromoter
 
 __all__ = ["app", "register"]
 

@@ -28,7 +28,7 @@ from model.registry import ModelRegistry
 from state.model_pointer import ModelPointer
 from stream.app import model_pointer
 from stream.metrics import serve
-from stream.model_updates import ModelPromoter
+from stream.model_promoter import ModelPromoter
 from training.drift import DriftMonitor
 from training.incremental import (
     ExampleBuffer,

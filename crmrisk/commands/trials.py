@@ -34,7 +34,7 @@ def _promoter(settings: Settings):
 
     from model.registry import ModelRegistry
     from stream.app import model_pointer
-    from stream.model_updates import ModelPromoter
+    from stream.model_promoter import ModelPromoter
 
     k = settings.kafka
     producer = KafkaProducer(**k.client_config(), client_id=f"{k.client_id}-trials", acks="all")

@@ -22,7 +22,7 @@ from model.registry import ModelRegistry
 from state.model_pointer import ModelPointer
 from stream.app import follow_pointer
 from stream.events import RiskScore
-from stream.model_updates import ModelPromoter
+from stream.model_promoter import ModelPromoter
 from training.datasets.feed import dataset_events
 
 from .conftest import WorkerThread, offline_scores, read_topic

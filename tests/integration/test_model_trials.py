@@ -15,7 +15,7 @@ from model.registry import ModelRegistry
 from state.model_pointer import ModelPointer
 from stream.challenger import canary_rows
 from stream.events import RiskAlert, RiskScore, ShadowScore
-from stream.model_updates import parse_model_update
+from stream.model_promoter import parse_model_update
 from stream.replay import replay
 from training.datasets import to_arrays
 from training.datasets.feed import dataset_events, dataset_outcomes

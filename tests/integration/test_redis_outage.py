@@ -34,7 +34,7 @@ from state import CustomerSequenceStore
 from stream.app import follow_pointer, model_pointer, worker_outage
 from stream.events import RiskScore
 from stream.metrics import WorkerMetrics, serve
-from stream.model_updates import ModelPromoter
+from stream.model_promoter import ModelPromoter
 from stream.transform import event_time_ms, window
 from training.datasets.feed import dataset_events
 

@@ -29,7 +29,7 @@ from model.registry import ModelRegistry
 from state.model_pointer import ModelPointer
 from stream.app import load_models
 from stream.events import RiskScore
-from stream.model_updates import ModelPromoter
+from stream.model_promoter import ModelPromoter
 from training.datasets import load_domain
 from training.datasets.feed import dataset_events, dataset_outcomes
 from training.datasets.synthetic_log import SPEC, order_log

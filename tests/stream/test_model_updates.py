@@ -14,7 +14,8 @@ from prometheus_client import REGISTRY
 from model import build
 from model.registry import CorruptVersion, ModelRegistry, ModelVersion
 from state.model_pointer import ModelPointer
-from stream.model_updates import ModelPromoter, ModelWatcher, parse_model_update
+from stream.model_promoter import ModelPromoter, parse_model_update
+from stream.model_updates import ModelWatcher
 
 pytestmark = pytest.mark.integration
 
@@ -58,6 +59,7 @@ def world(tmp_path, redis_client, redis_prefix, new_topic, kafka_bootstrap):
     topic = new_topic(prefix="it-model-updates")
     producer = KafkaProducer(bootstrap_servers=kafka_bootstrap.split(","), acks="all")
     promoter = ModelPromoter(registry, pointer, producer, topic)
+    promoter.promote(DOMAIN, "v0001", "initial", expected=None)
     yield registry, pointer, promoter, topic, models
     producer.close()
 
@@ -233,7 +235,6 @@ def test_trial__started_announced_loaded_and_ended_by_promoting_the_challenger(
     world, kafka_bootstrap
 ):
     _, pointer, promoter, topic, models = world
-    promoter.promote(DOMAIN, "v0001", "initial")
     watcher = _watcher(world, kafka_bootstrap, check_every_s=60.0)
     try:
         watcher.start()
@@ -265,7 +266,6 @@ def test_trial__started_announced_loaded_and_ended_by_promoting_the_challenger(
 
 def test_trial__refused_for_the_live_version_another_encoder_or_an_unknown_version(world):
     registry, pointer, promoter, _, _ = world
-    promoter.promote(DOMAIN, "v0001", "initial")
     other = registry.publish(DOMAIN, _model(9), {"encoder": {"domain": DOMAIN, "id": "enc-2"}})
     with pytest.raises(ValueError, match="already live"):
         promoter.start_trial(DOMAIN, "v0001", "shadow", "x")
@@ -280,7 +280,6 @@ def test_trial__refused_for_the_live_version_another_encoder_or_an_unknown_versi
 
 def test_trial__rolled_back_ends_it_and_says_why(world, kafka_bootstrap):
     _, pointer, promoter, _, _ = world
-    promoter.promote(DOMAIN, "v0001", "initial")
     promoter.start_trial(DOMAIN, "v0002", "shadow", "compare")
     watcher = _watcher(world, kafka_bootstrap, check_every_s=60.0)
     try:

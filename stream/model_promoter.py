@@ -1,0 +1,181 @@
+"""Model changes: the pointer moves, then ``risk.model-updates`` announces them.
+
+``ModelPromoter`` moves a domain's pointer (``state.ModelPointer``: a journal beside the
+registry, the source of truth, copied to Redis) or starts and ends a trial (shadow or canary),
+then announces the change on ``risk.model-updates`` (``ModelUpdate``, keyed by domain). Workers
+follow the pointer, not the messages (``stream/model_updates.py``): an announcement only wakes
+them sooner.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from kafka import KafkaProducer
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+from model.registry import ModelRegistry, ModelVersion
+from state.model_pointer import ANY, ModelPointer, PointerChange, Trial, TrialEnd
+
+__all__ = ["ModelPromoter", "ModelUpdate", "parse_model_update"]
+
+
+class ModelUpdate(BaseModel):
+    """A domain's live model changed from ``previous`` to ``version`` (``kind`` "live"), or a
+    trial of ``version`` started (``trial_start``: ``mode`` shadow or canary, ``percent``) or
+    ended (``trial_end``: ``outcome`` promoted, rolled_back or stopped)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    schema_version: Literal[1] = 1
+    domain: str
+    version: str
+    previous: str | None
+    reason: str
+    changed_at: AwareDatetime
+    metrics: dict[str, float] = Field(default_factory=dict)
+    kind: Literal["live", "trial_start", "trial_end"] = "live"
+    mode: Literal["shadow", "canary"] | None = None
+    percent: float | None = None
+    outcome: Literal["promoted", "rolled_back", "stopped"] | None = None
+
+    def to_bytes(self) -> bytes:
+        return self.model_dump_json().encode()
+
+    @property
+    def key(self) -> bytes:
+        return self.domain.encode()
+
+
+def parse_model_update(raw: bytes | str) -> ModelUpdate:
+    """Validate one ``risk.model-updates`` message (raises ``pydantic.ValidationError``)."""
+    return ModelUpdate.model_validate_json(raw)
+
+
+class ModelPromoter:
+    """Makes a registry version live: pointer first (atomic, guarded), then the announcement."""
+
+    def __init__(
+        self,
+        registry: ModelRegistry,
+        pointer: ModelPointer,
+        producer: KafkaProducer,
+        topic: str,
+    ) -> None:
+        self._registry = registry
+        self._pointer = pointer
+        self._producer = producer
+        self._topic = topic
+
+    def promote(
+        self, domain: str, version: str, reason: str, *, expected: str | None = ANY
+    ) -> PointerChange:
+        """Point ``domain`` at ``version`` (which must verify) and announce it.
+
+        ``expected`` guards against a concurrent move (see ``ModelPointer.set``).
+        """
+        entry = self._registry.verify(domain, version)
+        change = self._pointer.set(domain, version, reason, expected=expected)
+        self.announce(change, entry)
+        trial = self._pointer.trial(domain)
+        if trial is not None and trial.version == version:  # the challenger won: trial over
+            self.end_trial(domain, "promoted", reason, version=version)
+        return change
+
+    def start_trial(
+        self,
+        domain: str,
+        version: str,
+        mode: Literal["shadow", "canary"],
+        reason: str,
+        percent: float = 0.0,
+    ) -> Trial:
+        """Put ``version`` on trial beside the live model and announce it.
+
+        Refused (``ValueError`` or a registry error, naming what to fix) for a version not in
+        ``domain``'s registry, one whose hash does not verify, the live version itself, or one
+        with another feature encoder: windows are stored encoded by the live model's encoder,
+        so such a challenger would need windows of its own (not supported: train it with the
+        same feature spec, or promote it after an offline evaluation).
+        """
+        entry = self._registry.verify(domain, version)
+        live = self._pointer.current(domain)
+        if live is None:
+            raise ValueError(f"{domain} has no live version: promote one before a trial")
+        if entry.manifest.get("encoder") != self._registry.get(domain, live).manifest.get(
+            "encoder"
+        ):
+            raise ValueError(
+                f"{domain}/{version} encodes events differently from the live {live}: a trial "
+                "scores the windows stored for the live model, so it needs the same feature "
+                "encoder (same spec and training vocabulary)"
+            )
+        trial = self._pointer.start_trial(domain, mode, version, reason, percent=percent)
+        self._send(
+            ModelUpdate(
+                domain=domain,
+                version=version,
+                previous=live,
+                reason=reason,
+                changed_at=trial.started_at,
+                kind="trial_start",
+                mode=mode,
+                percent=trial.percent,
+            )
+        )
+        return trial
+
+    def end_trial(
+        self,
+        domain: str,
+        outcome: Literal["promoted", "rolled_back", "stopped"],
+        reason: str,
+        *,
+        version: str | None = None,
+    ) -> TrialEnd | None:
+        """End ``domain``'s trial (of ``version``, if given) and announce it; None if none ran."""
+        end = self._pointer.end_trial(domain, outcome, reason, version=version)
+        if end is not None:
+            self._send(
+                ModelUpdate(
+                    domain=domain,
+                    version=end.trial.version,
+                    previous=self._pointer.current(domain),
+                    reason=reason,
+                    changed_at=end.ended_at,
+                    kind="trial_end",
+                    mode=end.trial.mode,
+                    percent=end.trial.percent,
+                    outcome=outcome,
+                )
+            )
+        return end
+
+    def rollback(self, domain: str, version: str | None = None) -> PointerChange:
+        """Go back to ``version``, or to the version live before the current one."""
+        target = version or self._pointer.previous(domain)
+        if target is None:
+            raise ValueError(f"{domain} has no previous version to roll back to")
+        current = self._pointer.current(domain)
+        return self.promote(domain, target, f"rollback from {current}", expected=current)
+
+    def announce(self, change: PointerChange, entry: ModelVersion) -> None:
+        numeric = {k: float(v) for k, v in entry.metrics.items() if _is_number(v)}
+        update = ModelUpdate(
+            domain=change.domain,
+            version=change.version,
+            previous=change.previous,
+            reason=change.reason,
+            changed_at=change.changed_at,
+            metrics=numeric,
+        )
+        self._send(update)
+
+    def _send(self, update: ModelUpdate) -> None:
+        # The journal already moved: a lost announcement only delays workers until their next
+        # periodic check, so waiting for the ack here is for the caller's feedback, not safety.
+        self._producer.send(self._topic, key=update.key, value=update.to_bytes()).get(timeout=30)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
