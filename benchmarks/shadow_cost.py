@@ -1,7 +1,7 @@
 """What a shadow model costs the workers (not a test): events/s without and with one, one run.
 
 A registry of its own holds the champion (the trained credit checkpoint the streaming
-benchmarks serve) and a challenger of the same architecture and encoder (other weights). Each
+benchmarks serve) and a challenger of the same network and encoder (its weights perturbed). Each
 round drains the same backlog of credit events twice on fresh topics and keys, with a
 ``crmrisk worker ingest --follow-pointer`` process: once with no trial, once with the
 challenger as a shadow (``crmrisk models shadow``), in alternating order. The clock runs from
@@ -26,6 +26,7 @@ import uuid
 from pathlib import Path
 
 import numpy as np
+import torch
 from tqdm import tqdm
 
 import model
@@ -54,10 +55,12 @@ def _registry(root: Path) -> tuple[str, str]:
     registry = ModelRegistry(root)
     checkpoint = trained_checkpoint()
     champion = registry.import_checkpoint("credit", checkpoint)
-    net, manifest = model.load_checkpoint(checkpoint)
-    other = model.build(
-        model.DEFAULT_VARIANT, net.config.event_dim, net.config.profile_dim, (), seed=7
-    )
+    # The same network (members, widths) with other weights: the champion's, perturbed.
+    other, manifest = model.load_checkpoint(checkpoint)
+    g = torch.Generator().manual_seed(7)
+    with torch.no_grad():
+        for p in other.parameters():
+            p.add_(0.05 * torch.randn(p.shape, generator=g) * (p.std() if p.numel() > 1 else 1))
     challenger = registry.publish("credit", other, {"encoder": manifest["encoder"]})
     return champion.version, challenger.version
 
