@@ -399,6 +399,7 @@ class BatchStages:
         quantile_names = scorer.quantile_names
         scored_at = iso_ms(int(now * 1000))
         latest: dict[str, tuple[int, bytes]] = {}
+        exposure = [None if e != e else e for e in w.exposure.tolist()]  # NaN: unknown
         for i, customer in enumerate(customers):
             q = None
             if rows.quantiles is not None:
@@ -413,6 +414,7 @@ class BatchStages:
                 model_version=scorer.version,
                 scored_at=scored_at,
                 top_events=tops[i],
+                exposure=exposure[i],
             )
             latest[customer] = (int(partitions[i]), body)
             if publish:

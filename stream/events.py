@@ -152,6 +152,11 @@ class RiskScore(_Message):
     reasons: list[ReasonCode] = Field(
         default_factory=list, description="Reason codes, when asked for (alerts always)."
     )
+    exposure: float | None = Field(
+        None,
+        description="The customer's exposure (the domain's exposure field, e.g. a credit limit) "
+        "when known: expected loss = probability x exposure.",
+    )
 
     _utc = field_validator("event_time", "scored_at")(_to_utc)
 

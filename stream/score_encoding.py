@@ -43,6 +43,7 @@ def score_bytes(
     model_version: str,
     scored_at: str,
     top_events: Sequence[TopEvent],
+    exposure: float | None = None,
 ) -> bytes:
     """A ``RiskScore`` as ``RiskScore.to_bytes`` would write it (``scored_at`` pre-formatted)."""
     document = {
@@ -60,6 +61,7 @@ def score_bytes(
             for i, t, k, w in top_events
         ],
         "reasons": [],  # reason codes are computed for alerts only (and on demand)
+        "exposure": exposure,
     }
     return orjson.dumps(document)
 

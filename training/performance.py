@@ -66,6 +66,11 @@ class Estimate:
     auc_std: float
     precision_std: float
     recall_std: float
+    # Over the scores whose exposure is known (``RiskScore.exposure``): sum of p x exposure, its
+    # band (std of the sum of Bernoulli(p) x exposure), and how many scores it covers.
+    expected_loss: float | None = None
+    expected_loss_std: float | None = None
+    exposed: int = 0
 
 
 @dataclass(frozen=True)
@@ -78,6 +83,7 @@ class Realized:
     precision: float
     recall: float
     reliability: tuple[np.ndarray, np.ndarray]  # (observed rate, mean p) per non-empty bin
+    loss: float | None = None  # sum of label x exposure over the scores with a known exposure
 
 
 @dataclass(frozen=True)
@@ -115,7 +121,22 @@ def expected_auc(p: np.ndarray) -> float:
     return float(wins / total) if total > 0 else float("nan")
 
 
-def estimate(p: np.ndarray, threshold: float, draws: int = 300, seed: int = 0) -> Estimate:
+def _exposed(p: np.ndarray, exposure: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    """``p`` and ``exposure`` where the exposure is known (finite)."""
+    if exposure is None:
+        return np.zeros(0), np.zeros(0)
+    e = np.asarray(exposure, dtype=np.float64)
+    known = np.isfinite(e)
+    return np.asarray(p, dtype=np.float64)[known], e[known]
+
+
+def estimate(
+    p: np.ndarray,
+    threshold: float,
+    draws: int = 300,
+    seed: int = 0,
+    exposure: np.ndarray | None = None,
+) -> Estimate:
     """The CBPE estimate of a chunk of calibrated probabilities ``p`` at ``threshold``.
 
     Predicted positive means ``p >= threshold`` (as the alert policy fires). The band samples
@@ -123,6 +144,7 @@ def estimate(p: np.ndarray, threshold: float, draws: int = 300, seed: int = 0) -
     memory); AUC per draw from the average ranks of ``p`` (ties half), draws with a single
     class left out. ``p`` is sorted first, so the band does not depend on the order of scores.
     """
+    pe, e = _exposed(p, exposure)  # expected loss: p x exposure, where the exposure is known
     p = np.sort(np.asarray(p, dtype=np.float64))  # the band must not depend on arrival order
     flagged = p >= threshold
     tp, fp = p[flagged].sum(), (1 - p[flagged]).sum()
@@ -154,13 +176,24 @@ def estimate(p: np.ndarray, threshold: float, draws: int = 300, seed: int = 0) -
         auc_std=float(aucs.std()) if len(aucs) else float("nan"),
         precision_std=float(precisions.std()),
         recall_std=float(recalls.std()) if len(recalls) else float("nan"),
+        expected_loss=float(pe @ e) if len(e) else None,
+        expected_loss_std=float(np.sqrt((pe * (1 - pe)) @ (e * e))) if len(e) else None,
+        exposed=len(e),
     )
 
 
-def realized(p: np.ndarray, y: np.ndarray, threshold: float, bins: int = 10) -> Realized:
-    """AUC, precision/recall at ``threshold`` and the reliability curve of labels ``y``."""
+def realized(
+    p: np.ndarray,
+    y: np.ndarray,
+    threshold: float,
+    bins: int = 10,
+    exposure: np.ndarray | None = None,
+) -> Realized:
+    """AUC, precision/recall at ``threshold`` and the reliability curve of labels ``y``; with
+    ``exposure``, the realized loss (label x exposure where the exposure is known)."""
     p = np.asarray(p, dtype=np.float64)
     y = np.asarray(y, dtype=np.int64)
+    ye, e = _exposed(y, exposure)
     flagged = (p >= threshold).astype(np.int64)
     both = 0 < y.sum() < len(y)
     observed, mean_p = calibration_curve(y, p, n_bins=bins) if len(y) else (np.array([]),) * 2
@@ -171,6 +204,7 @@ def realized(p: np.ndarray, y: np.ndarray, threshold: float, bins: int = 10) -> 
         precision=float(precision_score(y, flagged, zero_division=0)),
         recall=float(recall_score(y, flagged, zero_division=0)),
         reliability=(observed, mean_p),
+        loss=float(ye @ e) if len(e) else None,
     )
 
 
@@ -201,6 +235,11 @@ def join_outcomes(
     return pairs
 
 
+def _exposure(score: RiskScore) -> float:
+    value = getattr(score, "exposure", None)
+    return float("nan") if value is None else float(value)
+
+
 def _chunk(t: datetime, chunk_s: float) -> datetime:
     return datetime.fromtimestamp(t.timestamp() // chunk_s * chunk_s, tz=t.tzinfo)
 
@@ -217,19 +256,24 @@ def performance_by_chunk(
     The estimate covers every score served in the chunk; the realized part, the scores of the
     chunk that an outcome joined (``join_outcomes``). Sorted by version, then chunk.
     """
-    served: dict[tuple[str, datetime], list[float]] = defaultdict(list)
+    served: dict[tuple[str, datetime], list[tuple[float, float]]] = defaultdict(list)
     for s in scores:
-        served[(s.model_version, _chunk(s.event_time, chunk_s))].append(s.probability)
-    labelled: dict[tuple[str, datetime], list[tuple[float, int]]] = defaultdict(list)
+        served[(s.model_version, _chunk(s.event_time, chunk_s))].append(
+            (s.probability, _exposure(s))
+        )
+    labelled: dict[tuple[str, datetime], list[tuple[float, int, float]]] = defaultdict(list)
     for s, o in join_outcomes(scores, outcomes):
-        labelled[(s.model_version, _chunk(s.event_time, chunk_s))].append((s.probability, o.label))
+        labelled[(s.model_version, _chunk(s.event_time, chunk_s))].append(
+            (s.probability, o.label, _exposure(s))
+        )
     rows = []
     for key in sorted(served):
         pairs = labelled.get(key)
         real = None
         if pairs:
-            p, y = map(np.array, zip(*pairs, strict=True))
-            real = realized(p, y, threshold)
-        est = estimate(np.array(served[key]), threshold, draws=draws)
+            p, y, e = map(np.array, zip(*pairs, strict=True))
+            real = realized(p, y, threshold, exposure=e)
+        p, e = map(np.array, zip(*served[key], strict=True))
+        est = estimate(p, threshold, draws=draws, exposure=e)
         rows.append(ChunkPerformance(key[0], key[1], est, real))
     return rows

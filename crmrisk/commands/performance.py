@@ -67,10 +67,10 @@ def _parse(model: type[_M], values: list[bytes]) -> tuple[list[_M], int]:
     return parsed, bad
 
 
-def _band(value: float | None, std: float | None = None) -> str:
+def _band(value: float | None, std: float | None = None, spec: str = ".3f") -> str:
     if value is None:
         return "-"
-    return f"{value:.3f} ± {std:.3f}" if std is not None else f"{value:.3f}"
+    return f"{value:{spec}} ± {std:{spec}}" if std is not None else f"{value:{spec}}"
 
 
 def _table(domain: str, threshold: float, rows: list[ChunkPerformance]) -> Table:
@@ -83,8 +83,18 @@ def _table(domain: str, threshold: float, rows: list[ChunkPerformance]) -> Table
     for name in ("version", "chunk", "n", "est. AUC", "real AUC", "est. P/R", "real P/R"):
         table.add_column(name, justify="left" if name in ("version", "chunk") else "right")
     table.add_column("labelled", justify="right")
+    losses = any(r.estimate.exposed for r in rows)
+    if losses:  # scores carry their customer's exposure: expected vs realized loss
+        table.add_column("exp. loss", justify="right")
+        table.add_column("real loss", justify="right")
     for r in rows:
         e, real = r.estimate, r.realized
+        loss = []
+        if losses:
+            loss = [
+                _band(e.expected_loss, e.expected_loss_std, ",.0f"),
+                "-" if real is None or real.loss is None else f"{real.loss:,.0f}",
+            ]
         table.add_row(
             r.model_version,
             f"{r.chunk_start:%Y-%m-%d %H:%M}",
@@ -94,6 +104,7 @@ def _table(domain: str, threshold: float, rows: list[ChunkPerformance]) -> Table
             f"{e.precision:.3f} / {e.recall:.3f}",
             f"{real.precision:.3f} / {real.recall:.3f}" if real else "-",
             str(real.n) if real else "0",
+            *loss,
         )
     return table
 

@@ -44,6 +44,7 @@ def test_step__scores_published_at_once_then_alerts_then_state_then_commit():
     scores = [RiskScore.model_validate_json(v) for v in sink.on("scores")]
     assert [s.event_id for s in scores] == ["a", "b"]
     assert {s.model_version for s in scores} == {"v1"}
+    assert {s.exposure for s in scores} == {100.0}  # the profile's limit: the exposure field
     assert {e.event_id for e in scores[-1].top_events} == {"a", "b"}  # top_events=2
     alerts = [RiskAlert.model_validate_json(v) for v in sink.on("alerts")]
     assert [a.event_id for a in alerts] == ["a"]  # then disarmed: hysteresis

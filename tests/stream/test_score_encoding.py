@@ -10,8 +10,10 @@ from stream.score_encoding import iso_ms, score_bytes, top_event_refs
 TOP = [("e2", 1114819200123, "statement", 0.7), ("e1", 1112227200000, "statement", 0.3)]
 
 
-@pytest.mark.parametrize("quantiles", [None, {"q10": 1.5, "q50": 20.0, "q90": 1e6}])
-def test_score_bytes__parse_back_as_the_same_risk_score(quantiles):
+@pytest.mark.parametrize(
+    ("quantiles", "exposure"), [(None, None), ({"q10": 1.5, "q50": 20.0, "q90": 1e6}, 2500.0)]
+)
+def test_score_bytes__parse_back_as_the_same_risk_score(quantiles, exposure):
     raw = score_bytes(
         customer_id="c-ü",
         domain="credit",
@@ -22,6 +24,7 @@ def test_score_bytes__parse_back_as_the_same_risk_score(quantiles):
         model_version="v1",
         scored_at=iso_ms(1_700_000_000_000),
         top_events=TOP,
+        exposure=exposure,
     )
     score = RiskScore.model_validate_json(raw)
     expected = RiskScore(
@@ -34,6 +37,7 @@ def test_score_bytes__parse_back_as_the_same_risk_score(quantiles):
         model_version="v1",
         scored_at=datetime.fromtimestamp(1_700_000_000, tz=UTC),
         top_events=top_event_refs(TOP),
+        exposure=exposure,
     )
     assert score == expected
     assert raw == expected.to_bytes()

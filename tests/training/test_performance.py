@@ -128,3 +128,31 @@ def test_performance_by_chunk__estimate_per_version_and_chunk_realized_where_joi
     assert rows[1].realized is None
     observed, mean_p = rows[0].realized.reliability
     assert list(mean_p) == pytest.approx([0.2, 0.8]) and list(observed) == [0.0, 1.0]
+
+
+def test_estimate__expected_loss_tracks_the_realized_loss_where_exposure_is_known():
+    p, y = _calibrated(11)
+    exposure = np.random.default_rng(12).lognormal(8, 1, len(p))
+    exposure[::10] = np.nan  # unknown for a tenth: left out of both, counted
+    est = estimate(p, threshold=0.5, exposure=exposure)
+    real = realized(p, y, threshold=0.5, exposure=exposure)
+    known = np.isfinite(exposure)
+    assert est.exposed == known.sum()
+    assert est.expected_loss == pytest.approx((p * exposure)[known].sum())
+    assert real.loss == pytest.approx((y * exposure)[known].sum())
+    assert abs(est.expected_loss - real.loss) < 4 * est.expected_loss_std
+    assert estimate(p, threshold=0.5).expected_loss is None
+
+
+def test_performance_by_chunk__carries_the_scores_exposure():
+    t = T0
+    scores = [
+        RiskScore(customer_id=f"c{i}", domain="credit", event_id=f"e{i}", event_time=t,
+                  probability=0.2, model_version="v1", scored_at=t,
+                  exposure=None if i == 0 else 1000.0)
+        for i in range(3)
+    ]  # fmt: skip
+    outcomes = [Outcome(customer_id="c1", domain="credit", as_of=t, observed_at=t, label=1)]
+    (row,) = performance_by_chunk(scores, outcomes, 0.5, 86400, draws=10)
+    assert row.estimate.expected_loss == pytest.approx(400.0) and row.estimate.exposed == 2
+    assert row.realized.loss == pytest.approx(1000.0)

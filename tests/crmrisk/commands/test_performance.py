@@ -19,7 +19,7 @@ def _score(i: int, day: int) -> RiskScore:
     t = T0 + timedelta(days=day, minutes=i)
     return RiskScore(
         customer_id=f"c{day}-{i}", domain="credit", event_id=f"e{day}-{i}", event_time=t,
-        probability=0.8 if i % 2 else 0.2, model_version="v0001", scored_at=t,
+        probability=0.8 if i % 2 else 0.2, model_version="v0001", scored_at=t, exposure=1000.0,
     )  # fmt: skip
 
 
@@ -50,12 +50,16 @@ def test_models_performance__estimate_per_chunk_realized_where_outcomes_joined(s
     assert result.exit_code == 0, result.output
     rows = [[c.strip() for c in line.split("│")[1:-1]] for line in result.output.splitlines()
             if "v0001" in line]  # fmt: skip
-    header = ["version", "chunk", "n", "est. AUC", "real AUC", "est. P/R", "real P/R", "labelled"]
+    header = ["version", "chunk", "n", "est. AUC", "real AUC", "est. P/R", "real P/R", "labelled",
+              "exp. loss", "real loss"]  # fmt: skip
     day0, day1 = (dict(zip(header, row, strict=True)) for row in rows)
     assert (day0["chunk"], day0["n"], day0["labelled"]) == ("2024-01-01 00:00", "6", "6")
     assert day0["real AUC"] == "1.000" and day0["real P/R"] == "1.000 / 1.000"
     assert day0["est. AUC"].startswith("0.8")  # expected AUC of {0.2, 0.8} x3: 0.84
     assert (day1["chunk"], day1["labelled"], day1["real AUC"]) == ("2024-01-02 00:00", "0", "-")
+    # 3 x 0.8 x 1000 + 3 x 0.2 x 1000, band sqrt(6 x 0.16) x 1000; 3 defaults of 1000
+    assert day0["exp. loss"] == "3,000 ± 980" and day0["real loss"] == "3,000"
+    assert day1["real loss"] == "-"
     assert "skipped unreadable records: 0 scores, 1 outcomes" in result.output
     assert "no concept drift" in result.output
     later = CliRunner().invoke(
