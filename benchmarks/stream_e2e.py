@@ -779,7 +779,21 @@ def _soak_publisher(settings_json: str, pairs, rate: float, seconds: float) -> N
     count = int(rate * seconds)
     passes = count // len(pairs) + 2
     feed = itertools.islice(_passes(pairs, passes), count)
-    asyncio.run(_publish(settings, feed, rate, chunk=max(1, int(rate / 200))))
+    asyncio.run(_publish_stream(settings, feed, rate))
+
+
+async def _publish_stream(settings: Settings, feed, rate: float, part: int = 20_000) -> None:
+    """A paced feed too long to hold in memory, ``part`` events at a time, one producer.
+    (``publish_events`` takes a sequence: an iterator once crashed the soak's publisher.)"""
+    producer = BatchProducer(settings.kafka.client_config(), "bench-soak", linger_ms=0)
+    await producer.start()
+    try:
+        while events := list(itertools.islice(feed, part)):
+            await publish_events(
+                producer, settings.kafka.topics.events, events, rate, max(1, int(rate / 200))
+            )
+    finally:
+        await producer.stop()
 
 
 def soak(base: Settings, args, pairs, checkpoint: Path, workdir: Path, rate: float, n: int) -> dict:
@@ -885,6 +899,11 @@ def main(argv: list[str] | None = None) -> dict:
         help="re-run only part 4 and update it in --out",
     )
     parser.add_argument(
+        "--only-soak",
+        action="store_true",
+        help="re-run only the soak (--soak-seconds) at half the end-to-end rate in --out",
+    )
+    parser.add_argument(
         "--out", type=Path, default=ROOT / "benchmarks" / "results" / "stream_e2e.json"
     )
     args = parser.parse_args(argv)
@@ -918,6 +937,15 @@ def main(argv: list[str] | None = None) -> dict:
         "reason_steps": base.scoring.reason_steps,
     }
 
+    if args.only_soak:  # keep everything else of the last full run
+        if not args.soak_seconds:
+            parser.error("--only-soak needs --soak-seconds")
+        result = json.loads(args.out.read_text())
+        e2e = result["end_to_end"]
+        result["soak"] = soak(base, args, pairs, checkpoint, workdir,
+                              e2e["events_per_s"] / 2, e2e["workers"])  # fmt: skip
+        args.out.write_text(json.dumps(result, indent=2) + "\n")
+        return result
     if args.only_batching:  # keep parts 1-3 of the last full run
         result = json.loads(args.out.read_text()) | {"events": len(events), "scored_events": scored}
     else:

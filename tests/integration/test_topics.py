@@ -53,6 +53,7 @@ def test_topics_list__partitions_of_each_project_topic_dash_when_missing(kafka_b
         "alerts": f"it-list-alerts-{tag}",
         "model_updates": f"it-list-updates-{tag}",
         "score_requests": f"it-list-requests-{tag}",
+        "shadow_scores": f"it-list-shadow-{tag}",
     }
     env = {"RISK_KAFKA__BOOTSTRAP_SERVERS": kafka_bootstrap} | {
         f"RISK_KAFKA__TOPICS__{name.upper()}": topic for name, topic in names.items()
