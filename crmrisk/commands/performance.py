@@ -16,16 +16,16 @@ from rich.console import Console
 from rich.table import Table
 
 from crmrisk.errors import UserError, require_services
-from stream.events import Outcome, RiskScore
+from stream.events import Outcome, RiskScore, ShadowScore
 
 if TYPE_CHECKING:
     from crmrisk.settings import Settings
     from training.performance import ChunkPerformance
 
-__all__ = ["read_topic", "show_performance"]
+__all__ = ["parse_records", "read_topic", "show_performance"]
 
 _console = Console()
-_M = TypeVar("_M", RiskScore, Outcome)
+_M = TypeVar("_M", RiskScore, Outcome, ShadowScore)
 
 
 def read_topic(settings: Settings, topic: str) -> list[bytes]:
@@ -56,7 +56,8 @@ def read_topic(settings: Settings, topic: str) -> list[bytes]:
         consumer.close()
 
 
-def _parse(model: type[_M], values: list[bytes]) -> tuple[list[_M], int]:
+def parse_records(model: type[_M], values: list[bytes]) -> tuple[list[_M], int]:
+    """The values that parse as ``model``, and how many did not (counted, skipped)."""
     parsed: list[_M] = []
     bad = 0
     for value in values:
@@ -123,8 +124,8 @@ def show_performance(
         raise UserError(f"--chunk-hours must be positive, got {chunk_hours}")
     require_services(settings, redis=False)
     k = settings.kafka
-    scores, bad_scores = _parse(RiskScore, read_topic(settings, k.topics.scores))
-    outcomes, bad_outcomes = _parse(Outcome, read_topic(settings, k.topics.outcomes))
+    scores, bad_scores = parse_records(RiskScore, read_topic(settings, k.topics.scores))
+    outcomes, bad_outcomes = parse_records(Outcome, read_topic(settings, k.topics.outcomes))
     if since is not None and since.tzinfo is None:
         since = since.astimezone()  # a naive --since is local time
     scores = [s for s in scores if s.domain == domain and (since is None or s.event_time >= since)]

@@ -14,7 +14,6 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Literal
 
-from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 
@@ -87,19 +86,9 @@ def end_trial(settings: Settings, domain: str, reason: str) -> None:
     _console.print(f"{domain}: trial of {end.trial.version} ({end.trial.mode}) stopped")
 
 
-def _parsed(model, values: list[bytes]):
-    out, bad = [], 0
-    for value in values:
-        try:
-            out.append(model.model_validate_json(value))
-        except ValidationError:
-            bad += 1
-    return out, bad
-
-
 def review(settings: Settings, domain: str, rules: Rules, threshold: float | None) -> Review:
     """Read the topics to their ends now and review ``domain``'s running trial."""
-    from crmrisk.commands.performance import read_topic
+    from crmrisk.commands.performance import parse_records, read_topic
     from stream.app import model_pointer
     from stream.challenger import canary_rows
     from stream.events import Outcome, RiskScore, ShadowScore
@@ -111,11 +100,12 @@ def review(settings: Settings, domain: str, rules: Rules, threshold: float | Non
         raise UserError(f"{domain} has no trial running: start one with `crmrisk models shadow`")
     champion = pointer.current(domain)
     k = settings.kafka
-    scores, bad = _parsed(RiskScore, read_topic(settings, k.topics.scores))
+    scores, bad = parse_records(RiskScore, read_topic(settings, k.topics.scores))
     shadow, bad_shadow = [], 0
     if trial.mode == "shadow":
-        shadow, bad_shadow = _parsed(ShadowScore, read_topic(settings, k.topics.shadow_scores))
-    outcomes, bad_outcomes = _parsed(Outcome, read_topic(settings, k.topics.outcomes))
+        raw = read_topic(settings, k.topics.shadow_scores)
+        shadow, bad_shadow = parse_records(ShadowScore, raw)
+    outcomes, bad_outcomes = parse_records(Outcome, read_topic(settings, k.topics.outcomes))
     if bad or bad_shadow or bad_outcomes:
         _console.print(
             f"skipped unreadable records: {bad} scores, {bad_shadow} shadow scores, "
