@@ -1,143 +1,57 @@
-"""``crmrisk bench tables``: the paper's Tables 1-4, measured, with a markdown report."""
+"""``crmrisk bench ...``: runs the benchmarks of a source checkout (``python -m benchmarks.X``).
+
+The benchmarks are reproduction code, not the runtime: they live in the repository's
+``benchmarks/`` folder, outside the installed package, and need the ``bench`` extra (LightGBM,
+Optuna, matplotlib). This command hands its arguments to them in a child process, so the
+runtime never imports benchmark code.
+"""
 
 from __future__ import annotations
 
-import logging
+import os
+import subprocess
+import sys
 from pathlib import Path
-from typing import Annotated
 
 import typer
-from rich.console import Console
 
-from crmrisk.settings import Settings
+__all__ = ["register"]
 
-__all__ = ["register", "tables"]
-
-_console = Console()
-bench_app = typer.Typer(help="Benchmarks: the paper's tables, measured on this machine.")
+# What ``crmrisk bench NAME`` runs, as ``python -m MODULE``.
+_BENCHMARKS = {"tables": "benchmarks.tables"}
+_FORWARD = {"allow_extra_args": True, "ignore_unknown_options": True, "help_option_names": []}
 
 
-@bench_app.command("tables")
-def tables(
-    quick: Annotated[
-        bool,
-        typer.Option(
-            "--quick", help="One seed, few epochs, subsampled data: a smoke run for tests."
-        ),
-    ] = False,
-    seeds: Annotated[
-        int | None, typer.Option("--seeds", min=1, help="Seeds 0..N-1 (default 5).")
-    ] = None,
-    domains: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--domains",
-            help="Protocols to run: credit, telco, bank_time, bank_random, bank_duration, retail "
-            "(repeat the option; 'bank' means all three bank protocols). Default: all.",
-        ),
-    ] = None,
-    ablation_domains: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--ablation-domains", help="Protocols for Tables 3 and 4 (default credit, telco)."
-        ),
-    ] = None,
-    epochs: Annotated[
-        int | None, typer.Option("--epochs", min=1, help="Epochs for Table 1 models.")
-    ] = None,
-    ablation_epochs: Annotated[
-        int | None,
-        typer.Option("--ablation-epochs", min=1, help="Epochs for Tables 3 and 4 variants."),
-    ] = None,
-    max_train_rows: Annotated[
-        int | None,
-        typer.Option(
-            "--max-rows", min=50, help="Subsample each split to at most this many customers."
-        ),
-    ] = None,
-    results_dir: Annotated[
-        Path | None,
-        typer.Option(
-            "--results-dir", help="Where JSON, plots and report go (Settings.training.results_dir)."
-        ),
-    ] = None,
-    batch_size: Annotated[
-        int | None,
-        typer.Option("--batch-size", min=1, help="Mini-batch (Settings.training.batch_size)."),
-    ] = None,
-    patience: Annotated[
-        int | None,
-        typer.Option("--patience", min=1, help="Early-stopping patience (Settings.training)."),
-    ] = None,
-    report_only: Annotated[
-        bool,
-        typer.Option(
-            "--report-only",
-            help="Train nothing: measure efficiency and report the runs already recorded.",
-        ),
-    ] = False,
-    threads: Annotated[int, typer.Option("--threads", min=1, help="torch / LightGBM threads.")] = 2,
-    shard: Annotated[
-        str | None,
-        typer.Option(
-            "--shard",
-            help="Only train, into runs_<mode>_<SHARD>.jsonl, so processes can split the "
-            "protocols; finish with a run with --resume that measures efficiency and reports.",
-        ),
-    ] = None,
-    redo: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--redo",
-            help="With --resume: run keys to train again (table|protocol|seed|model, shell "
-            "patterns, e.g. '1|retail|*|qrcnn-lstm-cross').",
-        ),
-    ] = None,
-    resume: Annotated[
-        bool, typer.Option("--resume", help="Keep finished runs from an earlier, interrupted run.")
-    ] = False,
-) -> None:
-    """Run Tables 1-4 (quality, efficiency, front-end and attention ablations); write the report.
+def _checkout() -> Path | None:
+    """The source checkout above the installed ``crmrisk`` package, if this is one."""
+    root = Path(__file__).resolve().parents[2]
+    return root if (root / "benchmarks" / "tables" / "__main__.py").is_file() else None
 
-    Writes tables_<mode>.json, runs_<mode>.jsonl (one line per finished run), the markdown
-    report (report.md, or report_quick.md in quick mode) and ROC / calibration PNGs.
-    """
-    try:
-        from benchmarks.tables.experiments import bench_config, run_benchmark
-    except ModuleNotFoundError as exc:  # the serving install leaves the bench extra out
-        raise typer.BadParameter(
-            f"the tables need the bench extra ({exc.name} is missing): pip install 'crmrisk[bench]'"
-        ) from None
 
-    logging.getLogger("training").setLevel(logging.INFO)
-    logging.getLogger("benchmarks").setLevel(logging.INFO)
-    settings = Settings()
-    config = bench_config(
-        quick=quick,
-        seeds=seeds,
-        protocols=domains,
-        ablation_protocols=ablation_domains,
-        epochs=epochs,
-        ablation_epochs=ablation_epochs,
-        max_train_rows=max_train_rows,
-        threads=threads,
-        model=settings.model.variant,
-        batch_size=batch_size or settings.training.batch_size,
-        learning_rate=settings.training.learning_rate,
-        patience=patience or settings.training.patience,
-        window=settings.redis.window,
-    )
-    out = results_dir or settings.training.results_dir
-    written = run_benchmark(
-        config,
-        settings.training.data_dir,
-        out,
-        resume=resume,
-        shard=shard,
-        report_only=report_only,
-        redo=tuple(redo or ()),
-    )
-    _console.print(f"{'runs' if shard else 'report'} written to {written}")
+def _forward(name: str, ctx: typer.Context) -> None:
+    root = _checkout()
+    if root is None:
+        typer.echo(
+            f"error: `crmrisk bench {name}` runs the repository's benchmarks/ folder, which an "
+            "installed crmrisk does not have: run it from a source checkout.",
+            err=True,
+        )
+        raise typer.Exit(2)
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(root), os.environ.get("PYTHONPATH")])),
+    }
+    done = subprocess.run([sys.executable, "-m", _BENCHMARKS[name], *ctx.args], cwd=root, env=env)
+    raise typer.Exit(done.returncode)
+
+
+bench_app = typer.Typer(help="Benchmarks of a source checkout (python -m benchmarks.<name>).")
+
+
+@bench_app.command("tables", context_settings=_FORWARD, add_help_option=False)
+def tables(ctx: typer.Context) -> None:
+    """The paper's Tables 1-4 (python -m benchmarks.tables; --help lists its options)."""
+    _forward("tables", ctx)
 
 
 def register(app: typer.Typer) -> None:
