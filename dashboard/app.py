@@ -9,12 +9,7 @@ model scores a sample of its training customers. The performance panels (estimat
 AUC, calibration, champion vs challenger; ``dashboard/performance.py``) are recomputed in a
 thread at most every ``performance_every_s`` seconds, and only for a domain with news.
 
-Routes: ``/`` the page (its scripts under ``/static/``); ``/api/summary``;
-``/api/customer/{domain}/{customer}``; ``/stream`` (SSE: ``alert`` events as they arrive, a
-``summary`` every second); ``/metrics`` (the performance series, Prometheus text format). Given
-an access token, every route answers 401 without it (``stream/access.py``: bearer, or a
-browser's basic-auth password, which the browser then resends with the page's own requests and
-its event stream).
+The routes are in ``dashboard/routes.py``, the customer lookup in ``dashboard/customer_view.py``.
 """
 
 from __future__ import annotations
@@ -25,36 +20,28 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import redis
-from prometheus_client import CONTENT_TYPE_LATEST
-from sse_starlette.sse import EventSourceResponse
-from starlette.applications import Starlette
-from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import FileResponse, JSONResponse, PlainTextResponse, Response
-from starlette.routing import Mount, Route
-from starlette.staticfiles import StaticFiles
-from starlette.types import ASGIApp, Receive, Scope, Send
 
+from dashboard.customer_view import CustomerView
 from dashboard.live import LiveView, histogram_of
 from dashboard.metrics import summarise
 from dashboard.performance import PerformanceView
 from dashboard.performance_metrics import PerformanceMetrics
 from model.registry import ModelRegistry, RegistryError
 from state import CustomerSequenceStore, LatestScoreStore, ModelPointer
-from stream.access import CHALLENGE, authorized
 from stream.events import Outcome, RiskAlert, RiskScore, ShadowScore
+from stream.kafka_io import new_consumer
+from training.drift import Reference
 
-__all__ = ["Dashboard", "DashboardConfig", "build_app"]
+__all__ = ["Dashboard", "DashboardConfig"]
 
 log = logging.getLogger(__name__)
-STATIC = Path(__file__).parent / "static"
 
 
 @dataclass(frozen=True)
@@ -117,9 +104,9 @@ class Dashboard:
         )
         self.registry = ModelRegistry(c.models_dir)
         self._subscribers: set[asyncio.Queue] = set()
-        self._references: dict[tuple[str, str], np.ndarray | None] = {}
-        self._kits: dict[tuple[str, str], Any] = {}
-        self._lock = threading.Lock()
+        self.customers = CustomerView(
+            config, self.registry, self.windows, self.latest, self.live, self._live_version
+        )
         self._tasks: list[asyncio.Task] = []
 
     # -- Kafka -> LiveView ---------------------------------------------------------------------
@@ -136,8 +123,6 @@ class Dashboard:
         self._client.close()
 
     async def _follow(self) -> None:
-        from stream.kafka_io import new_consumer
-
         c = self.config
         topics = [c.alerts_topic, c.scores_topic, c.outcomes_topic, c.shadow_topic]
         consumer = new_consumer(c.kafka, topics, None, "crmrisk-dash")
@@ -231,10 +216,8 @@ class Dashboard:
             }
             for ch in self.pointer.history(domain, 5)
         ]
-        reference = self._reference(domain, version)
+        reference = self.customers.reference(domain, version)
         if reference is not None:
-            from training.drift import Reference
-
             out["score_training"] = histogram_of(reference)
             recent = self.live.recent_scores(domain)
             if recent.size >= 50:
@@ -251,91 +234,9 @@ class Dashboard:
         latest = self.registry.latest(domain)
         return None if latest is None else latest.version
 
-    def _reference(self, domain: str, version: str) -> np.ndarray | None:
-        """The training window's scores (None until computed; computed once, in a thread)."""
-        key = (domain, version)
-        with self._lock:
-            if key in self._references:
-                return self._references[key]
-            self._references[key] = None
-        threading.Thread(target=self._compute_reference, args=key, daemon=True).start()
-        return None
-
-    def _compute_reference(self, domain: str, version: str) -> None:
-        try:
-            from training.datasets import load_domain, to_arrays
-
-            kit = self._kit(domain, version)
-            c = self.config
-            dataset = load_domain(domain, c.data_dir, c.seed)
-            records = list(dataset.train)[: c.reference_customers]
-            arrays = to_arrays(records, kit.encoder, c.window)
-            probability, _, _ = kit.scorer.forward(arrays.events, arrays.mask, arrays.profile)
-            with self._lock:
-                self._references[(domain, version)] = probability.astype(np.float64)
-        except Exception:  # the panel shows no reference; the page stays up
-            log.exception("dashboard: no training reference for %s %s", domain, version)
-
-    def _kit(self, domain: str, version: str):
-        import torch
-
-        from stream.models import load_domain_model
-
-        key = (domain, version)
-        if key not in self._kits:
-            try:
-                path = self.registry.get(domain, version).path
-            except RegistryError:
-                if domain not in self.config.checkpoints:
-                    raise
-                path = self.config.checkpoints[domain]  # e.g. the checkpoint a demo serves
-            kit = load_domain_model(path, domain, torch.device("cpu"), 3, 5, 16)
-            if kit.version != version:
-                raise RegistryError(f"{domain} model {version} is neither registered nor served")
-            self._kits[key] = kit
-        return self._kits[key]
-
     def customer(self, domain: str, customer: str) -> dict[str, Any] | None:
         """A customer's recent events (decoded), score history and reasons."""
-        window = self.windows.read(customer, domain)
-        raw = self.latest.read(customer, domain)
-        if raw is None and not len(window):
-            return None
-        latest = RiskScore.model_validate_json(raw) if raw is not None else None
-        alert = self.live.latest_alert(domain, customer)
-        out: dict[str, Any] = {
-            "customer_id": customer,
-            "domain": domain,
-            "latest": None if latest is None else json.loads(latest.model_dump_json()),
-            "history": self.live.score_history(domain, customer),
-            "events": [],
-            "reasons": [],
-            "sentence": None,
-        }
-        version = latest.model_version if latest is not None else self._live_version(domain)
-        kit = None
-        with contextlib.suppress(RegistryError, TypeError):
-            kit = self._kit(domain, version) if version else None
-        out["events"] = _decoded_events(window, kit)
-        if alert is not None:
-            out["reasons"] = [json.loads(c.model_dump_json()) for c in alert.reasons]
-            out["sentence"] = alert.reason
-            out["reasons_from"] = f"alert {alert.alert_id}"
-        elif latest is not None and kit is not None and len(window):
-            from stream.reasons import reason_codes, reason_sentence
-            from stream.requests import ScoreRequest
-            from stream.scorer import Scored
-
-            request = ScoreRequest(customer, domain, latest.event_id, 0, 0, window)
-            scored = Scored(request, latest.probability, None, [], version)
-            (explanation,) = kit.scorer.explain([scored])
-            codes = reason_codes(explanation, window)
-            out["reasons"] = [json.loads(c.model_dump_json()) for c in codes]
-            out["sentence"] = reason_sentence(
-                codes, latest.probability, explanation.baseline_probability
-            )
-            out["reasons_from"] = f"computed now by model {version}"
-        return out
+        return self.customers.customer(domain, customer)
 
     # -- server-sent events --------------------------------------------------------------------
 
@@ -358,88 +259,3 @@ class Dashboard:
                     next_summary = time.monotonic() + 1.0
         finally:
             self._subscribers.discard(queue)
-
-
-def _decoded_events(window, kit) -> list[dict[str, Any]]:
-    """The window's events, newest first, with their fields decoded from the stored vectors."""
-    layout = None if kit is None or kit.scorer.explainer is None else kit.scorer.explainer.layout
-    out = []
-    for t in range(len(window) - 1, -1, -1):
-        fields = {}
-        if layout is not None:
-            vector = window.events[t]
-            fields = {f: layout.decode_event(vector, i) for i, f in enumerate(layout.event_fields)}
-        out.append(
-            {
-                "event_id": window.event_ids[t],
-                "kind": window.kinds[t],
-                "event_time_ms": int(window.event_times_ms[t]),
-                "fields": fields,
-            }
-        )
-    return out
-
-
-class _TokenGate:
-    """ASGI middleware: 401 (with a basic-auth challenge) for a request without the token."""
-
-    def __init__(self, app: ASGIApp, token: str) -> None:
-        self.app, self.token = app, token
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
-            header = dict(scope["headers"]).get(b"authorization", b"").decode("latin-1")
-            if not authorized(header, self.token):
-                refused = PlainTextResponse(
-                    "unauthorized\n", 401, headers={"WWW-Authenticate": CHALLENGE}
-                )
-                await refused(scope, receive, send)
-                return
-        await self.app(scope, receive, send)
-
-
-def build_app(
-    dashboard: Dashboard, domains: Sequence[str] = (), token: str | None = None
-) -> Starlette:
-    """The dashboard's routes; with a ``token``, only requests that carry it get an answer."""
-
-    async def index(request: Request):
-        return FileResponse(STATIC / "index.html")
-
-    async def summary(request: Request):
-        return JSONResponse(await asyncio.to_thread(dashboard.summary))
-
-    async def customer(request: Request):
-        domain, cid = request.path_params["domain"], request.path_params["customer"]
-        found = await asyncio.to_thread(dashboard.customer, domain, cid)
-        if found is None:
-            return JSONResponse({"error": f"no {domain} customer {cid!r}"}, status_code=404)
-        return JSONResponse(found)
-
-    async def stream(request: Request):
-        return EventSourceResponse(dashboard.events(request))
-
-    async def metrics(request: Request):
-        await asyncio.to_thread(dashboard.performance_reports)  # gauges as fresh as the page
-        return Response(dashboard.performance_metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
-
-    @contextlib.asynccontextmanager
-    async def lifespan(app):
-        await dashboard.start()
-        try:
-            yield
-        finally:
-            await dashboard.stop()
-
-    return Starlette(
-        routes=[
-            Route("/", index),
-            Route("/api/summary", summary),
-            Route("/api/customer/{domain}/{customer}", customer),
-            Route("/stream", stream),
-            Route("/metrics", metrics),
-            Mount("/static", StaticFiles(directory=STATIC), name="static"),
-        ],
-        middleware=[Middleware(_TokenGate, token=token)] if token is not None else [],
-        lifespan=lifespan,
-    )

@@ -94,7 +94,8 @@ def serve_in_thread(
     """Start the dashboard in a thread; returns once it accepts connections."""
     import uvicorn
 
-    from dashboard.app import Dashboard, build_app
+    from dashboard.app import Dashboard
+    from dashboard.routes import build_app
 
     token = _access_token(settings, host)
     app = build_app(
@@ -129,8 +130,9 @@ def command(
     import uvicorn
 
     from crmrisk.errors import require_services
-    from dashboard.app import Dashboard, build_app
+    from dashboard.app import Dashboard
     from dashboard.metrics import from_url
+    from dashboard.routes import build_app
     from stream.app import quiet_kafka_clients
 
     quiet_kafka_clients()
