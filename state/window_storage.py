@@ -5,8 +5,9 @@ of rows (grown by doubling, rows reused through a free list), and each customer 
 row of W pool indexes, a length, its profile, and its event ids packed as NUL-terminated bytes
 (the Redis record's layout). Memory is the pool (bytes per stored event: ``4 * event_dim +
 20``) plus ``~4 * W + 4 * profile_dim + 250`` bytes per customer (``nbytes``), bounded by
-``evict`` (least recently used customers whose state Redis holds). ``WindowTable``
-(``state/window_table.py``) applies batches to it.
+``evict`` (least recently used customers whose state Redis holds). The slot map, eviction and
+TTL are ``CustomerSlots``'s (``state/customer_slots.py``, shared with the alert states);
+``WindowTable`` (``state/window_table.py``) applies batches to this storage.
 """
 
 from __future__ import annotations
@@ -15,14 +16,15 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from state.customer_slots import CustomerSlots, grown
 from state.records import WindowRecord, pack_windows, unpack_window
 
 __all__ = ["WindowStorage"]
 
 
-class WindowStorage:
+class WindowStorage(CustomerSlots):
     """The windows of one domain's customers, for the partitions this worker owns: storage,
-    loading from and packing to window records, forgetting customers.
+    loading from and packing to window records.
 
     Parameters
     ----------
@@ -37,17 +39,20 @@ class WindowStorage:
     def __init__(self, window: int, event_dim: int, profile_dim: int, ttl_s: float) -> None:
         if window < 1:
             raise ValueError(f"window must be >= 1, got {window}")
-        self.window, self.event_dim, self.profile_dim, self.ttl_s = (
-            window,
-            event_dim,
-            profile_dim,
-            ttl_s,
-        )
+        super().__init__(ttl_s)
+        self.window, self.event_dim, self.profile_dim = window, event_dim, profile_dim
         self.kinds: list[str] = []
         self._kind_code: dict[str, int] = {}
-        self._slot_of: dict[str, int] = {}
-        self._free_slots: list[int] = []
-        self._grow_slots(256)
+        self._rows = np.zeros((0, window), np.int32)
+        self._length = np.zeros(0, np.int32)
+        self._profile = np.zeros((0, profile_dim), np.float32)
+        self._has_profile = np.zeros(0, bool)
+        self._ptime = np.zeros(0, np.int64)
+        self._phash = np.zeros(0, np.uint64)
+        self._exposure = np.zeros(0, np.float64)
+        self._ids: list[bytes] = []
+        self._pid: list[str | None] = []
+        self._grow_slots()
         self._vec = np.zeros((0, event_dim), np.float32)
         self._time = np.zeros(0, np.int64)
         self._hash = np.zeros(0, np.uint64)
@@ -58,33 +63,16 @@ class WindowStorage:
 
     # -- storage ----------------------------------------------------------------------------
 
-    def _grow_slots(self, capacity: int) -> None:
-        old = getattr(self, "_length", np.zeros(0, np.int32)).shape[0]
-        w, p = self.window, self.profile_dim
-
-        def grow(name: str, shape: tuple, dtype: object, fill: object = 0) -> None:
-            new = np.full(shape, fill, dtype)
-            if old:
-                new[:old] = getattr(self, name)
-            setattr(self, name, new)
-
-        grow("_rows", (capacity, w), np.int32, -1)
-        grow("_length", (capacity,), np.int32)
-        grow("_partition", (capacity,), np.int32, -1)
-        grow("_used", (capacity,), np.int64)  # batch serial of the last use (LRU)
-        grow("_seen_s", (capacity,), np.float64)  # wall time of the last use (TTL)
-        grow("_profile", (capacity, p), np.float32)
-        grow("_has_profile", (capacity,), bool)
-        grow("_ptime", (capacity,), np.int64)
-        grow("_phash", (capacity,), np.uint64)
-        grow("_exposure", (capacity,), np.float64, np.nan)
-        ids = getattr(self, "_ids", [])
-        self._ids: list[bytes] = ids + [b""] * (capacity - old)
-        self._pid: list[str | None] = getattr(self, "_pid", []) + [None] * (capacity - old)
-        self._customer: list[str | None] = getattr(self, "_customer", []) + [None] * (
-            capacity - old
-        )
-        self._free_slots.extend(range(capacity - 1, old - 1, -1))
+    def _grow_columns(self, size: int) -> None:
+        self._rows = grown(self._rows, size, -1)
+        self._length = grown(self._length, size)
+        self._profile = grown(self._profile, size)
+        self._has_profile = grown(self._has_profile, size)
+        self._ptime = grown(self._ptime, size)
+        self._phash = grown(self._phash, size)
+        self._exposure = grown(self._exposure, size, np.nan)
+        self._ids += [b""] * (size - len(self._ids))
+        self._pid += [None] * (size - len(self._pid))
 
     def _grow_pool(self, extra: int) -> None:
         old = self._time.shape[0]
@@ -110,15 +98,6 @@ class WindowStorage:
         self._free[self._nfree : self._nfree + len(rows)] = rows
         self._nfree += len(rows)
 
-    def _new_slot(self, customer: str, partition: int) -> int:
-        if not self._free_slots:
-            self._grow_slots(2 * len(self._ids))
-        slot = self._free_slots.pop()
-        self._slot_of[customer] = slot
-        self._customer[slot] = customer
-        self._partition[slot] = partition
-        return slot
-
     def _clear(self, slot: int) -> None:
         length = self._length[slot]
         self._release(self._rows[slot, :length].copy())
@@ -132,15 +111,6 @@ class WindowStorage:
         self._pid[slot] = None
         self._exposure[slot] = np.nan
 
-    def _forget(self, slot: int) -> None:
-        self._clear(slot)
-        customer = self._customer[slot]
-        if customer is not None:
-            del self._slot_of[customer]
-        self._customer[slot] = None
-        self._partition[slot] = -1
-        self._free_slots.append(slot)
-
     def _kind_codes(self, kinds: Sequence[str]) -> np.ndarray:
         codes = self._kind_code
         for kind in set(kinds) - codes.keys():
@@ -149,26 +119,6 @@ class WindowStorage:
         return np.fromiter((codes[k] for k in kinds), np.int32, len(kinds))
 
     # -- the owner's view -------------------------------------------------------------------
-
-    def __len__(self) -> int:
-        return len(self._slot_of)
-
-    def __contains__(self, customer: str) -> bool:
-        return customer in self._slot_of
-
-    def missing(self, customers: Sequence[str], now_s: float) -> list[str]:
-        """Customers not held here (to load from Redis first), each once; a customer unused for
-        ``ttl_s`` is forgotten first, as Redis forgets it."""
-        out = []
-        slot_of = self._slot_of
-        for customer in dict.fromkeys(customers):
-            slot = slot_of.get(customer)
-            if slot is not None and now_s - self._seen_s[slot] > self.ttl_s:
-                self._forget(slot)
-                slot = None
-            if slot is None:
-                out.append(customer)
-        return out
 
     def load(self, customer: str, partition: int, record: WindowRecord | None) -> None:
         """Hold ``customer`` from its Redis record (None: a customer Redis does not know)."""
@@ -238,32 +188,6 @@ class WindowStorage:
             (self._customer[x], int(p), r)
             for x, p, r in zip(unique, partitions.tolist(), raw, strict=True)
         ]
-
-    def drop_partitions(self, partitions: Sequence[int]) -> int:
-        """Forget the customers of ``partitions`` (revoked, or to be rebuilt); returns how many."""
-        if not partitions:
-            return 0
-        slots = np.flatnonzero(np.isin(self._partition, list(partitions)))
-        slots = [s for s in slots.tolist() if self._customer[s] is not None]
-        for slot in slots:
-            self._forget(slot)
-        return len(slots)
-
-    def evict(self, max_customers: int, durable_serial: int) -> int:
-        """Forget least recently used customers beyond ``max_customers`` (down to 90% of it),
-        only among those whose last batch (serial <= ``durable_serial``) Redis holds."""
-        excess = len(self._slot_of) - max_customers
-        if excess <= 0:
-            return 0
-        held = np.array(list(self._slot_of.values()), np.int64)
-        held = held[self._used[held] <= durable_serial]
-        count = min(len(held), excess + max_customers // 10)
-        if count <= 0:
-            return 0
-        victims = held[np.argpartition(self._used[held], count - 1)[:count]]
-        for slot in victims.tolist():
-            self._forget(slot)
-        return count
 
     def nbytes(self) -> int:
         """Bytes held: arrays (at capacity) plus the packed ids and the slot map (estimated)."""

@@ -1,10 +1,9 @@
-"""The windows' storage: window records out and back in, eviction, dropped partitions, TTL."""
+"""The windows' storage: window records out and back in, dropped partitions' memory reused."""
 
 import numpy as np
 
-from state import WindowTable
 from state.records import unpack_window
-from tests.state.conftest import DIM, PDIM, appends, apply, new_table, windows_of
+from tests.state.conftest import appends, apply, new_table, windows_of
 
 
 def test_records__round_trip_through_load():
@@ -35,16 +34,6 @@ def test_records__round_trip_through_load():
     assert applied.windows.exposure[0] == 10.0
 
 
-def test_evict__forgets_least_recently_used_durable_customers_only():
-    table = new_table()
-    for i in range(10):
-        apply(table, {"id": "a", "t": 1, "customer": f"c{i}"}, serial=i + 1)
-    assert table.evict(max_customers=5, durable_serial=3) == 3  # only serials 1-3 are durable
-    assert len(table) == 7 and "c0" not in table and "c3" in table
-    assert table.evict(max_customers=5, durable_serial=10) == 2
-    assert [f"c{i}" for i in range(10) if f"c{i}" in table] == ["c5", "c6", "c7", "c8", "c9"]
-
-
 def test_drop_partitions__forgets_their_customers_and_reuses_the_memory():
     table = new_table()
     apply(
@@ -57,10 +46,3 @@ def test_drop_partitions__forgets_their_customers_and_reuses_the_memory():
     assert "y" not in table and "x" in table
     apply(table, {"id": "b", "t": 2, "customer": "y", "part": 1})
     assert table.nbytes() == before
-
-
-def test_ttl__a_customer_unused_for_longer_is_forgotten():
-    table = WindowTable(4, DIM, PDIM, ttl_s=10)
-    table.apply(appends([{"id": "a", "t": 1}]), now_s=0.0, serial=1)
-    assert table.missing(["c1"], now_s=5.0) == []
-    assert table.missing(["c1", "c1"], now_s=11.0) == ["c1"]
