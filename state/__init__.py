@@ -1,7 +1,7 @@
 """State: the partition-owned windows and alert states a worker holds in memory, and their
 durable copy in Redis (one class per structure, each owning its keys and, where it needs one,
-its Lua script): windows, alert states, latest scores, partition fences, the live model
-pointer."""
+its Lua script): windows (and the window rule), alert states, latest scores, partition
+fences, the live model pointer."""
 
 from state.alert_state import AlertState, AlertStateStore, AlertTable
 from state.customer_sequence import CustomerSequence, CustomerSequenceStore, as_sequence
@@ -19,7 +19,10 @@ from state.model_pointer import (
 from state.partition_fence import Claim, PartitionFence, PartitionWrite, Refusal
 from state.pipeline import round_trip
 from state.records import AlertRecord, WindowRecord
-from state.windows import Appends, AppendStatus, Applied, Windows, WindowTable
+from state.window_batches import Appends, AppendStatus, Applied, Windows
+from state.window_rule import right_padded, time_ms, window_positions
+from state.window_storage import WindowStorage
+from state.window_table import WindowTable
 
 __all__ = [
     "ANY",
@@ -45,8 +48,12 @@ __all__ = [
     "Trial",
     "TrialEnd",
     "WindowRecord",
+    "WindowStorage",
     "WindowTable",
     "Windows",
     "as_sequence",
+    "right_padded",
     "round_trip",
+    "time_ms",
+    "window_positions",
 ]

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 import redis
 
+from state.customer_slots import CustomerSlots, grown
 from state.errors import StateError
 from state.keys import alert_key
 from state.pipeline import round_trip
@@ -30,60 +31,25 @@ class AlertState:
     last_alert_s: float | None = None  # event time (epoch seconds) of the last alert
 
 
-class AlertTable:
+class AlertTable(CustomerSlots):
     """Alert states of one domain's customers held by their partition's owner (arrays)."""
 
     def __init__(self, ttl_s: float) -> None:
-        self.ttl_s = ttl_s
-        self._slot_of: dict[str, int] = {}
-        self._customer: list[str | None] = []
-        self._free: list[int] = []
+        super().__init__(ttl_s)
         self.armed = np.zeros(0, bool)
         self.last_s = np.zeros(0, np.float64)  # NaN: never fired
-        self._partition = np.zeros(0, np.int32)
-        self._used = np.zeros(0, np.int64)
-        self._seen_s = np.zeros(0, np.float64)
 
-    def __len__(self) -> int:
-        return len(self._slot_of)
+    def _grow_columns(self, size: int) -> None:
+        self.armed = grown(self.armed, size, True)
+        self.last_s = grown(self.last_s, size, np.nan)
 
-    def _grow(self) -> None:
-        old = len(self._customer)
-        size = max(256, 2 * old)
-        for name, fill in (
-            ("armed", True),
-            ("last_s", np.nan),
-            ("_partition", -1),
-            ("_used", 0),
-            ("_seen_s", 0.0),
-        ):
-            array = getattr(self, name)
-            grown = np.full(size, fill, array.dtype)
-            grown[:old] = array
-            setattr(self, name, grown)
-        self._customer += [None] * (size - old)
-        self._free.extend(range(size - 1, old - 1, -1))
-
-    def missing(self, customers: Sequence[str], now_s: float) -> list[str]:
-        """Customers not held here, each once (a customer unused for ``ttl_s`` is forgotten)."""
-        out = []
-        for customer in dict.fromkeys(customers):
-            slot = self._slot_of.get(customer)
-            if slot is not None and now_s - self._seen_s[slot] > self.ttl_s:
-                self._forget(slot)
-                slot = None
-            if slot is None:
-                out.append(customer)
-        return out
+    def _clear(self, slot: int) -> None:
+        self.armed[slot], self.last_s[slot] = True, np.nan
 
     def load(self, customer: str, partition: int, state: AlertState) -> None:
         slot = self._slot_of.get(customer)
         if slot is None:
-            if not self._free:
-                self._grow()
-            slot = self._free.pop()
-            self._slot_of[customer] = slot
-            self._customer[slot] = customer
+            slot = self._new_slot(customer, partition)
         self._partition[slot] = partition
         self.armed[slot] = state.armed
         self.last_s[slot] = math.nan if state.last_alert_s is None else state.last_alert_s
@@ -125,39 +91,6 @@ class AlertTable:
             )
             out.append((customer, partition, record))
         return out
-
-    def _forget(self, slot: int) -> None:
-        customer = self._customer[slot]
-        if customer is not None:
-            del self._slot_of[customer]
-        self._customer[slot] = None
-        self._partition[slot] = -1
-        self.armed[slot], self.last_s[slot] = True, np.nan
-        self._free.append(slot)
-
-    def drop_partitions(self, partitions: Sequence[int]) -> int:
-        slots = [
-            s
-            for s in np.flatnonzero(np.isin(self._partition, list(partitions))).tolist()
-            if self._customer[s] is not None
-        ]
-        for slot in slots:
-            self._forget(slot)
-        return len(slots)
-
-    def evict(self, max_customers: int, durable_serial: int) -> int:
-        """As ``WindowTable.evict``."""
-        excess = len(self._slot_of) - max_customers
-        if excess <= 0:
-            return 0
-        held = np.array(list(self._slot_of.values()), np.int64)
-        held = held[self._used[held] <= durable_serial]
-        count = min(len(held), excess + max_customers // 10)
-        if count <= 0:
-            return 0
-        for slot in held[np.argpartition(self._used[held], count - 1)[:count]].tolist():
-            self._forget(slot)
-        return count
 
 
 class AlertStateStore:

@@ -1,6 +1,6 @@
 """Reading customers' windows from Redis: what workers wrote there, for everyone else.
 
-The owner of a partition keeps its customers' windows in memory (``state/windows.py``) and
+The owner of a partition keeps its customers' windows in memory (``state/window_table.py``) and
 writes each changed one to Redis with its batch (``state/partition_fence.py``) as a window
 record (``state/records.py``). This store reads them back: a restarted or new owner loading
 its customers, ``crmrisk score``, the dashboard and the tests. One round trip for many.

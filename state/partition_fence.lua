@@ -18,6 +18,10 @@
 --          their fence, which lives on another slot). Written keys get the TTL; passed fences
 --          move to their new offsets last. Returns {fence index, reason, stored offset or ''}
 --          per refused fence, flattened.
+-- Window values are written as given: the window rule (which events, in what order) is
+-- applied in the worker by state/window_table.py, and its reference is the pure function
+-- state/window_rule.py:window_positions. tests/state/test_window_rule.py runs random event
+-- streams through the table and this script and asserts the stored windows equal it.
 local mode = ARGV[1]
 if mode == 'claim' then
   local generation = tonumber(ARGV[2])

@@ -1,11 +1,11 @@
 """The bytes of a customer's state in Redis: one packed record per window, one per alert state.
 
-Partition-owned state (``state/windows.py``) lives in the worker's memory and is written to Redis
-once per batch; Redis keeps it for restarts, other workers, ``crmrisk score`` and the dashboard.
-A record is one string value (one ``SET`` to write, one ``GET`` to read, no per-field work in
-Redis). Both kinds start with the same guard header, which the write script reads to refuse a
-stale writer (``state/partition_fence.lua``): ``magic (4 bytes) | partition (int32) | epoch
-(uint32)``, little-endian.
+Partition-owned state (``state/window_storage.py``) lives in the worker's memory and is written
+to Redis once per batch; Redis keeps it for restarts, other workers, ``crmrisk score`` and the
+dashboard. A record is one string value (one ``SET`` to write, one ``GET`` to read, no
+per-field work in Redis). Both kinds start with the same guard header, which the write script
+reads to refuse a stale writer (``state/partition_fence.lua``): ``magic (4 bytes) | partition
+(int32) | epoch (uint32)``, little-endian.
 
 Window record, after the header::
 

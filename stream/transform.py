@@ -1,20 +1,17 @@
-"""Pure helpers shared by the stream and its offline reference: event order and the window.
+"""The window rule over wire events: event order and the window, for the stream and its tests.
 
-The Redis script (``state/customer_sequence.lua``) must agree with ``window``: tests fold events
-through Redis one at a time and compare with ``window`` over the full history.
+The rule itself is ``state.window_rule`` (written once, shared with training); this module
+applies it to ``CustomerEvent`` objects.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import UTC, datetime, timedelta
 
+from state.window_rule import time_ms, window_positions
 from stream.events import CustomerEvent
 
 __all__ = ["event_time_ms", "window"]
-
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_MS = timedelta(milliseconds=1)
 
 
 def event_time_ms(event: CustomerEvent) -> int:
@@ -25,13 +22,13 @@ def event_time_ms(event: CustomerEvent) -> int:
     ...     b' "kind": "k", "event_time": "1970-01-01T00:00:01.0019Z"}'))
     1001
     """
-    return (event.event_time - _EPOCH) // _MS
+    return time_ms(event.event_time)
 
 
 def window(events: Iterable[CustomerEvent], size: int) -> list[CustomerEvent]:
     """The latest ``size`` non-profile events, oldest first, ties by event id, ids deduplicated.
 
-    The first delivery of an event id wins, as in the store.
+    The first delivery of an event id wins, as in the store (``state.window_rule``).
 
     >>> from stream.events import parse_event
     >>> def ev(i, t):
@@ -40,9 +37,11 @@ def window(events: Iterable[CustomerEvent], size: int) -> list[CustomerEvent]:
     >>> [e.event_id for e in window([ev("b", 3), ev("a", 1), ev("c", 2), ev("a", 1)], 2)]
     ['c', 'b']
     """
-    first: dict[str, CustomerEvent] = {}
-    for event in events:
-        if event.kind != "profile":
-            first.setdefault(event.event_id, event)
-    ordered = sorted(first.values(), key=lambda e: (event_time_ms(e), e.event_id.encode()))
-    return ordered[-size:] if size else []
+    events = list(events)
+    kept = window_positions(
+        [e.event_id for e in events],
+        [event_time_ms(e) for e in events],
+        [e.kind == "profile" for e in events],
+        size,
+    )
+    return [events[i] for i in kept]

@@ -1,7 +1,8 @@
 """The partition fence contract: claims, fenced writes, lost state, the per-key guard.
 
 Every contract test runs against real Redis (``state.PartitionFence``) and against the
-in-memory twin (``state.memory.MemoryState``) that the fast pipeline tests use.
+in-memory twin (``state.memory.MemoryState``) that the fast pipeline tests use (the ``state``
+fixture, ``tests/state/conftest.py``).
 """
 
 import pytest
@@ -33,15 +34,6 @@ def _window(partition, epoch, ids=("a",)):
         None,
         0,
         None,
-    )
-
-
-@pytest.fixture(params=["redis", "memory"])
-def state(request, redis_client, redis_prefix):
-    if request.param == "memory":
-        return MemoryState()
-    return PartitionFence(
-        redis_client, redis_prefix, ttl_s=600, wait_replicas=0, wait_timeout_ms=1000
     )
 
 

@@ -1,8 +1,8 @@
 """Records -> model arrays, and the encoder fitted on training records.
 
-Layout (ARCHITECTURE.md, "Sequences as arrays"): per customer the latest ``window`` events in
-the serving store's order (event time in whole milliseconds, ties by event id bytes, first
-delivery of an id wins, profile events excluded), oldest first, right-padded; ``mask`` marks
+Layout (ARCHITECTURE.md, "Sequences as arrays"): per customer the window the serving store
+keeps (``state.window_rule``: the latest ``window`` non-profile events by event time, ties by
+event id bytes, first delivery of an id wins), oldest first, right-padded; ``mask`` marks
 real events. ``event_ids`` keeps, per row, the id at each real position, so attention weights
 can be turned back into the events an explanation names.
 """
@@ -11,18 +11,16 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
 
 import numpy as np
 
 from model.features import FeatureEncoder, FeatureSpec
+from state.window_rule import right_padded
 from stream.events import CustomerEvent
+from stream.transform import window as serving_window
 from training.datasets.records import PROFILE_KIND, CustomerRecord
 
 __all__ = ["SequenceArrays", "fit_encoder", "ordered_window", "to_arrays"]
-
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_MS = timedelta(milliseconds=1)
 
 
 @dataclass(frozen=True)
@@ -43,14 +41,7 @@ class SequenceArrays:
 
 def ordered_window(events: Sequence[CustomerEvent], window: int) -> list[CustomerEvent]:
     """The latest ``window`` non-profile events, oldest first, as the serving store keeps them."""
-    first: dict[str, CustomerEvent] = {}
-    for event in events:
-        if event.kind != PROFILE_KIND:
-            first.setdefault(event.event_id, event)
-    ordered = sorted(
-        first.values(), key=lambda e: ((e.event_time - _EPOCH) // _MS, e.event_id.encode())
-    )
-    return ordered[-window:] if window > 0 else []
+    return serving_window(events, window)
 
 
 def fit_encoder(spec: FeatureSpec, records: Sequence[CustomerRecord]) -> FeatureEncoder:
@@ -85,11 +76,8 @@ def to_arrays(
     encoded = encoder.encode_events_many([e.kind for e in flat], [e.fields for e in flat])
     n = len(records)
     events = np.zeros((n, steps, encoder.event_dim), dtype=np.float32)
-    rows = np.repeat(np.arange(n), lengths)
-    # position of each flat event within its row: 0..L-1
-    positions = np.arange(len(flat)) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+    rows, positions, mask = right_padded(lengths, steps)
     events[rows, positions] = encoded
-    mask = np.arange(steps)[None, :] < lengths[:, None]
     has_target = any(r.target is not None for r in records)
     return SequenceArrays(
         events=events,
