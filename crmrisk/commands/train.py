@@ -105,7 +105,7 @@ def train(
 
     from crmrisk.errors import UserError
     from model.devices import DeviceUnavailable, resolve_device
-    from training.train import TrainJob, train_domain
+    from training.train_job import TrainJob, train_domain
 
     if (domain is None) == (spec is None):
         raise typer.BadParameter("give either --domain or --spec")

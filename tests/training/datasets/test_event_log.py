@@ -8,7 +8,8 @@ import pandas as pd
 import pytest
 
 from training.datasets import DataError, EventLogSpec, load_domain
-from training.datasets.event_log import build_records, event_log
+from training.datasets.cutoff_records import build_records
+from training.datasets.event_log import event_log
 from training.datasets.synthetic_log import SPEC, order_log
 
 CUTOFF = "2023-07-01"

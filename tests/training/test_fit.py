@@ -1,18 +1,15 @@
+"""The fit loop and predict (and the data splits and ``evaluate`` they feed)."""
+
 import numpy as np
 import pytest
 import torch
 
 import model
-from training.train import (
-    Arrays,
-    FitConfig,
-    fit,
-    predict,
-    quantile_levels,
-    subsample,
-    target_transform,
-)
-from training.train import DomainData as _DomainData
+from training.crossfit import fit_model
+from training.data import Arrays, subsample
+from training.data import DomainData as _DomainData
+from training.fit import FitConfig, fit, predict, quantile_levels, target_transform
+from training.train_job import evaluate
 
 
 def _arrays(n: int, seed: int, target: bool = False) -> Arrays:
@@ -137,8 +134,6 @@ class _Recording(torch.nn.Module):
 
 def test_predict__hands_the_model_its_rows_on_the_models_device():
     # Issue 18: trained on a GPU, ``evaluate`` -> ``predict`` sent rows from the CPU.
-    from training.train import evaluate
-
     data = _DomainData(_arrays(30, 0), _arrays(20, 1), _arrays(20, 2))
     recording = _Recording()
     assert predict(recording, data.val).probability.shape == (20,)
@@ -148,9 +143,6 @@ def test_predict__hands_the_model_its_rows_on_the_models_device():
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 def test_fit_model__on_cuda_trains_evaluates_and_calibrates_there():
-    from training.crossfit import fit_model
-    from training.train import evaluate
-
     train, val, test = _arrays(600, 0), _arrays(200, 1), _arrays(200, 2)
     net = model.build("qrcnn-lstm-cross", 3, 2, (), members=2, channels=8, hidden=8,
                       summary_dim=8, d_k=8, profile_hidden=8, head_hidden=8)  # fmt: skip
