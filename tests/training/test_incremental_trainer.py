@@ -1,4 +1,4 @@
-"""Incremental refresh: the example buffer and whole refreshes (policy, gate: own test files).
+"""Whole incremental refreshes (the policy, gate and buffer have their own test files).
 
 The whole-refresh tests use a small synthetic domain whose label depends on the events, a tiny
 model and a registry in a temporary directory; the pointer is the trainer's injected callables
@@ -16,7 +16,7 @@ from model import build
 from model.features import FeatureEncoder, FeatureSpec, FieldRole
 from model.registry import ModelRegistry
 from stream.events import CustomerEvent, Outcome
-from training.example_buffer import ExampleBuffer, in_holdout
+from training.example_buffer import ExampleBuffer
 from training.fine_tune import FineTune
 from training.fit import FitConfig, fit
 from training.incremental_trainer import IncrementalTrainer
@@ -29,38 +29,7 @@ DOMAIN = "synth"
 WINDOW = 6
 
 
-# -- the example buffer ------------------------------------------------------------------------
-def test_in_holdout__is_stable_and_close_to_the_fraction():
-    ids = [f"c{i}" for i in range(20_000)]
-    share = np.mean([in_holdout(c, 0.2) for c in ids])
-    assert 0.19 < share < 0.21
-    assert [in_holdout(c, 0.2) for c in ids[:50]] == [in_holdout(c, 0.2) for c in ids[:50]]
-
-
-def test_buffer__reservoir_is_bounded_and_replay_samples_without_repeats():
-    buffer = ExampleBuffer(holdout_fraction=0.2, holdout_size=10, replay_pool=50, seed=0)
-    examples = [_example(f"c{i}", i) for i in range(300)]
-    for x in examples:
-        buffer.add(x)
-    assert len(buffer.holdout) == 10  # newest held-out examples only
-    assert not {x.customer_id for x in buffer.new} & {x.customer_id for x in buffer.holdout}
-    buffer.retire(buffer.new)
-    assert buffer.pool_size == 50
-    sample = buffer.replay(30)
-    assert len({x.customer_id for x in sample}) == 30
-    # Uniform reservoir: old and recent examples both survive.
-    kept = [int(x.customer_id[1:]) for x in buffer.replay(50)]
-    assert min(kept) < 100 and max(kept) > 200
-
-
 # -- whole refreshes on a synthetic domain -----------------------------------------------------
-def _example(customer: str, minutes: int):
-    log = EventLog(10)
-    log.add(_txn(customer, 0, 1.0))
-    (x,) = build_examples(log, [_label(customer, minutes + 1, 1)], WINDOW)
-    return x
-
-
 def _txn(customer: str, i: int, amount: float) -> CustomerEvent:
     return CustomerEvent(
         event_id=f"{customer}-e{i}",

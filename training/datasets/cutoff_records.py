@@ -3,7 +3,7 @@
 ``build_records(spec, log, cutoff)``: for each customer with a ``population_kinds`` event before
 the cutoff, every event with time < cutoff, the profile aggregated from those same events, and
 the label and target from the events in ``[cutoff, cutoff + horizon)``. Nothing at or after the
-cutoff reaches the features (``tests/training/datasets/test_event_log.py`` appends future
+cutoff reaches the features (``tests/training/datasets/test_cutoff_records.py`` appends future
 rows to check it). ``load``: records at the training cutoffs (train/validation by customer,
 seeded) and at the test cutoff. Floats in profiles are rounded to 4 decimals.
 """
