@@ -39,7 +39,7 @@ def trained_checkpoint(models_dir: Path = ROOT / "var" / "bench-models") -> Path
     """A credit model trained with ``crmrisk train``'s defaults (seed 0), trained once."""
     from crmrisk.settings import Settings
     from model.registry import ModelRegistry
-    from training.train import TrainJob, train_domain
+    from training.train_job import TrainJob, train_domain
 
     latest = ModelRegistry(models_dir).latest("credit")
     if latest is not None:
@@ -61,6 +61,7 @@ def trained_checkpoint(models_dir: Path = ROOT / "var" / "bench-models") -> Path
                 learning_rate=s.training.learning_rate,
                 patience=s.training.patience,
                 window=s.redis.window,
+                device="cpu",
             )
         )
     finally:

@@ -119,7 +119,8 @@ def training_and_reasons(
 ) -> dict:
     """``train_domain`` on credit on ``device`` and on 2 CPU threads; reasons on ``device``."""
     from model.registry import ModelRegistry
-    from training.train import TrainJob, load_data, train_domain
+    from training.data import load_data
+    from training.train_job import TrainJob, train_domain
 
     out: dict = {"training": []}
     threads = torch.get_num_threads()

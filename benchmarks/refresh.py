@@ -41,17 +41,16 @@ import model
 from model.features import FeatureEncoder
 from model.registry import ModelRegistry
 from training.crossfit import fit_model
+from training.data import Arrays
 from training.datasets import fit_encoder, load_domain, to_arrays
 from training.datasets.feed import dataset_outcomes
 from training.evaluate import expected_calibration_error
-from training.incremental import (
-    ExampleBuffer,
-    FineTune,
-    IncrementalTrainer,
-    PromotionRule,
-    RefreshPolicy,
-)
-from training.train import Arrays, FitConfig, predict
+from training.example_buffer import ExampleBuffer
+from training.fine_tune import FineTune
+from training.fit import FitConfig, predict
+from training.incremental_trainer import IncrementalTrainer
+from training.promotion_rule import PromotionRule
+from training.refresh_policy import RefreshPolicy
 
 __all__ = ["main", "run"]
 
@@ -244,6 +243,7 @@ def main(argv: list[str] | None = None) -> None:
             learning_rate=args.fine_tune_lr,
             patience=2,
             seed=args.seed,
+            device="cpu",
         ),
         PromotionRule(args.tolerance, args.calibration_tolerance, min_holdout=200),
         args.replay_sample,

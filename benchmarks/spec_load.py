@@ -30,7 +30,8 @@ def _measure(variant: str, directory: Path) -> dict[str, Any]:
     """One variant in this process: stage timings (s) and peak RSS (MiB)."""
     import pandas as pd
 
-    from training.datasets.event_log import build_records, event_log
+    from training.datasets.cutoff_records import build_records
+    from training.datasets.event_log import event_log
     from training.datasets.event_log_spec import EventLogSpec
     from training.datasets.synthetic_log import SPEC
 

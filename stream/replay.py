@@ -17,18 +17,11 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from stream.events import CustomerEvent, Outcome
 from stream.kafka_io import BatchProducer, FastProducer
-from stream.transform import event_time_ms
 
 if TYPE_CHECKING:
     from crmrisk.settings import Settings
 
-__all__ = ["in_event_time_order", "publish_events", "publish_outcomes", "replay"]
-
-
-def in_event_time_order(events: Iterable[CustomerEvent]) -> list[CustomerEvent]:
-    """Sorted by event time, a profile before other events at the same time, then event id:
-    the order a live feed would have produced."""
-    return sorted(events, key=lambda e: (event_time_ms(e), e.kind != "profile", e.event_id))
+__all__ = ["publish_events", "publish_outcomes", "replay"]
 
 
 async def publish_events(

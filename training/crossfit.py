@@ -25,8 +25,8 @@ from sklearn.model_selection import StratifiedGroupKFold
 
 from model import RiskModel
 from training.calibration import conformal_margin, platt
-from training.train import (
-    Arrays,
+from training.data import Arrays
+from training.fit import (
     FitConfig,
     FitResult,
     fit,

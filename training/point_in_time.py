@@ -32,7 +32,7 @@ from typing import Protocol
 import numpy as np
 
 from stream.events import CustomerEvent, FieldValue, Outcome
-from training.train import Arrays
+from training.data import Arrays
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MS = timedelta(milliseconds=1)

@@ -1,7 +1,8 @@
-"""The trainer's reading loop: Kafka in, refreshes out, drift watched on the way.
+"""The trainer's reading loop: records in, refreshes out, drift watched on the way.
 
-``TrainerLoop`` reads three topics with one kafka-python consumer (no consumer group: every
-trainer rebuilds its own point-in-time log):
+``TrainerLoop`` reads three topics from one ``RecordSource`` (``training.record_source``; the
+composition root wires one backed by the broker, with no consumer group: every trainer
+rebuilds its own point-in-time log):
 
 - ``crm.events`` from the earliest retained offset, into the trainer's ``EventLog``;
 - ``crm.outcomes`` from the earliest offset; labels below the offsets recorded in the newest
@@ -20,15 +21,14 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Sequence
 from typing import Any
-
-from kafka import KafkaConsumer, TopicPartition
 
 from stream.events import InvalidEvent, RiskScore, parse_event, parse_outcome
 from training.drift import DriftMonitor, fit_references
-from training.incremental import IncrementalTrainer, RefreshReport
-from training.train import predict
+from training.fit import predict
+from training.incremental_trainer import IncrementalTrainer, RefreshReport
+from training.record_source import Partition, Record, RecordSource
 
 __all__ = ["TrainerLoop"]
 
@@ -36,16 +36,17 @@ log = logging.getLogger(__name__)
 
 
 class TrainerLoop:
-    """Feeds one ``IncrementalTrainer`` from Kafka and runs its refreshes.
+    """Feeds one ``IncrementalTrainer`` from a record source and runs its refreshes.
 
     Parameters
     ----------
     trainer
         The domain's trainer.
-    kafka_config
-        kafka-python connection options (``KafkaSettings.client_config()``).
-    events_topic, outcomes_topic, scores_topic
-        ``crm.events``, ``crm.outcomes`` and ``risk.scores`` (None: no score drift).
+    source
+        The three topics' records; the loop closes it.
+    events_topic, outcomes_topic
+        ``crm.events`` and ``crm.outcomes``; records of any other topic are live scores
+        (``risk.scores``, for score drift).
     drift
         The domain's monitor (None: no drift); its references are (re)fitted on promotions.
     drift_features
@@ -58,10 +59,9 @@ class TrainerLoop:
         self,
         trainer: IncrementalTrainer,
         *,
-        kafka_config: Mapping[str, Any],
+        source: RecordSource,
         events_topic: str,
         outcomes_topic: str,
-        scores_topic: str | None,
         drift: DriftMonitor | None,
         drift_features: int,
         drift_retrain: bool,
@@ -69,16 +69,12 @@ class TrainerLoop:
         self.trainer = trainer
         self._events_topic = events_topic
         self._outcomes_topic = outcomes_topic
-        self._scores_topic = scores_topic
         self.drift = drift
         self._drift_features = drift_features
         self._drift_retrain = drift_retrain
         self.invalid = 0  # unreadable messages skipped (the ingest path dead-letters them)
-        self._consumer = KafkaConsumer(
-            **dict(kafka_config), group_id=None, enable_auto_commit=False
-        )
+        self._source = source
         self._resume = self._resume_offsets()
-        self._start_ends = self._assign()
         self._encoder: Any = None
         self._encoder_version: str | None = None
 
@@ -89,31 +85,15 @@ class TrainerLoop:
             return {}
         return {k: int(v) for k, v in latest.data_window.get("outcome_offsets", {}).items()}
 
-    def _partitions(self, topic: str) -> list[TopicPartition]:
-        found = self._consumer.partitions_for_topic(topic)
-        if not found:
-            raise LookupError(f"topic {topic} does not exist (crmrisk topics create)")
-        return [TopicPartition(topic, p) for p in sorted(found)]
-
-    def _assign(self) -> dict[TopicPartition, int]:
-        events = self._partitions(self._events_topic)
-        outcomes = self._partitions(self._outcomes_topic)
-        scores = self._partitions(self._scores_topic) if self._scores_topic else []
-        self._consumer.assign(events + outcomes + scores)
-        self._consumer.seek_to_beginning(*events, *outcomes)
-        if scores:
-            self._consumer.seek_to_end(*scores)
-        return dict(self._consumer.end_offsets(events))
-
     @property
     def caught_up(self) -> bool:
         """The event log holds every event that existed when the loop started."""
-        return all(self._consumer.position(tp) >= end for tp, end in self._start_ends.items())
+        return self._source.caught_up
 
     # -- the loop -------------------------------------------------------------------------------
     def poll(self, timeout_ms: int = 500, max_records: int = 5000) -> int:
         """Read one batch from all topics; returns how many records were read."""
-        batch = self._consumer.poll(timeout_ms=timeout_ms, max_records=max_records)
+        batch = self._source.poll(timeout_ms, max_records)
         count = 0
         for tp, records in batch.items():
             count += len(records)
@@ -151,10 +131,10 @@ class TrainerLoop:
                 on_step()
 
     def close(self) -> None:
-        self._consumer.close()
+        self._source.close()
 
     # -- records --------------------------------------------------------------------------------
-    def _take_events(self, records: list[Any]) -> None:
+    def _take_events(self, records: Sequence[Record]) -> None:
         watched = []
         for record in records:
             try:
@@ -168,7 +148,7 @@ class TrainerLoop:
         if watched and self.drift is not None and len(self.drift.references) > 1:
             self._watch_features(watched)
 
-    def _take_outcomes(self, tp: TopicPartition, records: list[Any]) -> None:
+    def _take_outcomes(self, tp: Partition, records: Sequence[Record]) -> None:
         key = f"{tp.topic}:{tp.partition}"
         resume = self._resume.get(key, 0)
         for record in records:
@@ -180,7 +160,7 @@ class TrainerLoop:
             self.trainer.observe_outcome(outcome, trained=record.offset < resume)
         self.trainer.position[key] = records[-1].offset + 1
 
-    def _take_scores(self, records: list[Any]) -> None:
+    def _take_scores(self, records: Sequence[Record]) -> None:
         if self.drift is None:
             return
         values = []

@@ -40,16 +40,9 @@ from benchmarks.tables.efficiency import measure_efficiency
 from model import RiskModel
 from model.fused import fuse
 from training.crossfit import fit_model
+from training.data import Arrays, DomainData, subsample
 from training.evaluate import binary_metrics, quantile_metrics, score_split
-from training.train import (
-    Arrays,
-    DomainData,
-    FitConfig,
-    predict,
-    quantile_levels,
-    seed_everything,
-    subsample,
-)
+from training.fit import FitConfig, predict, quantile_levels, seed_everything
 
 __all__ = [
     "PROTOCOLS",
@@ -773,7 +766,7 @@ def run_benchmark(
     """
     import model as models
     from benchmarks.tables.report import write_report
-    from training.train import load_data
+    from training.data import load_data
 
     started = datetime.now(UTC)
     t0 = time.perf_counter()

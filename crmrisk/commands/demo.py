@@ -52,7 +52,7 @@ def find_or_train_model(
     plain = sorted(p.parent for p in (root / domain).glob("*/manifest.json"))
     if plain:
         return plain[-1]
-    from training.train import TrainJob, train_domain
+    from training.train_job import TrainJob, train_domain
 
     _console.print(f"[yellow]no {domain} model under {root}: quick-training one[/yellow]")
     t = settings.training
@@ -68,6 +68,7 @@ def find_or_train_model(
         patience=t.patience,
         window=settings.redis.window,
         max_rows=quick_rows,
+        device="cpu",  # a quick model: the CPU is enough
     )
     saved = train_domain(job, show_progress=True)
     _console.print(f"trained {domain} {saved.version} in {saved.fit_seconds:.0f} s: {saved.path}")

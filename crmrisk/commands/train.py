@@ -35,7 +35,7 @@ def train(
             exists=True,
             dir_okay=False,
             help="A new domain without new code: a YAML/JSON spec naming a CSV, JSONL or "
-            "Parquet file and its columns: rows with a label (training/datasets/generic.py) or "
+            "Parquet file and its columns: rows with a label (datasets/generic_spec.py) or "
             "an event log with labels derived at cutoffs (event_log_spec.py; `crmrisk spec "
             "infer` writes one). A relative source is looked up next to the spec, then in the "
             "data dir. The domain name comes from the spec.",
@@ -105,7 +105,7 @@ def train(
 
     from crmrisk.errors import UserError
     from model.devices import DeviceUnavailable, resolve_device
-    from training.train import TrainJob, train_domain
+    from training.train_job import TrainJob, train_domain
 
     if (domain is None) == (spec is None):
         raise typer.BadParameter("give either --domain or --spec")

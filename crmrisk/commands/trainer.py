@@ -22,6 +22,7 @@ from prometheus_client import REGISTRY
 
 from crmrisk.errors import UserError, require_services
 from crmrisk.settings import Settings
+from crmrisk.trainer_feed import KafkaRecordSource
 from model.devices import DeviceUnavailable, resolve_device
 from model.features import FeatureEncoder
 from model.registry import ModelRegistry
@@ -30,13 +31,11 @@ from stream.app import model_pointer
 from stream.metrics import serve
 from stream.model_promoter import ModelPromoter
 from training.drift import DriftMonitor
-from training.incremental import (
-    ExampleBuffer,
-    FineTune,
-    IncrementalTrainer,
-    PromotionRule,
-    RefreshPolicy,
-)
+from training.example_buffer import ExampleBuffer
+from training.fine_tune import FineTune
+from training.incremental_trainer import IncrementalTrainer
+from training.promotion_rule import PromotionRule
+from training.refresh_policy import RefreshPolicy
 from training.trainer_loop import TrainerLoop
 
 __all__ = ["build_trainer_loop", "train_worker"]
@@ -103,12 +102,17 @@ def build_trainer_loop(
         recent=t.drift_recent,
         min_values=t.drift_min_values,
     )
-    return TrainerLoop(
-        trainer,
-        kafka_config=k.client_config(),
+    source = KafkaRecordSource(
+        k.client_config(),
         events_topic=k.topics.events,
         outcomes_topic=k.topics.outcomes,
         scores_topic=k.topics.scores,
+    )
+    return TrainerLoop(
+        trainer,
+        source=source,
+        events_topic=k.topics.events,
+        outcomes_topic=k.topics.outcomes,
         drift=drift,
         drift_features=t.drift_features,
         drift_retrain=t.drift_retrain,

@@ -20,9 +20,10 @@ from crmrisk.settings import Settings
 from model.registry import ModelRegistry
 from state.model_pointer import ModelPointer
 from stream.model_promoter import ModelPromoter, parse_model_update
+from training.data import Arrays
 from training.datasets import fit_encoder, to_arrays
 from training.datasets.feed import dataset_events, dataset_outcomes
-from training.train import Arrays, FitConfig, fit
+from training.fit import FitConfig, fit
 
 pytestmark = pytest.mark.integration
 

@@ -17,9 +17,10 @@ from stream.challenger import canary_rows
 from stream.events import RiskAlert, RiskScore, ShadowScore
 from stream.model_promoter import parse_model_update
 from stream.replay import replay
+from training.data import Arrays
 from training.datasets import to_arrays
 from training.datasets.feed import dataset_events, dataset_outcomes
-from training.train import Arrays, FitConfig, fit
+from training.fit import FitConfig, fit
 from training.trial_review import Rules
 
 from .conftest import WINDOW, WorkerThread, offline_scores, read_topic

@@ -9,7 +9,8 @@ from sklearn.metrics import roc_auc_score
 
 import model
 from training.crossfit import fit_model, folds, recalibrate
-from training.train import Arrays, FitConfig, predict
+from training.data import Arrays
+from training.fit import FitConfig, predict
 
 
 def _arrays(n: int, seed: int, target: bool = False, base: float = 0.0) -> Arrays:

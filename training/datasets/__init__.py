@@ -5,7 +5,7 @@ and the conversion of records into model arrays (see each module's docstring for
 from training.datasets.arrays import SequenceArrays, fit_encoder, ordered_window, to_arrays
 from training.datasets.errors import DataError, SpecError
 from training.datasets.event_log_spec import EventLogSpec
-from training.datasets.generic import ColumnRole, GenericSpec, SplitSpec
+from training.datasets.generic_spec import ColumnRole, GenericSpec, SplitSpec
 from training.datasets.loader import DOMAINS, load_domain
 from training.datasets.records import PROFILE_KIND, CustomerRecord, DomainDataset, Split
 from training.datasets.spec_file import AnySpec, parse_spec, read_spec

@@ -48,7 +48,7 @@ import pandas as pd
 
 from model.features import FeatureSpec
 from training.datasets import generic
-from training.datasets.generic import GenericSpec
+from training.datasets.generic_spec import GenericSpec
 from training.datasets.records import CustomerRecord, DomainDataset
 from training.datasets.tables import month_weekday_dates
 

@@ -30,7 +30,7 @@ target over the ``horizon_days`` after a cutoff, and the training/test cutoffs. 
     cutoffs: {train: [2024-01-01, 2024-04-01], test: 2024-08-01, val_fraction: 0.2}
 
 ``crmrisk spec infer DATA.csv`` writes a starting point; ``crmrisk spec check SPEC`` reports
-what it gives. ``training/datasets/event_log.py`` computes the records.
+what it gives. ``event_log.py`` reads the log, ``cutoff_records.py`` computes the records.
 """
 
 from __future__ import annotations

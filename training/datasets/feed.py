@@ -13,8 +13,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from stream.event_order import in_event_time_order
 from stream.events import CustomerEvent, Outcome
-from stream.replay import in_event_time_order
 from training.datasets.loader import load_domain
 from training.datasets.records import CustomerRecord
 

@@ -6,7 +6,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from training.datasets import bank, credit, event_log, generic, retail, telco
+from training.datasets import bank, credit, cutoff_records, generic, retail, telco
 from training.datasets.errors import DataError
 from training.datasets.event_log_spec import EventLogSpec
 from training.datasets.records import DomainDataset
@@ -49,5 +49,5 @@ def load_domain(name: str, data_dir: Path | str, seed: int = 0, **options: Any) 
         raise TypeError(f"generic domains take no options besides spec, got {sorted(options)}")
     parsed = read_spec(Path(spec)) if isinstance(spec, str | Path) else parse_spec(spec)
     if isinstance(parsed, EventLogSpec):
-        return event_log.load(parsed, data_dir, seed)
+        return cutoff_records.load(parsed, data_dir, seed)
     return generic.load(parsed, data_dir, seed)

@@ -1,6 +1,6 @@
 """Online retail (UCI 352) as invoice-event sequences, churn and 90-day spend at cutoffs.
 
-The adapter is one ``EventLogSpec`` (``DOCUMENT``, read by ``training/datasets/event_log.py``):
+The adapter is one ``EventLogSpec`` (``DOCUMENT``, read by ``event_log.py``, ``cutoff_records.py``):
 invoice lines are aggregated per (CustomerID, InvoiceNo) into one event at the invoice time:
 kind ``purchase``, or ``return`` for cancellations (InvoiceNo starting with "C"). Fields:
 ``n_lines``, ``n_items`` (sum of |Quantity|), ``amount`` (sum of |Quantity| x UnitPrice, a
@@ -36,7 +36,7 @@ from typing import Any
 
 import pandas as pd
 
-from training.datasets import event_log
+from training.datasets import cutoff_records, event_log
 from training.datasets.event_log import EventLog
 from training.datasets.event_log_spec import EventLogSpec
 from training.datasets.records import CustomerRecord, DomainDataset
@@ -146,7 +146,7 @@ def build_records(
 ) -> list[CustomerRecord]:
     """Records as of ``cutoff`` for every customer with a purchase before it (split "train")."""
     spec = event_spec(train_cutoffs=("2000-01-01",), horizon_days=horizon_days)
-    return event_log.build_records(spec, data, cutoff)
+    return cutoff_records.build_records(spec, data, cutoff)
 
 
 def load(
@@ -161,7 +161,7 @@ def load(
     if not train_cutoffs:
         raise ValueError("retail needs at least one training cutoff")
     spec = event_spec(train_cutoffs, test_cutoff, horizon_days, val_fraction)
-    data = event_log.load(spec, Path(data_dir), seed)
+    data = cutoff_records.load(spec, Path(data_dir), seed)
     info = data.info
     log.info(
         "retail: %d of %d invoice lines have no CustomerID and cannot be scored",

@@ -3,24 +3,21 @@
 Each row is one record, in file order: its events are the spec's ``row_events`` (those whose
 ``when`` holds), sorted by time with ties in the listed order, with ids
 ``<customer>-<suffix>``; the profile, label and target are the row's own cells; ``as_of`` is
-the spec's fixed ``as_of`` or the row's last event time. ``generic.py`` prepares the rows
-(dtypes, recode, derived columns, ids and times) and splits the records.
+the spec's fixed ``as_of`` or the row's last event time. ``generic_rows.py`` prepares the rows
+(dtypes, recode, derived columns, ids and times) and ``generic.py`` splits the records.
 """
 
 from __future__ import annotations
-
-from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
 from training.datasets.errors import DataError
 from training.datasets.event_log_spec import utc_day
+from training.datasets.generic_rows import contract_values
+from training.datasets.generic_spec import GenericSpec, RowEventSpec
 from training.datasets.records import CustomerRecord, validate_events
 from training.datasets.tables import plain, text
-
-if TYPE_CHECKING:
-    from training.datasets.generic import GenericSpec, RowEventSpec
 
 __all__ = ["build_records"]
 
@@ -55,8 +52,6 @@ def _present(spec: GenericSpec, event: RowEventSpec, data: pd.DataFrame) -> list
 
 def build_records(spec: GenericSpec, data: pd.DataFrame) -> list[CustomerRecord]:
     """One record per prepared row (split "train" as a placeholder)."""
-    from training.datasets.generic import contract_values  # generic imports this module
-
     repeated = data["_cid"][data["_cid"].duplicated()]
     if not repeated.empty:
         raise DataError(

@@ -14,7 +14,7 @@ from pydantic import ValidationError
 
 from training.datasets.errors import SpecError
 from training.datasets.event_log_spec import EventLogSpec
-from training.datasets.generic import GenericSpec
+from training.datasets.generic_spec import GenericSpec
 
 __all__ = ["AnySpec", "parse_spec", "read_spec", "validation_message"]
 

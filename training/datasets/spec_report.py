@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from training.datasets import event_log, generic
+from training.datasets import cutoff_records, event_log, generic, generic_rows
 from training.datasets.errors import DataError
 from training.datasets.event_log_spec import EventLogSpec
 from training.datasets.records import CustomerRecord
@@ -77,21 +77,21 @@ def spec_report(document: Any, data_dir: Path) -> SpecReport:
             report.problems.append("no usable rows")
             return report
         try:
-            event_log.check_cutoffs(spec, data.table["time"].max())
+            cutoff_records.check_cutoffs(spec, data.table["time"].max())
         except DataError as exc:
             report.problems.append(str(exc))
         train: list[CustomerRecord] = []
         for cutoff in spec.cutoffs.train:
-            records = event_log.build_records(spec, data, str(cutoff))
+            records = cutoff_records.build_records(spec, data, str(cutoff))
             report.groups.append(_group(f"train {cutoff}", records))
             train += records
-        test = event_log.build_records(spec, data, str(spec.cutoffs.test))
+        test = cutoff_records.build_records(spec, data, str(spec.cutoffs.test))
         report.groups.append(_group(f"test {spec.cutoffs.test}", test))
         checks = [_group("the training cutoffs", train), _group("the test cutoff", test)]
         report.problems += [p for p in map(_one_class, checks) if p]
         return report
     else:
-        frame = generic.read_rows(spec, path)
+        frame = generic_rows.read_rows(spec, path)
         records, dropped = generic.build_records(spec, frame)
         expressions = [*spec.columns.values(), *(e.when or "" for e in spec.row_events)]
         used = spec.source_columns()  # and (loosely) the columns an expression names:

@@ -11,7 +11,8 @@ import pytest
 import yaml
 
 from training.datasets import DataError, SpecError, load_domain, parse_spec, telco
-from training.datasets.generic import GenericSpec, build_records
+from training.datasets.generic import build_records
+from training.datasets.generic_spec import GenericSpec
 
 DOCUMENT = {
     "domain": "loans",

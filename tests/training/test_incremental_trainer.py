@@ -1,4 +1,4 @@
-"""Incremental refresh: the policy, the promotion gate, the buffers, and whole refreshes.
+"""Whole incremental refreshes (the policy, gate and buffer have their own test files).
 
 The whole-refresh tests use a small synthetic domain whose label depends on the events, a tiny
 model and a registry in a temporary directory; the pointer is the trainer's injected callables
@@ -16,96 +16,20 @@ from model import build
 from model.features import FeatureEncoder, FeatureSpec, FieldRole
 from model.registry import ModelRegistry
 from stream.events import CustomerEvent, Outcome
-from training.incremental import (
-    Decision,
-    ExampleBuffer,
-    FineTune,
-    IncrementalTrainer,
-    PromotionRule,
-    RefreshPolicy,
-    SliceMetrics,
-    in_holdout,
-)
+from training.example_buffer import ExampleBuffer
+from training.fine_tune import FineTune
+from training.fit import FitConfig, fit
+from training.incremental_trainer import IncrementalTrainer
 from training.point_in_time import EventLog, build_examples, encode_examples
-from training.train import FitConfig, fit
+from training.promotion_rule import Decision, PromotionRule
+from training.refresh_policy import RefreshPolicy
 
 T0 = datetime(2024, 1, 1, tzinfo=UTC)
 DOMAIN = "synth"
 WINDOW = 6
 
 
-# -- pure parts --------------------------------------------------------------------------------
-def test_policy__labels_timer_drift_and_minimum():
-    policy = RefreshPolicy(every_s=60, every_labels=100, min_labels=10)
-    assert policy.due(0, 100).startswith("labels")
-    assert policy.due(61, 50).startswith("timer")
-    assert policy.due(1, 50, drifted=True) == "drift above threshold"
-    assert policy.due(1, 50) is None
-    assert policy.due(1_000, 9, drifted=True) is None  # too few labels, whatever the trigger
-
-
-OLD = SliceMetrics(auc=0.75, calibration_error=0.03, brier=0.15, rows=500, positives=100)
-RULE = PromotionRule(auc_tolerance=0.01, calibration_tolerance=0.02, min_holdout=100)
-
-
-@pytest.mark.parametrize(
-    ("challenger", "promote", "reason"),
-    [
-        (replace(OLD, auc=0.745), True, "promoted"),
-        (replace(OLD, auc=0.80, calibration_error=0.02), True, "promoted"),
-        (replace(OLD, auc=0.73), False, "AUC 0.7300 < champion 0.7500"),
-        (replace(OLD, calibration_error=0.06), False, "calibration error 0.0600 > champion"),
-        (replace(OLD, auc=float("nan")), False, "AUC nan"),
-        (replace(OLD, rows=50, positives=10), False, "50 rows, need 100"),
-        (replace(OLD, positives=2), False, "2 positives"),
-    ],
-)
-def test_rule__decides_and_says_why(challenger, promote, reason):
-    decision = RULE.decide(OLD, challenger)
-    assert decision.promote is promote
-    assert reason in decision.reason
-
-
-def test_slice_metrics__an_undefined_auc_is_none_so_the_manifest_stays_json():
-    import json
-
-    one_class = SliceMetrics(float("nan"), 0.1, 0.2, rows=4, positives=0)
-    metrics = one_class.as_dict("holdout_")
-    assert metrics["holdout_auc"] is None and metrics["holdout_rows"] == 4
-    json.dumps(metrics, allow_nan=False)  # what the registry's manifest demands
-
-
-def test_in_holdout__is_stable_and_close_to_the_fraction():
-    ids = [f"c{i}" for i in range(20_000)]
-    share = np.mean([in_holdout(c, 0.2) for c in ids])
-    assert 0.19 < share < 0.21
-    assert [in_holdout(c, 0.2) for c in ids[:50]] == [in_holdout(c, 0.2) for c in ids[:50]]
-
-
-def test_buffer__reservoir_is_bounded_and_replay_samples_without_repeats():
-    buffer = ExampleBuffer(holdout_fraction=0.2, holdout_size=10, replay_pool=50, seed=0)
-    examples = [_example(f"c{i}", i) for i in range(300)]
-    for x in examples:
-        buffer.add(x)
-    assert len(buffer.holdout) == 10  # newest held-out examples only
-    assert not {x.customer_id for x in buffer.new} & {x.customer_id for x in buffer.holdout}
-    buffer.retire(buffer.new)
-    assert buffer.pool_size == 50
-    sample = buffer.replay(30)
-    assert len({x.customer_id for x in sample}) == 30
-    # Uniform reservoir: old and recent examples both survive.
-    kept = [int(x.customer_id[1:]) for x in buffer.replay(50)]
-    assert min(kept) < 100 and max(kept) > 200
-
-
 # -- whole refreshes on a synthetic domain -----------------------------------------------------
-def _example(customer: str, minutes: int):
-    log = EventLog(10)
-    log.add(_txn(customer, 0, 1.0))
-    (x,) = build_examples(log, [_label(customer, minutes + 1, 1)], WINDOW)
-    return x
-
-
 def _txn(customer: str, i: int, amount: float) -> CustomerEvent:
     return CustomerEvent(
         event_id=f"{customer}-e{i}",
@@ -223,7 +147,9 @@ def setup(tmp_path, encoder):
         window=WINDOW,
         policy=RefreshPolicy(every_s=3600, every_labels=1000, min_labels=50),
         rule=PromotionRule(auc_tolerance=0.005, calibration_tolerance=0.03, min_holdout=100),
-        tune=FineTune(epochs=4, batch_size=128, learning_rate=5e-3, patience=2, seed=0),
+        tune=FineTune(
+            epochs=4, batch_size=128, learning_rate=5e-3, patience=2, seed=0, device="cpu"
+        ),
         buffer=ExampleBuffer(holdout_fraction=0.25, holdout_size=2000, replay_pool=500, seed=0),
         replay_sample=100,
         history_limit=50,

@@ -9,7 +9,7 @@ One refresh, in order:
    latest examples form the recent held-out slice (``holdout_size`` rows, newest kept).
 3. Fine-tune a copy of the champion on the new training examples plus a bounded random sample of
    older ones (``replay_sample`` drawn from a reservoir of ``replay_pool``), so it learns the
-   new without forgetting the old. ``training.train.fit`` runs it, early-stopping on a slice of
+   new without forgetting the old. ``training.fine_tune`` runs it, early-stopping on a slice of
    the training customers, never on the held-out slice. Then its calibration (Platt scaling,
    conformal margins) is refitted on the *new* examples of that slice: under drift the base
    rate moves, and the newest labels are the best guess of what comes next.
@@ -25,12 +25,8 @@ callables, wired by the entry point (``crmrisk worker train``) to ``state`` and 
 
 from __future__ import annotations
 
-import copy
-import hashlib
 import logging
-import math
 import time
-from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -38,13 +34,14 @@ from typing import Any
 
 import numpy as np
 import torch
-from sklearn.metrics import brier_score_loss, roc_auc_score
 
-from model import RiskModel, build
+from model import build
 from model.registry import ModelRegistry, ModelVersion
 from stream.events import CustomerEvent, Outcome
-from training.crossfit import recalibrate
-from training.evaluate import expected_calibration_error
+from training.data import Arrays
+from training.example_buffer import ExampleBuffer
+from training.fine_tune import FineTune, fine_tune
+from training.fit import FitResult
 from training.point_in_time import (
     BuildStats,
     Encoder,
@@ -53,270 +50,12 @@ from training.point_in_time import (
     build_examples,
     encode_examples,
 )
-from training.train import Arrays, FitConfig, FitResult, TargetTransform, fit, predict
+from training.promotion_rule import Decision, PromotionRule, SliceMetrics, slice_metrics
+from training.refresh_policy import RefreshPolicy
 
-__all__ = [
-    "Decision",
-    "ExampleBuffer",
-    "FineTune",
-    "IncrementalTrainer",
-    "PromotionRule",
-    "RefreshPolicy",
-    "RefreshReport",
-    "SliceMetrics",
-    "fine_tune",
-    "in_holdout",
-    "slice_metrics",
-]
+__all__ = ["IncrementalTrainer", "Promote", "RefreshReport"]
 
 log = logging.getLogger(__name__)
-
-
-# -- when --------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class RefreshPolicy:
-    """Refresh every ``every_s`` seconds or ``every_labels`` new labels, whichever comes first."""
-
-    every_s: float
-    every_labels: int
-    min_labels: int = 1  # never refresh on fewer new labels than this, whatever the trigger
-
-    def due(self, elapsed_s: float, new_labels: int, drifted: bool = False) -> str | None:
-        """The reason a refresh is due now, or None.
-
-        >>> RefreshPolicy(every_s=600, every_labels=1000).due(10, 1000)
-        'labels: 1000 new >= 1000'
-        >>> RefreshPolicy(every_s=600, every_labels=1000).due(10, 5) is None
-        True
-        """
-        if new_labels < max(self.min_labels, 1):
-            return None
-        if new_labels >= self.every_labels:
-            return f"labels: {new_labels} new >= {self.every_labels}"
-        if elapsed_s >= self.every_s:
-            return f"timer: {elapsed_s:.0f} s >= {self.every_s:.0f} s"
-        if drifted:
-            return "drift above threshold"
-        return None
-
-
-# -- whether -----------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class SliceMetrics:
-    auc: float
-    calibration_error: float
-    brier: float
-    rows: int
-    positives: int
-
-    def as_dict(self, prefix: str = "") -> dict[str, float | None]:
-        """The metrics under ``prefix``; an undefined one (AUC on one class: NaN) is None, as
-        the registry's manifest is strict JSON."""
-        values = {
-            "auc": self.auc,
-            "calibration_error": self.calibration_error,
-            "brier": self.brier,
-            "rows": self.rows,
-            "positives": self.positives,
-        }
-        return {f"{prefix}{k}": None if math.isnan(v) else v for k, v in values.items()}
-
-
-def slice_metrics(model: torch.nn.Module, data: Arrays) -> SliceMetrics:
-    """AUC (NaN with one class), calibration error and Brier score of ``model`` on ``data``."""
-    p = predict(model, data).probability
-    y = data.label.astype(int)
-    two_classes = y.min() != y.max()
-    return SliceMetrics(
-        auc=float(roc_auc_score(y, p)) if two_classes else math.nan,
-        calibration_error=expected_calibration_error(y, p),
-        brier=float(brier_score_loss(y, p)),
-        rows=len(y),
-        positives=int(y.sum()),
-    )
-
-
-@dataclass(frozen=True)
-class Decision:
-    promote: bool
-    reason: str
-
-
-@dataclass(frozen=True)
-class PromotionRule:
-    """Champion/challenger gate on the held-out slice."""
-
-    auc_tolerance: float
-    calibration_tolerance: float
-    min_holdout: int
-    min_positives: int = 5
-
-    def decide(self, champion: SliceMetrics, challenger: SliceMetrics) -> Decision:
-        """Promote unless the challenger is worse beyond tolerance or the slice cannot tell.
-
-        >>> from dataclasses import replace
-        >>> rule = PromotionRule(auc_tolerance=0.01, calibration_tolerance=0.02, min_holdout=10)
-        >>> old = SliceMetrics(0.75, calibration_error=0.03, brier=0.15, rows=500, positives=99)
-        >>> rule.decide(old, replace(old, auc=0.745)).promote
-        True
-        >>> rule.decide(old, replace(old, auc=0.70)).reason
-        'rejected: AUC 0.7000 < champion 0.7500 - tolerance 0.0100'
-        """
-        negatives = challenger.rows - challenger.positives
-        if challenger.rows < self.min_holdout:
-            return Decision(
-                False,
-                f"rejected: held-out slice has {challenger.rows} rows, need {self.min_holdout}",
-            )
-        if min(challenger.positives, negatives) < self.min_positives:
-            return Decision(
-                False,
-                f"rejected: held-out slice has {challenger.positives} "
-                f"positives and {negatives} negatives, need "
-                f"{self.min_positives} of each",
-            )
-        if not challenger.auc >= champion.auc - self.auc_tolerance:  # NaN-safe
-            return Decision(
-                False,
-                f"rejected: AUC {challenger.auc:.4f} < champion "
-                f"{champion.auc:.4f} - tolerance {self.auc_tolerance:.4f}",
-            )
-        limit = champion.calibration_error + self.calibration_tolerance
-        if not challenger.calibration_error <= limit:
-            return Decision(
-                False,
-                f"rejected: calibration error "
-                f"{challenger.calibration_error:.4f} > champion "
-                f"{champion.calibration_error:.4f} + tolerance "
-                f"{self.calibration_tolerance:.4f}",
-            )
-        return Decision(
-            True,
-            f"promoted: AUC {challenger.auc:.4f} vs champion "
-            f"{champion.auc:.4f}, calibration error "
-            f"{challenger.calibration_error:.4f} vs "
-            f"{champion.calibration_error:.4f}",
-        )
-
-
-# -- on what -----------------------------------------------------------------------------------
-def in_holdout(customer_id: str, fraction: float) -> bool:
-    """Stable customer-level assignment to the held-out slice (same answer in every process).
-
-    >>> in_holdout("c-1", 0.0), in_holdout("c-1", 1.0)
-    (False, True)
-    """
-    digest = hashlib.blake2b(customer_id.encode(), digest_size=8).digest()
-    return int.from_bytes(digest, "big") / 2**64 < fraction
-
-
-class ExampleBuffer:
-    """New training examples, the recent held-out slice, and a reservoir of older examples."""
-
-    def __init__(
-        self, *, holdout_fraction: float, holdout_size: int, replay_pool: int, seed: int
-    ) -> None:
-        self.holdout_fraction = holdout_fraction
-        self.new: list[PointInTimeExample] = []
-        self.holdout: deque[PointInTimeExample] = deque(maxlen=holdout_size)
-        self._pool: list[PointInTimeExample] = []
-        self._pool_size = replay_pool
-        self._seen = 0  # examples offered to the reservoir so far
-        self._rng = np.random.default_rng(seed)
-
-    def add(self, example: PointInTimeExample) -> None:
-        if in_holdout(example.customer_id, self.holdout_fraction):
-            self.holdout.append(example)
-        else:
-            self.new.append(example)
-
-    def add_trained(self, example: PointInTimeExample) -> None:
-        """An example an earlier run trained on: to the held-out slice or the reservoir."""
-        if in_holdout(example.customer_id, self.holdout_fraction):
-            self.holdout.append(example)
-        else:
-            self.retire([example])
-
-    def replay(self, k: int) -> list[PointInTimeExample]:
-        """Up to ``k`` older examples, drawn uniformly from the reservoir."""
-        k = min(k, len(self._pool))
-        if k == 0:
-            return []
-        return [self._pool[i] for i in self._rng.choice(len(self._pool), k, replace=False)]
-
-    def retire(self, examples: Sequence[PointInTimeExample]) -> None:
-        """Move trained-on examples into the reservoir (reservoir sampling: uniform, bounded)."""
-        for example in examples:
-            self._seen += 1
-            if len(self._pool) < self._pool_size:
-                self._pool.append(example)
-            else:
-                j = int(self._rng.integers(0, self._seen))
-                if j < self._pool_size:
-                    self._pool[j] = example
-
-    @property
-    def pool_size(self) -> int:
-        return len(self._pool)
-
-
-# -- how ---------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class FineTune:
-    """Fine-tuning hyper-parameters (smaller steps than training from scratch)."""
-
-    epochs: int
-    batch_size: int
-    learning_rate: float
-    patience: int
-    seed: int
-    val_fraction: float = 0.1
-    device: str = "cpu"  # where the champion is loaded and the challenger trained (resolved)
-
-
-def fine_tune(
-    champion: torch.nn.Module,
-    train: Arrays,
-    config: FineTune,
-    target_transform: TargetTransform = "none",
-    new_rows: int | None = None,
-) -> tuple[torch.nn.Module, FitResult]:
-    """A copy of ``champion`` fine-tuned on ``train``; the champion itself is not touched.
-
-    A ``val_fraction`` of the training customers (stable hash) early-stops the fit, and its
-    rows among the first ``new_rows`` (the newly labelled ones; all rows when None) recalibrate
-    the challenger. ``target_transform`` must be the champion's (its manifest's), so the
-    quantile heads keep their meaning; the fit's ``target_scale`` goes into the challenger's
-    manifest.
-    """
-    ids = train.customer_ids or [str(i) for i in range(len(train))]
-    is_val = np.array([in_holdout("val:" + c, config.val_fraction) for c in ids])
-    if is_val.all() or not is_val.any() or len(set(train.label[is_val].tolist())) < 2:
-        is_val = np.zeros(len(train), dtype=bool)
-        is_val[:: max(2, int(1 / max(config.val_fraction, 1e-3)))] = True
-    challenger = copy.deepcopy(champion)
-    result = fit(
-        challenger,
-        train.take(np.flatnonzero(~is_val)),
-        train.take(np.flatnonzero(is_val)),
-        FitConfig(
-            epochs=config.epochs,
-            batch_size=config.batch_size,
-            learning_rate=config.learning_rate,
-            patience=config.patience,
-            seed=config.seed,
-            target_transform=target_transform,
-            device=config.device,
-        ),
-    )
-    challenger.eval()
-    recent = is_val.copy()
-    if new_rows is not None:
-        recent[new_rows:] = False
-    held = train.take(np.flatnonzero(recent))
-    if isinstance(challenger, RiskModel) and len(held) and len(set(held.label.tolist())) == 2:
-        recalibrate(challenger, held, target_transform, result.target_scale)
-    return challenger, result
 
 
 @dataclass
