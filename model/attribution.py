@@ -45,8 +45,8 @@ from captum.attr import IntegratedGradients
 
 from model.features import CategoricalColumn, FeatureEncoder, NumericColumn, _bins_one
 from model.fused import fuse
-from model.masking import check_right_padded
-from model.risk_model import RiskModel
+from model.network import RiskModel
+from model.sequences import check_right_padded
 
 __all__ = ["Attribution", "Explainer", "Explanation", "FieldLayout"]
 
