@@ -26,8 +26,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from benchmarks.flops import count_flops
 from model import VARIANTS, build
-from model.flops import count_flops
 
 __all__ = ["main", "measure_variant"]
 

@@ -4,14 +4,17 @@ Public surface (ARCHITECTURE.md, "The model"): ``build(variant, event_dim, profi
 quantiles)`` returns a module whose ``forward(events, mask, profile)`` gives a ``RiskOutput``;
 ``save_checkpoint`` / ``load_checkpoint`` write and read safetensors weights plus a manifest;
 ``FeatureEncoder`` turns event and profile fields into the vectors the model reads.
+
+The network reads top to bottom in ``model/network.py`` (hyper-parameters in ``model/config.py``,
+the parts the ablations swap in in ``model/ablations.py``, named variants in ``model/variants.py``);
+``model/fused.py`` is its serving form, the members fused, with the same outputs.
 """
 
 from model.checkpoint import CheckpointError, ChecksumMismatch, load_checkpoint, save_checkpoint
+from model.config import RiskModelConfig
 from model.features import FeatureEncoder, FeatureSpec, FieldRole
-from model.flops import count_flops
 from model.losses import pinball_loss, risk_loss
-from model.output import RiskOutput
-from model.risk_model import RiskModel, RiskModelConfig
+from model.network import RiskModel, RiskOutput
 from model.variants import DEFAULT_VARIANT, VARIANTS, Variant, build, variants_in
 
 __all__ = [
@@ -27,7 +30,6 @@ __all__ = [
     "RiskOutput",
     "Variant",
     "build",
-    "count_flops",
     "load_checkpoint",
     "pinball_loss",
     "risk_loss",

@@ -43,14 +43,13 @@ import numpy as np
 import torch
 from captum.attr import IntegratedGradients
 
-from model.features import CategoricalColumn, FeatureEncoder, NumericColumn, _bins_one
+from model.features import FeatureEncoder
+from model.features.columns import CategoricalColumn, Column, NumericColumn, bins_one
 from model.fused import fuse
-from model.masking import check_right_padded
-from model.risk_model import RiskModel
+from model.network import RiskModel
+from model.sequences import check_right_padded
 
 __all__ = ["Attribution", "Explainer", "Explanation", "FieldLayout"]
-
-Column = NumericColumn | CategoricalColumn
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,7 +92,7 @@ class _Block:
         self.typical = np.zeros(column.width, dtype=np.float32)
         if isinstance(column, NumericColumn):
             # The training median: scaled value 0, bins of the median, not missing.
-            self.typical[2:] = _bins_one(column.center, column.edges)
+            self.typical[2:] = bins_one(column.center, column.edges)
         elif column.vocabulary:
             self.typical[0] = 1.0  # the most frequent training category
         else:  # no training vocabulary: nothing typical to compare with, keep the input

@@ -32,7 +32,7 @@ import torch
 from safetensors.torch import load as load_safetensors
 from safetensors.torch import save as save_safetensors
 
-from model.risk_model import RiskModel
+from model.network import RiskModel
 from model.variants import build
 
 __all__ = [

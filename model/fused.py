@@ -10,7 +10,8 @@ shared cores with one torch thread (``K = 3``, credit widths): 1.4x faster at 6 
 customer, no faster at 32, where the LSTMs' arithmetic dominates.
 
 ``fuse(model)`` builds it from the model's current weights (fuse again after training), for the
-default family (QRCNN -> LSTM -> cross-attention); for other variants it returns None and the
+default family (QRCNN -> LSTM -> cross-attention, ``model/network.py``, which this mirrors step by
+step); for other variants it returns None and the
 caller keeps the model. Outputs equal the model's up to float rounding (tests/model/test_fused.py).
 ``forward`` serves (no autograd); ``differentiable`` is the same function with autograd, which
 the reason codes (``model/attribution.py``) integrate gradients through: fewer operations per
@@ -25,11 +26,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from model.causal_conv import causal_windows
-from model.masking import last_state, masked_softmax, sequence_lengths
-from model.output import RiskOutput
-from model.qrcnn import region_pool
-from model.risk_model import RiskModel, _widen
+from model.network import RiskModel, RiskOutput, calibrate, non_crossing, region_pool
+from model.sequences import causal_windows, last_state, masked_softmax, sequence_lengths
 
 __all__ = ["FusedMembers", "fuse"]
 
@@ -58,18 +56,7 @@ class FusedMembers(nn.Module):
             self.register_buffer(name, value.detach().clone().contiguous(), persistent=False)
 
         # QRCNN kernels: one product over the shared causal windows.
-        weights, biases = [], []
-        for m in members:
-            q = m.frontend
-            weights.append(
-                torch.cat(
-                    [
-                        F.pad(kernel.weight, ((q.widest - w) * kernel.in_features // w, 0))
-                        for kernel, w in zip(q.kernels, q.kernel_sizes, strict=True)
-                    ]
-                )
-            )
-            biases.append(torch.cat([kernel.bias for kernel in q.kernels]))
+        weights, biases = zip(*(m.frontend.stacked_kernels() for m in members), strict=True)
         register("kernel_weight", torch.cat(weights))  # (K F, widest E)
         register("kernel_bias", torch.cat(biases))
         # Region summary: each member's projection reads its own pooled channels.
@@ -190,13 +177,9 @@ class FusedMembers(nn.Module):
         if self.quantile_count:
             raw = F.linear(hidden, self.quantile_weight, self.quantile_bias)
             raw = raw.unflatten(-1, (k, self.quantile_count))  # (B, K, Q)
-            steps = F.softplus(raw[..., 1:]).cumsum(dim=-1)
-            quantiles = torch.cat([raw[..., :1], raw[..., :1] + steps], dim=-1).mean(dim=1)
-        scale, bias = self.calibration.to(logit.dtype)
-        logit = logit * scale + bias
-        if quantiles is not None and quantiles.shape[1] > 1:
-            quantiles = _widen(quantiles, self.interval_margin.to(quantiles.dtype))
-        return RiskOutput(logit, torch.sigmoid(logit), quantiles, attended.mean(dim=1))
+            quantiles = non_crossing(raw).mean(dim=1)
+        attention = attended.mean(dim=1)
+        return calibrate(logit, quantiles, attention, self.calibration, self.interval_margin)
 
 
 def fuse(model: RiskModel) -> FusedMembers | None:

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 
-from model.output import RiskOutput
+from model.network import RiskOutput
 
 __all__ = ["pinball_loss", "risk_loss"]
 

@@ -31,7 +31,7 @@ import torch
 from torch import nn
 
 from model.fused import FusedMembers
-from model.masking import check_right_padded
+from model.sequences import check_right_padded
 
 __all__ = ["Precision", "ServingRunner"]
 

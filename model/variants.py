@@ -15,7 +15,8 @@ from typing import Any
 
 import torch
 
-from model.risk_model import RiskModel, RiskModelConfig
+from model.config import RiskModelConfig
+from model.network import RiskModel
 
 __all__ = ["DEFAULT_VARIANT", "VARIANTS", "Variant", "build", "variants_in"]
 

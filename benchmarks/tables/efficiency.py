@@ -1,11 +1,8 @@
 """Efficiency figures of a model (Tables 2 and 4): size, FLOPs, latency and throughput.
 
 All timings are wall-clock on the device the model sits on, in inference mode, after warm-up.
-FLOPs come from ``torch.utils.flop_counter.FlopCounterMode`` on one customer with a full window
-(the worst case the scorer sees); it counts matrix multiplies and convolutions and ignores
-element-wise work. The fused CPU kernels of ``nn.LSTM``/``nn.GRU``/``nn.RNN`` are invisible to
-it (it reports 0 for them), so their gate matmuls are added analytically by a forward hook:
-per layer, direction and time step ``gates * 2 * H * (input + H)``.
+FLOPs come from ``benchmarks/flops.py`` (torch's ``FlopCounterMode`` with the recurrent layers
+added) on one customer with a full window, the worst case the scorer sees.
 """
 
 from __future__ import annotations
@@ -15,11 +12,11 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 import torch
-from torch.utils.flop_counter import FlopCounterMode
+
+from benchmarks.flops import count_flops
 
 __all__ = [
     "Efficiency",
-    "count_flops",
     "count_parameters",
     "measure_efficiency",
     "measure_latency",
@@ -50,47 +47,6 @@ def _one_customer(
     events: torch.Tensor, mask: torch.Tensor, profile: torch.Tensor, index: int = 0
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     return events[index : index + 1], mask[index : index + 1], profile[index : index + 1]
-
-
-_GATES = {torch.nn.LSTM: 4, torch.nn.GRU: 3, torch.nn.RNN: 1}
-
-
-def _recurrent_flops(module: torch.nn.RNNBase, inputs: tuple) -> int:
-    """Matmul FLOPs of a recurrent module's forward over its (padded) input."""
-    x = inputs[0]
-    if isinstance(x, torch.nn.utils.rnn.PackedSequence):
-        steps_times_batch = int(x.batch_sizes.sum())
-    else:
-        steps_times_batch = x.shape[0] * x.shape[1] if x.dim() == 3 else x.shape[0]
-    gates = _GATES[type(module)]
-    hidden = module.hidden_size
-    directions = 2 if module.bidirectional else 1
-    total, width = 0, module.input_size
-    for _ in range(module.num_layers):
-        total += directions * gates * 2 * hidden * (width + hidden)
-        width = hidden * directions
-    return total * steps_times_batch
-
-
-def count_flops(
-    model: torch.nn.Module, events: torch.Tensor, mask: torch.Tensor, profile: torch.Tensor
-) -> int:
-    """FLOPs of one forward pass over the batch given, divided by its size."""
-    model.eval()
-    counter = FlopCounterMode(display=False)
-    extra = [0]
-
-    def hook(module: torch.nn.Module, inputs: tuple, output: object) -> None:
-        extra[0] += _recurrent_flops(module, inputs)
-
-    handles = [m.register_forward_hook(hook) for m in model.modules() if type(m) in _GATES]
-    try:
-        with torch.inference_mode(), counter:
-            model(events, mask, profile)
-    finally:
-        for handle in handles:
-            handle.remove()
-    return round((counter.get_total_flops() + extra[0]) / events.shape[0])
 
 
 def _sync(device: torch.device) -> None:
@@ -173,7 +129,7 @@ def measure_efficiency(
     m = torch.as_tensor(np.asarray(mask, bool), device=dev)
     p = torch.as_tensor(np.asarray(profile, np.float32), device=dev)
     longest = int(m.sum(dim=1).argmax())
-    flops = count_flops(model, *_one_customer(e, m, p, longest))
+    flops = round(count_flops(model, *_one_customer(e, m, p, longest)))
     p50, p99 = measure_latency(timed, e, m, p, repeats=latency_repeats)
     throughput = measure_throughput(timed, e, m, p, batch_size, throughput_seconds)
     return Efficiency(

@@ -1,7 +1,7 @@
 import numpy as np
 import torch
 
-from benchmarks.tables.efficiency import count_flops, count_parameters, measure_efficiency
+from benchmarks.tables.efficiency import count_parameters, measure_efficiency
 
 
 class _ProfileLinear(torch.nn.Module):
@@ -15,15 +15,6 @@ class _ProfileLinear(torch.nn.Module):
         return self.linear(profile).sum(-1)
 
 
-class _Recurrent(torch.nn.Module):
-    def __init__(self) -> None:
-        super().__init__()
-        self.lstm = torch.nn.LSTM(3, 8, batch_first=True)
-
-    def forward(self, events, mask, profile):
-        return self.lstm(events)[0][:, -1].sum(-1)
-
-
 def _arrays(n=16, t=5, e=3, p=4):
     rng = np.random.default_rng(0)
     mask = np.arange(t)[None] < rng.integers(1, t + 1, n)[:, None]
@@ -32,18 +23,6 @@ def _arrays(n=16, t=5, e=3, p=4):
         mask,
         rng.normal(size=(n, p)).astype(np.float32),
     )
-
-
-def test_count_flops__matches_a_linear_layer_per_customer():
-    model = _ProfileLinear(4, 10)
-    events, mask, profile = (torch.as_tensor(a) for a in _arrays())
-    assert count_flops(model, events, mask, profile) == 2 * 4 * 10
-
-
-def test_count_flops__counts_the_cpu_lstm_gates():
-    events, mask, profile = (torch.as_tensor(a) for a in _arrays(t=5))
-    # 5 steps x 4 gates x 2 x hidden 8 x (input 3 + hidden 8)
-    assert count_flops(_Recurrent(), events, mask, profile) == 5 * 4 * 2 * 8 * (3 + 8)
 
 
 def test_measure_efficiency__reports_every_figure():

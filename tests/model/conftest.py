@@ -54,3 +54,16 @@ def fake_cuda() -> Iterator[None]:
     """
     with FakeTensorMode(allow_non_fake_inputs=True), torch.backends.cudnn.flags(enabled=False):
         yield
+
+
+def attention_inputs(
+    lengths: Sequence[int] = (3, 5), slots: int = 5, dim: int = 8, query_dim: int = 6
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """What an attention module reads: states ``(B, slots, dim)``, the mask, lengths and a
+    profile query ``(B, query_dim)``."""
+    g = torch.Generator().manual_seed(0)
+    states = torch.randn(len(lengths), slots, dim, generator=g)
+    lengths = torch.tensor(lengths)
+    mask = torch.arange(slots)[None, :] < lengths[:, None]
+    query = torch.randn(len(lengths), query_dim, generator=g)
+    return states, mask, lengths, query

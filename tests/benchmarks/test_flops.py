@@ -1,11 +1,11 @@
-"""FLOP counting includes the recurrent layer that torch's counter leaves out."""
+"""FLOP counting (benchmarks only) includes the recurrent layer that torch's counter leaves out."""
 
 from __future__ import annotations
 
 import torch
 
+from benchmarks.flops import count_flops
 from model import build
-from model.flops import count_flops
 
 
 class _Wrap(torch.nn.Module):
@@ -23,6 +23,27 @@ def test_count_flops__lstm_and_gru_match_the_matmul_count():
     gru = count_flops(_Wrap(torch.nn.GRU(16, 8, batch_first=True)), x, None, None)
     assert lstm == 2 * 10 * 4 * 8 * (16 + 8)  # per customer: steps * gates*H * (in + H) * 2
     assert gru == 2 * 10 * 3 * 8 * (16 + 8)
+
+
+def test_count_flops__matches_a_linear_layer_per_customer():
+    class ProfileLinear(torch.nn.Module):  # exactly 2 * P * H FLOPs per customer (a matmul)
+        def __init__(self) -> None:
+            super().__init__()
+            self.linear = torch.nn.Linear(4, 10, bias=False)
+
+        def forward(self, events, mask, profile):
+            return self.linear(profile).sum(-1)
+
+    events, profile = torch.randn(16, 1, 1), torch.randn(16, 4)
+    assert count_flops(ProfileLinear(), events, None, profile) == 2 * 4 * 10
+
+
+def test_count_flops__counts_the_cpu_lstm_gates():
+    x = torch.randn(16, 5, 3)
+    # 5 steps x 4 gates x 2 x hidden 8 x (input 3 + hidden 8)
+    assert count_flops(_Wrap(torch.nn.LSTM(3, 8, batch_first=True)), x, None, None) == (
+        5 * 4 * 2 * 8 * (3 + 8)
+    )
 
 
 def test_count_flops__default_model_grows_with_length_and_counts_the_lstm():

@@ -234,14 +234,3 @@ def test_fit__constant_and_empty_columns_do_not_divide_by_zero():
         assert all(math.isfinite(v) for v in vector)
         assert vector[encoder.event_feature_names().index("c")] == pytest.approx(expected)
         assert len(vector) == len(encoder.event_feature_names())
-
-
-def test_spec__rejects_duplicate_roles_and_bad_encodings():
-    with pytest.raises(ValueError, match="twice"):
-        FeatureSpec("d", (FieldRole("a", "numeric"), FieldRole("a", "numeric")), ())
-    with pytest.raises(ValueError, match="encoding"):
-        FieldRole("a", "ordinal")  # type: ignore[arg-type]
-    with pytest.raises(ValueError, match="numeric encoding"):
-        FeatureSpec("d", (), (), numeric="spline")  # type: ignore[arg-type]
-    with pytest.raises(ValueError, match="bins"):
-        FeatureSpec("d", (), (), bins=0)

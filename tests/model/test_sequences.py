@@ -1,11 +1,11 @@
-"""Masking helpers: right padding enforced, softmax safe in low precision."""
+"""Sequence helpers: right padding enforced, softmax safe in low precision, causal windows."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
-from model.masking import last_state, masked_softmax, sequence_lengths
+from model.sequences import causal_windows, last_state, masked_softmax, sequence_lengths
 
 
 def test_sequence_lengths__counts_real_events_and_rejects_gaps():
@@ -33,3 +33,9 @@ def test_last_state__picks_the_last_real_event_and_zeros_empty_rows():
     states = torch.arange(12.0).reshape(2, 3, 2) + 1
     picked = last_state(states, torch.tensor([2, 0]))
     assert picked.tolist() == [[3.0, 4.0], [0.0, 0.0]]
+
+
+def test_causal_windows__oldest_tap_first_zeros_before_the_start():
+    x = torch.arange(1.0, 4.0).reshape(1, 3, 1)  # events 1, 2, 3
+    windows = causal_windows(x, 3)
+    assert windows[0].tolist() == [[0.0, 0.0, 1.0], [0.0, 1.0, 2.0], [1.0, 2.0, 3.0]]
