@@ -136,7 +136,7 @@ class Dashboard:
         self._client.close()
 
     async def _follow(self) -> None:
-        from stream.kafka_io import new_consumer
+        from stream.kafka_consumer import new_consumer
 
         c = self.config
         topics = [c.alerts_topic, c.scores_topic, c.outcomes_topic, c.shadow_topic]

@@ -129,9 +129,9 @@ def command(
     import uvicorn
 
     from crmrisk.errors import require_services
+    from crmrisk.wiring.clients import quiet_kafka_clients
     from dashboard.app import Dashboard, build_app
     from dashboard.metrics import from_url
-    from stream.app import quiet_kafka_clients
 
     quiet_kafka_clients()
     settings = Settings()

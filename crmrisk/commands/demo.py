@@ -27,11 +27,13 @@ from crmrisk.commands.alerts import format_alert
 from crmrisk.commands.services import launcher_for
 from crmrisk.commands.topics import create_topics
 from crmrisk.settings import Settings
+from crmrisk.wiring.clients import quiet_kafka_clients
+from crmrisk.wiring.models import load_models
+from crmrisk.wiring.replay import replay
+from crmrisk.wiring.worker import run_worker
 from deploy import kafka_broker_count, redis_answers
 from model.registry import ModelRegistry
-from stream.app import load_models, quiet_kafka_clients, run_worker
 from stream.metrics import WorkerMetrics
-from stream.replay import replay
 from training.datasets.feed import dataset_events, dataset_outcomes, load_records
 
 __all__ = ["find_or_train_model", "register"]

@@ -10,7 +10,7 @@ from rich.console import Console
 
 from crmrisk.errors import require_services
 from crmrisk.settings import KafkaSettings, Settings
-from stream.app import quiet_kafka_clients
+from crmrisk.wiring.clients import quiet_kafka_clients
 
 __all__ = ["create_topics", "partition_counts", "project_topics", "register"]
 

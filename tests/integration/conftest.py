@@ -225,7 +225,7 @@ class WorkerThread:
         self._thread = threading.Thread(target=self._main, daemon=True)
 
     def _main(self) -> None:
-        from stream.app import run_worker
+        from crmrisk.wiring.worker import run_worker
 
         async def main() -> None:
             self._loop = asyncio.get_running_loop()
@@ -296,7 +296,7 @@ def read_topic(
 
 @pytest.fixture
 def models_for(credit_checkpoint) -> Iterator[Callable[[Settings], dict]]:
-    from stream.app import load_models
+    from crmrisk.wiring.models import load_models
 
     yield lambda s: load_models(s, ["credit"], {"credit": credit_checkpoint})
 

@@ -18,9 +18,10 @@ from kafka.admin import NewTopic
 
 from crmrisk.commands.services import build_launcher
 from crmrisk.settings import Settings
+from crmrisk.wiring.clients import redis_client
+from crmrisk.wiring.worker import worker_outage
 from deploy import free_port_block
 from state import CustomerSequenceStore
-from stream.app import redis_client, worker_outage
 from stream.events import RiskScore
 from stream.metrics import WorkerMetrics
 from stream.transform import window
