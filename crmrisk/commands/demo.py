@@ -78,10 +78,8 @@ def find_or_train_model(
 
 def _scoped(settings: Settings, tag: str) -> Settings:
     """Run-scoped topic names, key prefix and consumer group on the same services."""
-    topics = {
-        name: f"{value}.demo-{tag}" if isinstance(value, str) else value
-        for name, value in settings.kafka.topics.model_dump().items()
-    }
+    t = settings.kafka.topics
+    topics = t.model_dump() | {role: f"{name}.demo-{tag}" for role, name in t.by_role().items()}
     return Settings(
         kafka=settings.kafka.model_dump() | {"group_id": f"demo-{tag}", "topics": topics},
         redis=settings.redis.model_dump()
@@ -104,8 +102,7 @@ def _cleanup(settings: Settings) -> None:
     client.close()
     admin = KafkaAdminClient(**settings.kafka.client_config(), client_id="crmrisk-demo")
     with contextlib.suppress(Exception):
-        topics = settings.kafka.topics.model_dump().values()
-        admin.delete_topics([t for t in topics if isinstance(t, str)])
+        admin.delete_topics(list(settings.kafka.topics.by_role().values()))
     admin.close()
 
 

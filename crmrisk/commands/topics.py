@@ -18,17 +18,8 @@ _console = Console()
 
 
 def project_topics(kafka: KafkaSettings) -> list[str]:
-    t = kafka.topics
-    return [
-        t.events,
-        t.dead_letters,
-        t.outcomes,
-        t.scores,
-        t.alerts,
-        t.shadow_scores,
-        t.model_updates,
-        t.score_requests,
-    ]
+    """Every project topic's name (``TopicSettings.roles``)."""
+    return list(kafka.topics.by_role().values())
 
 
 def create_topics(

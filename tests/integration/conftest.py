@@ -27,7 +27,7 @@ from pydantic import SecretStr
 
 import deploy
 import model
-from crmrisk.settings import Settings
+from crmrisk.settings import Settings, TopicSettings
 from deploy import Launcher
 from model.features import FeatureEncoder
 from stream.transform import window
@@ -65,19 +65,7 @@ def stream_settings(
 ) -> Settings:
     """Settings with fresh topics (2 partitions), key prefix and consumer group for one test."""
     tag = uuid.uuid4().hex[:8]
-    topics = {
-        name: new_topic(partitions=2, prefix=f"it-{name}")
-        for name in (
-            "events",
-            "dead_letters",
-            "outcomes",
-            "scores",
-            "alerts",
-            "score_requests",
-            "model_updates",
-            "shadow_scores",
-        )
-    }
+    topics = {name: new_topic(partitions=2, prefix=f"it-{name}") for name in TopicSettings.roles()}
     return Settings(
         kafka={
             "bootstrap_servers": settings.kafka.bootstrap_servers,

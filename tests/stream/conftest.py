@@ -61,7 +61,8 @@ def kit(version: str = "v1", seed: int = 0, bias: float = 0.0) -> DomainModel:
     net.set_calibration(1.0, bias)
     scorer = Scorer(
         net, version=version, event_dim=encoder.event_dim, profile_dim=encoder.profile_dim,
-        quantiles=(), device=torch.device("cpu"), top_events=2,
+        quantiles=(), device=torch.device("cpu"), top_events=2, precision="fp32",
+        cuda_graphs=False,
     )  # fmt: skip
     return DomainModel("credit", version, encoder, scorer, {})
 
