@@ -31,7 +31,7 @@ from stream.events import DeadLetter, InvalidEvent, dead_letter, parse_event
 from stream.ports import Record
 from stream.requests import ScoreRequest
 
-__all__ = ["Decoded", "decode_events", "decode_requests"]
+__all__ = ["Decoded", "decode_events", "decode_requests", "rejected"]
 
 log = logging.getLogger(__name__)
 
@@ -87,16 +87,19 @@ class Decoded:
         return len(self.rows)
 
     def reject(self, record: Record, error: InvalidEvent) -> None:
-        self.dead_letters.append(
-            dead_letter(
-                record.value,
-                error,
-                record.topic,
-                key=record.key,
-                partition=record.partition,
-                offset=record.offset,
-            )
-        )
+        self.dead_letters.append(rejected(record, error))
+
+
+def rejected(record: Record, error: InvalidEvent) -> DeadLetter:
+    """A consumed record as a dead letter: where it came from, and why it was refused."""
+    return dead_letter(
+        record.value,
+        error,
+        record.topic,
+        key=record.key,
+        partition=record.partition,
+        offset=record.offset,
+    )
 
 
 def decode_events(

@@ -7,7 +7,8 @@ import numpy as np
 
 from state import CustomerSequence, Windows
 from stream.batch import Batch, RowMeta
-from stream.events import DeadLetter, InvalidEvent, dead_letter
+from stream.decode import rejected
+from stream.events import DeadLetter, InvalidEvent
 from stream.ports import Record
 from stream.requests import ScoreRequest
 from stream.scorer import Scorer, windows_of
@@ -77,11 +78,4 @@ def _incompatible(record: Record, request: ScoreRequest, scorer: Scorer) -> Dead
         f"window of width {request.sequence.events.shape[1:]} does not fit model "
         f"{scorer.version} (event_dim {scorer.event_dim}, profile_dim {scorer.profile_dim})",
     )
-    return dead_letter(
-        record.value,
-        error,
-        record.topic,
-        key=record.key,
-        partition=record.partition,
-        offset=record.offset,
-    )
+    return rejected(record, error)

@@ -19,7 +19,8 @@ from stream.alert_policy import decide_many
 from stream.alerting import Alerter, Firing
 from stream.batch import Batch, RowMeta
 from stream.challenger import Challenger, canary_rows, shadow_bytes
-from stream.events import InvalidEvent, dead_letter
+from stream.decode import rejected
+from stream.events import InvalidEvent
 from stream.score_encoding import iso_ms, score_bytes
 from stream.scorer import ScoredRows, Scorer
 
@@ -189,16 +190,7 @@ class ScoreSide:
             except Exception as exc:
                 record = meta.records[i]
                 error = InvalidEvent("scoring_failed", f"{type(exc).__name__}: {exc}")
-                batch.dead_letters.append(
-                    dead_letter(
-                        record.value,
-                        error,
-                        record.topic,
-                        key=record.key,
-                        partition=record.partition,
-                        offset=record.offset,
-                    )
-                )
+                batch.dead_letters.append(rejected(record, error))
                 continue
             keep.append(i)
         keep_index = np.array(keep, np.int64)

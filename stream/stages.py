@@ -20,9 +20,9 @@ import numpy as np
 
 from state import AlertState, AppendStatus, PartitionWrite, WindowTable
 from stream.batch import Batch, RowMeta
-from stream.decode import Decoded, decode_events, decode_requests
+from stream.decode import Decoded, decode_events, decode_requests, rejected
 from stream.encode import Encoder, encode
-from stream.events import InvalidEvent, dead_letter
+from stream.events import InvalidEvent
 from stream.field_contract import FieldContract
 from stream.handoff import request_windows, score_requests
 from stream.ownership import Ownership
@@ -221,22 +221,13 @@ class BatchStages:
         a = unit.appends
         for i in np.flatnonzero(status == AppendStatus.CONFLICT).tolist():
             record = d.records[d.rows[unit.rows[i]]]
-            batch.dead_letters.append(
-                dead_letter(
-                    record.value,
-                    InvalidEvent(
-                        "event_id_conflict",
-                        f"event_id {a.event_ids[i]!r} of customer {a.customers[i]!r} is already "
-                        f"stored with other content (stored content hash "
-                        f"{int(applied.stored_hash[i]):016x}, this one {int(a.hashes[i]):016x}): "
-                        "event ids must name one event",
-                    ),
-                    record.topic,
-                    key=record.key,
-                    partition=record.partition,
-                    offset=record.offset,
-                )
+            error = InvalidEvent(
+                "event_id_conflict",
+                f"event_id {a.event_ids[i]!r} of customer {a.customers[i]!r} is already stored "
+                f"with other content (stored content hash {int(applied.stored_hash[i]):016x}, "
+                f"this one {int(a.hashes[i]):016x}): event ids must name one event",
             )
+            batch.dead_letters.append(rejected(record, error))
 
     def _plan_writes(self, batch: Batch, windows, alerts, scores) -> None:
         """Per partition of the batch: its fence (via ``ownership``) and its state to write."""

@@ -9,6 +9,7 @@ one until a stop event is set (``stream/worker.py``). Nothing here is a command 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -158,14 +159,8 @@ def _alert_stage(
 
 def pipeline_topics(settings: Settings) -> Topics:
     """Where a worker's pipeline produces, from ``kafka.topics``."""
-    t = settings.kafka.topics
-    return Topics(
-        dead_letters=t.dead_letters,
-        scores=t.scores,
-        alerts=t.alerts,
-        score_requests=t.score_requests,
-        shadow_scores=t.shadow_scores,
-    )
+    by_role = settings.kafka.topics.by_role()
+    return Topics(**{f.name: by_role[f.name] for f in dataclasses.fields(Topics)})
 
 
 def worker_outage(settings: Settings, metrics: WorkerMetrics) -> Outage:
