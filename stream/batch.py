@@ -1,6 +1,6 @@
 """One batch's record: what it produced and what it leaves to do, and who each scored row is.
 
-``BatchStages.process`` (``stream/stages.py``) fills a ``Batch`` from the records of one batch:
+``BatchStages`` (``stream/stages.py``) fills a ``Batch`` from the records of one batch:
 the messages to publish now (dead letters, scores, or score requests under the topic hand-off),
 the scores that fire (explained later, off the scoring step: ``stream/alerting.py``), and the
 state to write once they are published (per partition: the changed windows, alert states and
