@@ -38,12 +38,14 @@ from benchmarks.checkpoints import ROOT, random_checkpoint, trained_checkpoint
 from state import AlertTable, PartitionFence, WindowTable
 from stream.alert_policy import AlertPolicy
 from stream.alerting import Alerter
-from stream.batch import BatchStages, EventSide, ScoreSide
 from stream.field_contract import FieldContract
 from stream.metrics import WorkerMetrics
 from stream.models import DomainModel, load_domain_model
+from stream.outage import Outage
 from stream.ownership import Ownership
 from stream.pipeline import Pipeline, Topics
+from stream.score_side import ScoreSide
+from stream.stages import BatchStages, EventSide
 from training.datasets.feed import dataset_events, load_records
 
 __all__ = ["NullSink", "Record", "Source", "bench_pipeline", "credit_records", "main"]
@@ -112,7 +114,7 @@ def credit_records(customers: int, partitions: int = 4) -> list[Record]:
 def bench_pipeline(
     kit: DomainModel, client: redis.Redis, prefix: str, batches: list[list[Record]]
 ) -> tuple[Pipeline, NullSink]:
-    """The ingest pipeline as ``stream.app.build_worker`` wires it, on a list and Redis."""
+    """The ingest pipeline as ``crmrisk/wiring/worker.py`` wires it, on a list and Redis."""
     fence = PartitionFence(client, prefix, 3600, 0, 1000)
     encoder = kit.encoder
     stages = BatchStages(
@@ -133,10 +135,12 @@ def bench_pipeline(
             Alerter(AlertPolicy(0.5, 0.05, 3600.0), {"credit": "default"}),
         ),
     )
-    sink = NullSink()
+    sink, metrics = NullSink(), WorkerMetrics()
     pipeline = Pipeline(
-        Source(batches), sink, fence, stages, Topics("d", "s", "a"), WorkerMetrics()
-    )
+        Source(batches), sink, fence, stages, Topics("d", "s", "a"), metrics,
+        outage=Outage(metrics.outage_retries, max_s=5.0, give_up_s=900.0),
+        max_inflight=4, max_customers=1_000_000,
+    )  # fmt: skip
     return pipeline, sink
 
 
@@ -168,19 +172,19 @@ def run(customers: int, batch: int, redis_url: str, threads: int, kit: DomainMod
     pipeline, sink = bench_pipeline(kit, client, prefix, batches)
     stages, table = pipeline.stages, pipeline.stages.events.windows["credit"]
     totals: dict[str, float] = defaultdict(float)
-    score = stages._score  # noqa: SLF001 - a benchmark timing the pipeline's own stages
+    score = stages.scoring.score
     wrapped = {
         "1 decode + validate + encode": (stages, "decode"),
         "2 load customers (Redis read)": (stages, "load"),
         "3 window (apply the batch)": (table, "apply"),
         "4a model (pad + forward + top positions)": (kit.scorer, "score_windows"),
-        "4c alert decisions": (stages, "_decide"),
+        "4c alert decisions": (stages.scoring, "decide"),
         "5 state snapshot (records)": (table, "records"),
         "6 state write (fenced script call)": (pipeline.state, "write"),
     }
     for name, (owner, attr) in wrapped.items():
         setattr(owner, attr, _Timed(name, getattr(owner, attr), totals))
-    stages._score = _Timed("4 score + messages + decide", score, totals)  # noqa: SLF001
+    stages.scoring.score = _Timed("4 score + messages + decide", score, totals)
     own, server, wall = time.process_time(), redis_cpu(client), time.perf_counter()
 
     async def drain() -> int:

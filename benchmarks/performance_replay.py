@@ -63,10 +63,11 @@ from benchmarks.checkpoints import ROOT, trained_checkpoint
 from benchmarks.stream_e2e import Worker, cleanup, make_settings
 from crmrisk.commands.performance import read_topic
 from crmrisk.settings import Settings
-from stream.app import quiet_kafka_clients
+from crmrisk.wiring.clients import quiet_kafka_clients
+from crmrisk.wiring.replay import replay
 from stream.events import Outcome, RiskScore
-from stream.kafka_io import BatchProducer
-from stream.replay import publish_outcomes, replay
+from stream.kafka_producer import BatchProducer
+from stream.replay import publish_outcomes
 from training.datasets.feed import dataset_events, dataset_outcomes, load_records
 from training.datasets.records import CustomerRecord
 from training.evaluate import expected_calibration_error

@@ -38,9 +38,9 @@ from benchmarks.checkpoints import random_checkpoint
 from benchmarks.stream_e2e import run_backlog
 from crmrisk.commands.services import build_launcher
 from crmrisk.settings import Settings
+from crmrisk.wiring.clients import redis_client
 from deploy import free_port_block
 from state import Appends, PartitionFence, PartitionWrite, WindowTable
-from stream.app import redis_client
 from stream.transform import event_time_ms
 from training.datasets.feed import dataset_events, load_records
 

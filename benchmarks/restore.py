@@ -30,11 +30,13 @@ import torch
 from benchmarks.checkpoints import ROOT, trained_checkpoint
 from benchmarks.stream_e2e import _publish, cleanup, make_settings, read_topic
 from crmrisk.settings import Settings
+from crmrisk.wiring.clients import redis_client
+from crmrisk.wiring.models import load_models
+from crmrisk.wiring.worker import build_worker
 from model import load_checkpoint
 from state import WindowTable
 from state.keys import window_key
 from state.records import unpack_window
-from stream.app import build_worker, load_models, redis_client
 from training.datasets.feed import dataset_events, load_records
 
 

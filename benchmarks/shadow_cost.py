@@ -77,7 +77,7 @@ def one_run(base: Settings, registry: Path, versions: tuple[str, str], shadow: b
     from kafka.admin import NewTopic
 
     from crmrisk.commands.trials import _promoter
-    from stream.app import model_pointer
+    from crmrisk.wiring.clients import model_pointer
 
     tag = uuid.uuid4().hex[:8]
     s = make_settings(base, tag, partitions)

@@ -47,7 +47,7 @@ import torch
 import model
 from benchmarks.checkpoints import ROOT, random_checkpoint, trained_checkpoint
 from crmrisk.settings import Settings
-from stream.kafka_io import BatchProducer
+from stream.kafka_producer import BatchProducer
 from stream.replay import publish_events
 from training.datasets.feed import dataset_events, load_records
 
@@ -131,7 +131,7 @@ def _env(settings: Settings) -> dict[str, str]:
 
 
 def cleanup_keys(settings: Settings) -> None:
-    from stream.app import redis_client
+    from crmrisk.wiring.clients import redis_client
 
     client = redis_client(settings)
     for key in client.scan_iter(f"{settings.redis.key_prefix}:*", count=5000):

@@ -136,7 +136,7 @@ def _require_kafka(kafka: KafkaSettings, timeout_s: float) -> None:
     from confluent_kafka import KafkaError, KafkaException
     from confluent_kafka.admin import AdminClient
 
-    from stream.kafka_io import librdkafka_options
+    from stream.kafka_options import librdkafka_options
 
     # librdkafka's own (local) error codes start with "_": its public names, not private ones.
     login_refused = KafkaError._AUTHENTICATION  # noqa: SLF001

@@ -54,6 +54,16 @@ class TopicSettings(BaseModel):
     partitions: int = Field(4, ge=1, description="Partitions for topics the project creates.")
     replication: int = Field(1, ge=1, description="Replication factor for created topics.")
 
+    @classmethod
+    def roles(cls) -> tuple[str, ...]:
+        """Every topic's role (its field name), in declaration order: the one list of topics
+        that ``crmrisk topics``, the demo and the tests create."""
+        return tuple(name for name, f in cls.model_fields.items() if f.annotation is str)
+
+    def by_role(self) -> dict[str, str]:
+        """Role -> topic name, for every project topic (``roles``)."""
+        return {role: getattr(self, role) for role in self.roles()}
+
 
 class KafkaSettings(BaseModel):
     model_config = _FROZEN

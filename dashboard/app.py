@@ -36,7 +36,7 @@ from dashboard.performance_metrics import PerformanceMetrics
 from model.registry import ModelRegistry, RegistryError
 from state import CustomerSequenceStore, LatestScoreStore, ModelPointer
 from stream.events import Outcome, RiskAlert, RiskScore, ShadowScore
-from stream.kafka_io import new_consumer
+from stream.kafka_consumer import new_consumer
 from training.drift import Reference
 
 __all__ = ["Dashboard", "DashboardConfig"]

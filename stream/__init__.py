@@ -1,9 +1,11 @@
 """Events in, scores and alerts out: the wire contract, the pure transforms and policies.
 
 Light to import (no torch, Kafka or Redis client): the scoring loop and its plumbing live in
-``stream.pipeline`` (the loop and the completer), ``stream.batch`` (one batch's stages),
-``stream.decode``, ``stream.scorer``, ``stream.ownership`` and ``stream.kafka_io``, wired by
-``stream.app``, which entry points import by module.
+``stream.pipeline`` (the loop), ``stream.completer`` (what follows a batch), ``stream.stages``
+(one batch's stages), ``stream.decode``, ``stream.encode``, ``stream.score_side``,
+``stream.scorer``, ``stream.ownership``, ``stream.kafka_consumer`` and
+``stream.kafka_producer``; ``stream.worker`` runs them. Entry points import them by module and
+wire them from settings in ``crmrisk/wiring/``.
 """
 
 from stream.alert_policy import AlertPolicy, decide

@@ -27,6 +27,7 @@ from model.attribution import Explanation
 from state import CustomerSequence, Windows
 from stream.alert_policy import AlertPolicy
 from stream.events import RiskAlert
+from stream.heap import freeze_heap
 from stream.reasons import reason_codes, reason_sentence
 from stream.score_encoding import TopEvent, top_event_refs
 from stream.scorer import Scorer
@@ -236,7 +237,6 @@ def _child_start(top_events: int, reasons: int, steps: int, device: str) -> None
 
 
 def _child_kit(domain: str, source: str):
-    from stream.app import freeze_heap
     from stream.models import load_domain_model
 
     kits = _CHILD["kits"]

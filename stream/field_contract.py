@@ -1,7 +1,7 @@
 """The field contract of a domain: which field values, names and kinds its model can encode.
 
 Derived from the model's ``FeatureSpec`` (and the kinds its encoder was fitted on), checked per
-domain on a batch's decoded events before encoding (``stream/decode.py``'s ``encode``):
+domain on a batch's decoded events before encoding (``stream/encode.py``'s ``encode``):
 
 - **numeric** fields (a field with a numeric role, e.g. credit's ``pay_status``, also
   categorical) take a JSON number or null. Text that Python's ``float()`` parses to a finite

@@ -22,7 +22,7 @@ import redis
 
 from state import StateError
 
-__all__ = ["Outage", "dependency_of"]
+__all__ = ["Outage", "as_awaitable", "dependency_of"]
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +50,7 @@ def dependency_of(exc: BaseException) -> str | None:
     from aiokafka.errors import KafkaError as AioKafkaError
     from confluent_kafka import KafkaException
 
-    from stream.kafka_io import DeliveryFailed
+    from stream.kafka_producer import DeliveryFailed
 
     if isinstance(exc, DeliveryFailed | KafkaException | AioKafkaError | TimeoutError):
         return "kafka"
@@ -65,8 +65,8 @@ class Outage:
         counter=None,
         *,
         initial_s: float = 0.1,
-        max_s: float = 5.0,
-        give_up_s: float = 900.0,
+        max_s: float,
+        give_up_s: float,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -110,3 +110,8 @@ class Outage:
                 log.info("recovered after %.1f s: %s", self._clock() - self._since, what)
             self._problem, self._since = None, None
             return result
+
+
+async def as_awaitable(function: Callable, *args: object):
+    """A synchronous call as an awaitable, for ``Outage.retry``."""
+    return function(*args)

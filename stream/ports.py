@@ -1,7 +1,8 @@
 """The ports a pipeline talks to: where records come from and go, and the state's durable copy.
 
 ``stream/pipeline.py`` depends on these protocols only. The workers plug in Kafka
-(``stream/kafka_io.py``) and Redis (``state.PartitionFence``); the fast tests plug in lists and
+(``stream/kafka_consumer.py``, ``stream/kafka_producer.py``) and Redis
+(``state.PartitionFence``); the fast tests plug in lists and
 the in-memory twin of the state (``state.memory.MemoryState``, which passes the same contract
 tests as Redis).
 """
@@ -108,7 +109,7 @@ class Sink(Protocol):
 
 
 class History(Protocol):
-    """Reads a partition's past records (``stream.kafka_io.KafkaHistory``, a list in tests)."""
+    """Reads a partition's past records (``kafka_consumer.KafkaHistory``, a list in tests)."""
 
     async def beginning(self, topic: str, partition: int) -> int: ...
 

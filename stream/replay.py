@@ -1,9 +1,9 @@
 """Publish a dataset's events to Kafka in event-time order, at a target rate, keyed by customer.
 
-Used by ``crmrisk replay``, the demo, the integration tests and the benchmark (``replay`` builds
-the producer from Settings and shows a progress bar). Events go out in chunks through the batch
-producer; the pacer sleeps so that, after each chunk, no more than ``rate x elapsed`` events have
-been sent.
+Used by ``crmrisk replay``, the demo, the integration tests and the benchmark (through
+``crmrisk/wiring/replay.py``, which builds the producer from settings and shows a progress bar).
+Events go out in chunks through the batch producer; the pacer sleeps so that, after each
+chunk, no more than ``rate x elapsed`` events have been sent.
 """
 
 from __future__ import annotations
@@ -11,17 +11,11 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable, Iterable, Sequence
-from typing import TYPE_CHECKING
-
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from stream.events import CustomerEvent, Outcome
-from stream.kafka_io import BatchProducer, FastProducer
+from stream.kafka_producer import BatchProducer, FastProducer
 
-if TYPE_CHECKING:
-    from crmrisk.settings import Settings
-
-__all__ = ["publish_events", "publish_outcomes", "replay"]
+__all__ = ["publish_events", "publish_outcomes"]
 
 
 async def publish_events(
@@ -65,41 +59,3 @@ async def publish_outcomes(
     count = await producer.send_many(topic, ((o.key, o.to_bytes()) for o in outcomes))
     await producer.flush()
     return count
-
-
-async def replay(
-    settings: Settings,
-    events: Sequence[CustomerEvent],
-    outcomes: Sequence[Outcome],
-    rate: float | None,
-    show_progress: bool = True,
-) -> float:
-    """Publish ``events`` then ``outcomes``; returns the seconds the events took."""
-    k = settings.kafka
-    # Paced, every small chunk should leave at once; flat out, lingering lets batches fill.
-    make = FastProducer if k.producer == "confluent" else BatchProducer
-    producer = make(k.client_config(), f"{k.client_id}-replay", linger_ms=0 if rate else 5)
-    await producer.start()
-    try:
-        with Progress(
-            TextColumn("[bold]replay[/bold] {task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("{task.fields[rate]}"),
-            TimeRemainingColumn(),
-            disable=not show_progress,
-        ) as progress:
-            task = progress.add_task(k.topics.events, total=len(events), rate="")
-
-            def advance(n: int) -> None:
-                elapsed = progress.tasks[task].elapsed or 1e-9
-                done = progress.tasks[task].completed + n
-                progress.update(task, advance=n, rate=f"{done / elapsed:,.0f} ev/s")
-
-            took = await publish_events(
-                producer, k.topics.events, events, rate, on_progress=advance
-            )
-        await publish_outcomes(producer, k.topics.outcomes, outcomes)
-        return took
-    finally:
-        await producer.stop()

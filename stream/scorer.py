@@ -162,11 +162,11 @@ class Scorer:
         quantiles: Sequence[float],
         device: torch.device,
         top_events: int,
+        precision: Precision,
+        cuda_graphs: bool,
         target_transform: str = "none",
         target_scale: float = 1.0,
         explainer: Explainer | None = None,
-        precision: Precision = "fp32",
-        cuda_graphs: bool = False,
     ) -> None:
         if target_transform not in ("none", "log1p"):
             raise ValueError(

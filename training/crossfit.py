@@ -210,7 +210,7 @@ def fit_model(
 
 
 def _widened(q: np.ndarray, margin: float) -> np.ndarray:
-    """numpy twin of the model's conformal widening (``model.risk_model._widen``)."""
+    """numpy twin of the model's conformal widening (``model.network._widen``)."""
     q = q.copy()
     if q.shape[1] > 1:
         low = np.minimum(q[:, 0] - margin, q[:, 1])

@@ -13,7 +13,7 @@ from rich.markup import escape
 from crmrisk.errors import require_services
 from crmrisk.settings import Settings
 from stream.events import RiskAlert
-from stream.kafka_io import new_consumer
+from stream.kafka_consumer import new_consumer
 
 __all__ = ["format_alert", "register"]
 

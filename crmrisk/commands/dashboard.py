@@ -130,10 +130,10 @@ def command(
     import uvicorn
 
     from crmrisk.errors import require_services
+    from crmrisk.wiring.clients import quiet_kafka_clients
     from dashboard.app import Dashboard
     from dashboard.metrics import from_url
     from dashboard.routes import build_app
-    from stream.app import quiet_kafka_clients
 
     quiet_kafka_clients()
     settings = Settings()

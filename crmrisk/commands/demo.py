@@ -27,11 +27,13 @@ from crmrisk.commands.alerts import format_alert
 from crmrisk.commands.services import launcher_for
 from crmrisk.commands.topics import create_topics
 from crmrisk.settings import Settings
+from crmrisk.wiring.clients import quiet_kafka_clients
+from crmrisk.wiring.models import load_models
+from crmrisk.wiring.replay import replay
+from crmrisk.wiring.worker import run_worker
 from deploy import kafka_broker_count, redis_answers
 from model.registry import ModelRegistry
-from stream.app import load_models, quiet_kafka_clients, run_worker
 from stream.metrics import WorkerMetrics
-from stream.replay import replay
 from training.datasets.feed import dataset_events, dataset_outcomes, load_records
 
 __all__ = ["find_or_train_model", "register"]
@@ -77,10 +79,8 @@ def find_or_train_model(
 
 def _scoped(settings: Settings, tag: str) -> Settings:
     """Run-scoped topic names, key prefix and consumer group on the same services."""
-    topics = {
-        name: f"{value}.demo-{tag}" if isinstance(value, str) else value
-        for name, value in settings.kafka.topics.model_dump().items()
-    }
+    t = settings.kafka.topics
+    topics = t.model_dump() | {role: f"{name}.demo-{tag}" for role, name in t.by_role().items()}
     return Settings(
         kafka=settings.kafka.model_dump() | {"group_id": f"demo-{tag}", "topics": topics},
         redis=settings.redis.model_dump()
@@ -103,8 +103,7 @@ def _cleanup(settings: Settings) -> None:
     client.close()
     admin = KafkaAdminClient(**settings.kafka.client_config(), client_id="crmrisk-demo")
     with contextlib.suppress(Exception):
-        topics = settings.kafka.topics.model_dump().values()
-        admin.delete_topics([t for t in topics if isinstance(t, str)])
+        admin.delete_topics(list(settings.kafka.topics.by_role().values()))
     admin.close()
 
 

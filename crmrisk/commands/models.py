@@ -22,9 +22,9 @@ from rich.console import Console
 from rich.table import Table
 
 from crmrisk.settings import Settings
+from crmrisk.wiring.clients import model_pointer
 from model.registry import ModelRegistry, ModelVersion, RegistryError
 from state.model_pointer import ModelPointer, PointerError
-from stream.app import model_pointer
 from stream.model_promoter import ModelPromoter
 
 __all__ = ["app", "register"]

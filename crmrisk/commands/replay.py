@@ -12,7 +12,7 @@ import typer
 from rich.console import Console
 
 from crmrisk.settings import Settings
-from stream.replay import replay
+from crmrisk.wiring.replay import replay
 
 __all__ = ["register"]
 
@@ -41,7 +41,7 @@ def command(
     """Publish a dataset's events to crm.events in event-time order, and its labels to
     crm.outcomes."""
     from crmrisk.errors import require_services
-    from stream.app import quiet_kafka_clients
+    from crmrisk.wiring.clients import quiet_kafka_clients
     from training.datasets.feed import dataset_events, dataset_outcomes, load_records
 
     quiet_kafka_clients()

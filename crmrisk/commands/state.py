@@ -31,8 +31,9 @@ app = typer.Typer(help="Redis state: rebuild it from crm.events.", no_args_is_he
 
 def _live_models(settings: Settings, domains: list[str]) -> dict:
     """The live version of each domain (pointer), else the registry's newest."""
+    from crmrisk.wiring.clients import model_pointer
+    from crmrisk.wiring.models import load_models
     from model.registry import ModelRegistry
-    from stream.app import load_models, model_pointer
 
     pointer, registry = model_pointer(settings), ModelRegistry(settings.model.dir)
     dirs = {}
@@ -67,7 +68,7 @@ def _ends(settings: Settings, topic: str, to_end: bool) -> dict[int, int]:
 async def _rebuild(
     settings: Settings, domains: list[str], to_end: bool, force: bool
 ) -> tuple[int, int]:
-    from stream.app import build_worker
+    from crmrisk.wiring.worker import build_worker
 
     k = settings.kafka
     topic = k.topics.events
@@ -135,7 +136,7 @@ def rebuild(
     ] = False,
 ) -> None:
     """Rebuild every customer's window, alert state and latest score from crm.events."""
-    from stream.app import quiet_kafka_clients
+    from crmrisk.wiring.clients import quiet_kafka_clients
 
     quiet_kafka_clients()
     settings = Settings()

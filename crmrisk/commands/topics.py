@@ -10,7 +10,7 @@ from rich.console import Console
 
 from crmrisk.errors import require_services
 from crmrisk.settings import KafkaSettings, Settings
-from stream.app import quiet_kafka_clients
+from crmrisk.wiring.clients import quiet_kafka_clients
 
 __all__ = ["create_topics", "partition_counts", "project_topics", "register"]
 
@@ -18,17 +18,8 @@ _console = Console()
 
 
 def project_topics(kafka: KafkaSettings) -> list[str]:
-    t = kafka.topics
-    return [
-        t.events,
-        t.dead_letters,
-        t.outcomes,
-        t.scores,
-        t.alerts,
-        t.shadow_scores,
-        t.model_updates,
-        t.score_requests,
-    ]
+    """Every project topic's name (``TopicSettings.roles``)."""
+    return list(kafka.topics.by_role().values())
 
 
 def create_topics(

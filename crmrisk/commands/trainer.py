@@ -23,11 +23,11 @@ from prometheus_client import REGISTRY
 from crmrisk.errors import UserError, require_services
 from crmrisk.settings import Settings
 from crmrisk.trainer_feed import KafkaRecordSource
+from crmrisk.wiring.clients import model_pointer
 from model.devices import DeviceUnavailable, resolve_device
 from model.features import FeatureEncoder
 from model.registry import ModelRegistry
 from state.model_pointer import ModelPointer
-from stream.app import model_pointer
 from stream.metrics import serve
 from stream.model_promoter import ModelPromoter
 from training.drift import DriftMonitor

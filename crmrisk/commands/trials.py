@@ -31,8 +31,8 @@ _console = Console()
 def _promoter(settings: Settings):
     from kafka import KafkaProducer
 
+    from crmrisk.wiring.clients import model_pointer
     from model.registry import ModelRegistry
-    from stream.app import model_pointer
     from stream.model_promoter import ModelPromoter
 
     k = settings.kafka
@@ -89,7 +89,7 @@ def end_trial(settings: Settings, domain: str, reason: str) -> None:
 def review(settings: Settings, domain: str, rules: Rules, threshold: float | None) -> Review:
     """Read the topics to their ends now and review ``domain``'s running trial."""
     from crmrisk.commands.performance import parse_records, read_topic
-    from stream.app import model_pointer
+    from crmrisk.wiring.clients import model_pointer
     from stream.challenger import canary_rows
     from stream.events import Outcome, RiskScore, ShadowScore
     from training.trial_review import review_trial
@@ -163,7 +163,7 @@ def guard_trial(
     """Review the trial; a failing one is rolled back, a passing one made live with
     ``promote_on_pass``. Once (an error if none runs), or with ``every_s`` as a service: every
     ``every_s`` seconds for ever, idle while no trial runs, its review on /metrics."""
-    from stream.app import model_pointer
+    from crmrisk.wiring.clients import model_pointer
     from stream.metrics import serve
     from training.trial_metrics import TrialMetrics
 

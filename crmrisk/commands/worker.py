@@ -1,4 +1,4 @@
-"""``crmrisk worker ingest | infer | train``: the workers, as a command line over ``stream.app``.
+"""``crmrisk worker ingest | infer | train``: the workers, as a command line over the wiring.
 
 ``ingest`` consumes ``crm.events``; with ``--handoff inline`` (default) it also scores, in the
 same process, the exact windows its appends returned; with ``--handoff topic`` it produces them
@@ -18,13 +18,9 @@ from pydantic import SecretStr
 from crmrisk.commands.trainer import train_worker
 from crmrisk.errors import require_services
 from crmrisk.settings import Settings
-from stream.app import (
-    follow_pointer,
-    load_models,
-    quiet_kafka_clients,
-    run_worker,
-    worker_outage,
-)
+from crmrisk.wiring.clients import quiet_kafka_clients
+from crmrisk.wiring.models import follow_pointer, load_models
+from crmrisk.wiring.worker import run_worker, worker_outage
 from stream.metrics import WorkerMetrics, serve
 
 __all__ = ["register"]

@@ -113,3 +113,14 @@ def test_field_contract_policies_are_strict_and_counting_by_default(clean_env):
     clean_env.setenv("RISK_SCORING__FIELD_POLICY", "lenient")
     with pytest.raises(ValidationError, match="field_policy"):
         Settings()
+
+
+def test_topics__one_list_names_every_topic_by_its_role(clean_env):
+    topics = Settings(kafka={"topics": {"alerts": "my.alerts"}}).kafka.topics
+    assert topics.roles() == (
+        "events", "dead_letters", "outcomes", "scores", "alerts", "shadow_scores",
+        "model_updates", "score_requests",
+    )  # fmt: skip
+    assert topics.by_role()["alerts"] == "my.alerts"
+    assert topics.by_role()["events"] == "crm.events"
+    assert len(set(topics.by_role().values())) == len(topics.roles())

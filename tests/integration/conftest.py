@@ -27,7 +27,7 @@ from pydantic import SecretStr
 
 import deploy
 import model
-from crmrisk.settings import Settings
+from crmrisk.settings import Settings, TopicSettings
 from deploy import Launcher
 from model.features import FeatureEncoder
 from stream.transform import window
@@ -65,19 +65,7 @@ def stream_settings(
 ) -> Settings:
     """Settings with fresh topics (2 partitions), key prefix and consumer group for one test."""
     tag = uuid.uuid4().hex[:8]
-    topics = {
-        name: new_topic(partitions=2, prefix=f"it-{name}")
-        for name in (
-            "events",
-            "dead_letters",
-            "outcomes",
-            "scores",
-            "alerts",
-            "score_requests",
-            "model_updates",
-            "shadow_scores",
-        )
-    }
+    topics = {name: new_topic(partitions=2, prefix=f"it-{name}") for name in TopicSettings.roles()}
     return Settings(
         kafka={
             "bootstrap_servers": settings.kafka.bootstrap_servers,
@@ -225,7 +213,7 @@ class WorkerThread:
         self._thread = threading.Thread(target=self._main, daemon=True)
 
     def _main(self) -> None:
-        from stream.app import run_worker
+        from crmrisk.wiring.worker import run_worker
 
         async def main() -> None:
             self._loop = asyncio.get_running_loop()
@@ -296,7 +284,7 @@ def read_topic(
 
 @pytest.fixture
 def models_for(credit_checkpoint) -> Iterator[Callable[[Settings], dict]]:
-    from stream.app import load_models
+    from crmrisk.wiring.models import load_models
 
     yield lambda s: load_models(s, ["credit"], {"credit": credit_checkpoint})
 

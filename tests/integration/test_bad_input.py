@@ -11,7 +11,7 @@ import redis
 
 from state import CustomerSequenceStore
 from stream.events import DeadLetter, RiskScore
-from stream.kafka_io import BatchProducer
+from stream.kafka_producer import BatchProducer
 from stream.metrics import WorkerMetrics
 
 from .conftest import WorkerThread, read_topic

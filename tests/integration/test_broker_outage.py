@@ -18,9 +18,10 @@ from kafka.admin import NewTopic
 
 from crmrisk.commands.services import build_launcher
 from crmrisk.settings import Settings
+from crmrisk.wiring.clients import redis_client
+from crmrisk.wiring.worker import worker_outage
 from deploy import free_port_block
 from state import CustomerSequenceStore
-from stream.app import redis_client, worker_outage
 from stream.events import RiskScore
 from stream.metrics import WorkerMetrics
 from stream.transform import window
@@ -48,9 +49,9 @@ def test_broker_killed_mid_stream__worker_rides_it_out_nothing_lost(
     launcher.up(kafka=True, redis=False, timeout_s=120)
     servers = launcher.kafka.bootstrap_servers
     try:
-        topics = stream_settings.kafka.topics.model_dump()
+        topics = stream_settings.kafka.topics.by_role()
         admin = KafkaAdminClient(bootstrap_servers=servers.split(","))
-        admin.create_topics([NewTopic(t, 2, 1) for t in topics.values() if isinstance(t, str)])
+        admin.create_topics([NewTopic(t, 2, 1) for t in topics.values()])
         admin.close()
         settings = Settings(
             kafka={**stream_settings.kafka.model_dump(), "bootstrap_servers": servers},

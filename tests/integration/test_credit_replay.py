@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 import redis
 
+from crmrisk.wiring.replay import replay
 from state import CustomerSequenceStore
 from stream.events import RiskScore
-from stream.replay import replay
 from stream.transform import window
 from training.datasets.feed import dataset_events, dataset_outcomes
 

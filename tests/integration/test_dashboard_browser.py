@@ -24,10 +24,10 @@ from prometheus_client.parser import text_string_to_metric_families
 from pydantic import SecretStr
 
 from crmrisk.commands.dashboard import serve_in_thread
+from crmrisk.wiring.replay import replay
 from dashboard.metrics import from_registry
 from stream.events import Outcome, RiskAlert, RiskScore, ShadowScore
 from stream.metrics import WorkerMetrics
-from stream.replay import replay
 from training.datasets.feed import dataset_events, dataset_outcomes
 from training.performance import ASSUMPTIONS, performance_by_chunk
 

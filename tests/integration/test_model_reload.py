@@ -10,10 +10,10 @@ import pytest
 
 import model
 from crmrisk.settings import Settings
+from crmrisk.wiring.replay import replay
 from model.registry import ModelRegistry
 from state.model_pointer import ModelPointer
 from stream.events import RiskScore
-from stream.replay import replay
 from training.datasets.feed import dataset_events, dataset_outcomes
 
 from .conftest import WorkerThread, offline_scores, read_topic
@@ -24,7 +24,7 @@ pytestmark = pytest.mark.integration
 def test_reload__promoted_version_takes_over_between_batches(
     stream_settings, credit_dataset, credit_checkpoint, redis_client, tmp_path
 ):
-    from stream.app import follow_pointer
+    from crmrisk.wiring.models import follow_pointer
 
     registry = ModelRegistry(tmp_path / "registry")
     first = registry.import_checkpoint("credit", credit_checkpoint)

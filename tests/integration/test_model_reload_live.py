@@ -18,9 +18,9 @@ from kafka import KafkaProducer
 
 import model
 from crmrisk.settings import Settings
+from crmrisk.wiring.models import follow_pointer
 from model.registry import ModelRegistry
 from state.model_pointer import ModelPointer
-from stream.app import follow_pointer
 from stream.events import RiskScore
 from stream.model_promoter import ModelPromoter
 from training.datasets.feed import dataset_events

@@ -10,13 +10,13 @@ import pytest
 import model
 from crmrisk.commands.trials import guard_trial, start_trial
 from crmrisk.settings import Settings
+from crmrisk.wiring.replay import replay
 from model.features import FeatureEncoder
 from model.registry import ModelRegistry
 from state.model_pointer import ModelPointer
 from stream.challenger import canary_rows
 from stream.events import RiskAlert, RiskScore, ShadowScore
 from stream.model_promoter import parse_model_update
-from stream.replay import replay
 from training.data import Arrays
 from training.datasets import to_arrays
 from training.datasets.feed import dataset_events, dataset_outcomes
@@ -65,7 +65,7 @@ def _world(stream_settings, credit_checkpoint, redis_client, tmp_path, credit_da
 
 
 def _serve(settings, events, outcomes, expected_scores):
-    from stream.app import follow_pointer
+    from crmrisk.wiring.models import follow_pointer
 
     watcher, models = follow_pointer(settings, ["credit"])
     k = settings.kafka

@@ -21,6 +21,7 @@ from redis.cluster import RedisCluster
 import model
 from crmrisk.commands.services import build_launcher
 from crmrisk.settings import Settings
+from crmrisk.wiring.worker import worker_outage
 from deploy import free_port_block
 from deploy.redis_cluster import LocalRedisCluster
 from model.features import FeatureEncoder
@@ -37,7 +38,6 @@ from state import (
 )
 from state.keys import window_key
 from state.pipeline import slot_of
-from stream.app import worker_outage
 from stream.events import RiskScore
 from stream.metrics import WorkerMetrics
 from stream.transform import event_time_ms, window

@@ -28,10 +28,12 @@ from kafka import KafkaProducer
 
 import model
 from crmrisk.settings import Settings
+from crmrisk.wiring.clients import model_pointer
+from crmrisk.wiring.models import follow_pointer
+from crmrisk.wiring.worker import worker_outage
 from model.features import FeatureEncoder
 from model.registry import ModelRegistry
 from state import CustomerSequenceStore
-from stream.app import follow_pointer, model_pointer, worker_outage
 from stream.events import RiskScore
 from stream.metrics import WorkerMetrics, serve
 from stream.model_promoter import ModelPromoter

@@ -9,10 +9,10 @@ import pytest
 from typer.testing import CliRunner
 
 from crmrisk.cli import app
+from crmrisk.wiring.models import load_models
+from crmrisk.wiring.replay import replay
 from model.features import FeatureEncoder
 from model.registry import ModelRegistry
-from stream.app import load_models
-from stream.replay import replay
 from training.datasets.feed import dataset_events, dataset_outcomes
 
 from .conftest import WorkerThread, read_topic, settings_env

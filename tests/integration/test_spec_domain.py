@@ -25,9 +25,9 @@ from typer.testing import CliRunner
 from crmrisk.cli import app
 from crmrisk.commands.trainer import build_trainer_loop
 from crmrisk.settings import Settings
+from crmrisk.wiring.models import load_models
 from model.registry import ModelRegistry
 from state.model_pointer import ModelPointer
-from stream.app import load_models
 from stream.events import RiskScore
 from stream.model_promoter import ModelPromoter
 from training.datasets import load_domain

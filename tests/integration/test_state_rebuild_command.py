@@ -9,11 +9,11 @@ import redis
 from typer.testing import CliRunner
 
 from crmrisk.cli import app
+from crmrisk.wiring.clients import model_pointer
+from crmrisk.wiring.replay import replay
 from model.registry import ModelRegistry
 from state import AlertStateStore, CustomerSequenceStore, PartitionFence
-from stream.app import model_pointer
 from stream.events import RiskScore
-from stream.replay import replay
 from training.datasets.feed import dataset_events, dataset_outcomes
 
 from .conftest import WorkerThread, read_topic, settings_env

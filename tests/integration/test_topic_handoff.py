@@ -6,8 +6,8 @@ from collections import Counter
 import numpy as np
 import pytest
 
+from crmrisk.wiring.replay import replay
 from stream.events import RiskScore
-from stream.replay import replay
 from training.datasets.feed import dataset_events, dataset_outcomes
 
 from .conftest import WorkerThread, offline_scores, read_topic

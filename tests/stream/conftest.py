@@ -32,14 +32,16 @@ from state import AlertTable, WindowTable  # noqa: E402
 from state.memory import MemoryState  # noqa: E402
 from stream.alert_policy import AlertPolicy  # noqa: E402
 from stream.alerting import Alerter  # noqa: E402
-from stream.batch import BatchStages, EventSide, ScoreSide  # noqa: E402
 from stream.field_contract import FieldContract  # noqa: E402
-from stream.kafka_io import DeliveryFailed  # noqa: E402
+from stream.kafka_producer import DeliveryFailed  # noqa: E402
 from stream.metrics import WorkerMetrics  # noqa: E402
 from stream.models import DomainModel  # noqa: E402
+from stream.outage import Outage  # noqa: E402
 from stream.ownership import Ownership  # noqa: E402
 from stream.pipeline import Pipeline, Topics  # noqa: E402
+from stream.score_side import ScoreSide  # noqa: E402
 from stream.scorer import Scorer  # noqa: E402
+from stream.stages import BatchStages, EventSide  # noqa: E402
 
 Record = namedtuple("Record", "topic partition offset key value timestamp")
 TOPICS = Topics("dlq", "scores", "alerts", "requests", "shadow")
@@ -59,7 +61,8 @@ def kit(version: str = "v1", seed: int = 0, bias: float = 0.0) -> DomainModel:
     net.set_calibration(1.0, bias)
     scorer = Scorer(
         net, version=version, event_dim=encoder.event_dim, profile_dim=encoder.profile_dim,
-        quantiles=(), device=torch.device("cpu"), top_events=2,
+        quantiles=(), device=torch.device("cpu"), top_events=2, precision="fp32",
+        cuda_graphs=False,
     )  # fmt: skip
     return DomainModel("credit", version, encoder, scorer, {})
 
@@ -200,7 +203,12 @@ def pipeline(
                          scoring=score_side)  # fmt: skip
     source = source or ListSource(log, batches)
     sink = sink or ListSink(log)
-    made = Pipeline(source, sink, state, stages, TOPICS, WorkerMetrics(), history=history, **kw)
+    metrics = WorkerMetrics()
+    # What the pipeline defaulted to before its wiring passed them (crmrisk/wiring/worker.py).
+    kw.setdefault("outage", Outage(metrics.outage_retries, max_s=5.0, give_up_s=900.0))
+    kw.setdefault("max_inflight", 4)
+    kw.setdefault("max_customers", 1_000_000)
+    made = Pipeline(source, sink, state, stages, TOPICS, metrics, history=history, **kw)
     return made, source, sink
 
 

@@ -48,6 +48,7 @@ def _kit(bias: float, reasons: int, net: torch.nn.Module | None = None) -> Domai
     scorer = Scorer(
         net, version=f"b{bias}", event_dim=encoder.event_dim, profile_dim=encoder.profile_dim,
         quantiles=(), device=torch.device("cpu"), top_events=2, explainer=explainer,
+        precision="fp32", cuda_graphs=False,
     )  # fmt: skip
     return DomainModel("credit", scorer.version, encoder, scorer, {})
 

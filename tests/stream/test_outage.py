@@ -12,7 +12,7 @@ import redis
 
 from state import StateError
 from stream.events import RiskScore
-from stream.kafka_io import DeliveryFailed
+from stream.kafka_producer import DeliveryFailed
 from stream.metrics import WorkerMetrics
 from stream.outage import Outage, dependency_of
 from tests.stream.conftest import ListSink, Log, LoggedState, pipeline, raw_event, records, run
@@ -56,8 +56,8 @@ class Sleeps(list):
         self.reported.append(self.health())
 
 
-def _with_outage(p, **kw) -> Sleeps:
-    outage = Outage(p.metrics.outage_retries, initial_s=0.1, max_s=0.4, **kw)
+def _with_outage(p, give_up_s: float = 900.0, **kw) -> Sleeps:
+    outage = Outage(p.metrics.outage_retries, initial_s=0.1, max_s=0.4, give_up_s=give_up_s, **kw)
     sleeps = Sleeps(outage.health)
     outage._sleep = sleeps
     p.outage = outage

@@ -41,6 +41,8 @@ def scorer():
         quantiles=(0.1, 0.5, 0.9),
         device=torch.device("cpu"),
         top_events=2,
+        precision="fp32",
+        cuda_graphs=False,
     )
 
 
