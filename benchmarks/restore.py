@@ -30,7 +30,7 @@ import torch
 from benchmarks.checkpoints import ROOT, trained_checkpoint
 from benchmarks.stream_e2e import _publish, cleanup, make_settings, read_topic
 from crmrisk.settings import Settings
-from model import load_checkpoint
+from lifecycle import load_checkpoint
 from state import WindowTable
 from state.keys import window_key
 from state.records import unpack_window

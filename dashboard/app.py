@@ -46,8 +46,9 @@ from dashboard.live import LiveView, histogram_of
 from dashboard.metrics import summarise
 from dashboard.performance import PerformanceView
 from dashboard.performance_metrics import PerformanceMetrics
-from model.registry import ModelRegistry, RegistryError
-from state import CustomerSequenceStore, LatestScoreStore, ModelPointer
+from lifecycle import ModelPointer
+from lifecycle.registry import ModelRegistry, RegistryError
+from state import CustomerSequenceStore, LatestScoreStore
 from stream.access import CHALLENGE, authorized
 from stream.events import Outcome, RiskAlert, RiskScore, ShadowScore
 

@@ -1,12 +1,11 @@
-"""The risk model: QRCNN -> LSTM -> cross-attention, its ablations, losses and checkpoints.
+"""The risk model: QRCNN -> LSTM -> cross-attention, its ablations and losses.
 
 Public surface (ARCHITECTURE.md, "The model"): ``build(variant, event_dim, profile_dim,
 quantiles)`` returns a module whose ``forward(events, mask, profile)`` gives a ``RiskOutput``;
-``save_checkpoint`` / ``load_checkpoint`` write and read safetensors weights plus a manifest;
-``FeatureEncoder`` turns event and profile fields into the vectors the model reads.
+``FeatureEncoder`` turns event and profile fields into the vectors the model reads. Saving and
+loading a model (``save_checkpoint`` / ``load_checkpoint``) belongs to ``lifecycle``.
 """
 
-from model.checkpoint import CheckpointError, ChecksumMismatch, load_checkpoint, save_checkpoint
 from model.features import FeatureEncoder, FeatureSpec, FieldRole
 from model.flops import count_flops
 from model.losses import pinball_loss, risk_loss
@@ -17,8 +16,6 @@ from model.variants import DEFAULT_VARIANT, VARIANTS, Variant, build, variants_i
 __all__ = [
     "DEFAULT_VARIANT",
     "VARIANTS",
-    "CheckpointError",
-    "ChecksumMismatch",
     "FeatureEncoder",
     "FeatureSpec",
     "FieldRole",
@@ -28,9 +25,7 @@ __all__ = [
     "Variant",
     "build",
     "count_flops",
-    "load_checkpoint",
     "pinball_loss",
     "risk_loss",
-    "save_checkpoint",
     "variants_in",
 ]

@@ -23,8 +23,9 @@ from typing import TYPE_CHECKING, Any
 import redis
 import torch
 
-from model.registry import ModelRegistry
-from state import AlertTable, ModelPointer, PartitionFence, WindowTable
+from lifecycle import ModelPointer
+from lifecycle.registry import ModelRegistry
+from state import AlertTable, PartitionFence, WindowTable
 from stream.alert_policy import AlertPolicy
 from stream.alerting import Alerter, ProcessAlerts
 from stream.batch import BatchStages, EventSide, ScoreSide
@@ -125,7 +126,7 @@ def _load(settings: Settings, directory: Path, domain: str, device: torch.device
 
 def follow_pointer(settings: Settings, domains: Sequence[str]):
     """A started ``ModelWatcher`` on the live pointer, and the models it loaded first."""
-    from stream.model_updates import ModelWatcher
+    from lifecycle.watcher import ModelWatcher
 
     device = resolve_device(settings.scoring.device)
     k = settings.kafka

@@ -13,7 +13,7 @@ from typing import Any
 
 import torch
 
-from model import load_checkpoint
+from lifecycle import load_checkpoint
 from model.attribution import Explainer
 from model.features import FeatureEncoder
 from model.serving import Precision

@@ -40,8 +40,8 @@ import numpy as np
 import torch
 from sklearn.metrics import brier_score_loss, roc_auc_score
 
+from lifecycle.registry import ModelRegistry, ModelVersion
 from model import RiskModel, build
-from model.registry import ModelRegistry, ModelVersion
 from stream.events import CustomerEvent, Outcome
 from training.crossfit import recalibrate
 from training.evaluate import expected_calibration_error

@@ -507,7 +507,7 @@ def train_domain(job: TrainJob, show_progress: bool = False) -> SavedModel:
     live is a separate step (``crmrisk train --promote`` or ``crmrisk models promote``).
     """
     import model as models  # the model package, not the torch module below
-    from model.registry import ModelRegistry
+    from lifecycle.registry import ModelRegistry
 
     data = load_data(job.domain, job.data_dir, job.seed, job.window, **job.options)
     data = subsample(data, job.max_rows, job.seed)

@@ -28,7 +28,7 @@ from crmrisk.commands.services import launcher_for
 from crmrisk.commands.topics import create_topics
 from crmrisk.settings import Settings
 from deploy import kafka_broker_count, redis_answers
-from model.registry import ModelRegistry
+from lifecycle.registry import ModelRegistry
 from stream.app import load_models, quiet_kafka_clients, run_worker
 from stream.metrics import WorkerMetrics
 from stream.replay import replay

@@ -31,7 +31,7 @@ app = typer.Typer(help="Redis state: rebuild it from crm.events.", no_args_is_he
 
 def _live_models(settings: Settings, domains: list[str]) -> dict:
     """The live version of each domain (pointer), else the registry's newest."""
-    from model.registry import ModelRegistry
+    from lifecycle.registry import ModelRegistry
     from stream.app import load_models, model_pointer
 
     pointer, registry = model_pointer(settings), ModelRegistry(settings.model.dir)

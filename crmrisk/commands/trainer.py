@@ -22,13 +22,13 @@ from prometheus_client import REGISTRY
 
 from crmrisk.errors import UserError, require_services
 from crmrisk.settings import Settings
+from lifecycle import ModelPointer
+from lifecycle.promoter import ModelPromoter
+from lifecycle.registry import ModelRegistry
 from model.devices import DeviceUnavailable, resolve_device
 from model.features import FeatureEncoder
-from model.registry import ModelRegistry
-from state.model_pointer import ModelPointer
 from stream.app import model_pointer
 from stream.metrics import serve
-from stream.model_promoter import ModelPromoter
 from training.drift import DriftMonitor
 from training.incremental import (
     ExampleBuffer,

@@ -9,8 +9,8 @@ import pytest
 from typer.testing import CliRunner
 
 from crmrisk.cli import app
+from lifecycle.registry import ModelRegistry
 from model.features import FeatureEncoder
-from model.registry import ModelRegistry
 from stream.app import load_models
 from stream.replay import replay
 from training.datasets.feed import dataset_events, dataset_outcomes

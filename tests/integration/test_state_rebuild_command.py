@@ -9,7 +9,7 @@ import redis
 from typer.testing import CliRunner
 
 from crmrisk.cli import app
-from model.registry import ModelRegistry
+from lifecycle.registry import ModelRegistry
 from state import AlertStateStore, CustomerSequenceStore, PartitionFence
 from stream.app import model_pointer
 from stream.events import RiskScore

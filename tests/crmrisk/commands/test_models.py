@@ -4,9 +4,9 @@ import pytest
 from typer.testing import CliRunner
 
 from crmrisk.cli import app
-from model import build, save_checkpoint
-from model.registry import ModelRegistry
-from state.model_pointer import ModelPointer
+from lifecycle import ModelPointer, save_checkpoint
+from lifecycle.registry import ModelRegistry
+from model import build
 
 pytestmark = pytest.mark.integration
 

@@ -9,8 +9,8 @@ import threading
 import pytest
 import torch
 
+from lifecycle.registry import CorruptVersion, ModelRegistry, RegistryError, VersionNotFound
 from model import build
-from model.registry import CorruptVersion, ModelRegistry, RegistryError, VersionNotFound
 
 EVENT_DIM, PROFILE_DIM = 5, 3
 
@@ -156,7 +156,7 @@ def test_publish__concurrent_publishers_get_distinct_versions(tmp_path):
 
 
 def test_import_checkpoint__registers_an_existing_checkpoint(tmp_path):
-    from model import save_checkpoint
+    from lifecycle import save_checkpoint
 
     model = _model(7)
     save_checkpoint(tmp_path / "trained", model, _manifest())
