@@ -25,12 +25,11 @@ import logging
 from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
-from typing import Literal
 
 import redis
 
 from lifecycle.journal import ANY, PointerChange, PointerConflict, PointerJournal
-from lifecycle.trials import Trial, TrialEnd, TrialJournal
+from lifecycle.trials import TrialJournal
 
 __all__ = ["ModelPointer", "PointerCache"]
 
@@ -86,8 +85,9 @@ class PointerCache:
         return entry, [_text(item) for item in reversed(history)]
 
 
-class ModelPointer:
-    """The "current" model version per domain, with its change history and its trial.
+class ModelPointer(TrialJournal):
+    """The "current" model version per domain, with its change history and (``TrialJournal``:
+    ``trial``, ``start_trial``, ``end_trial``, ``trials``) its trial.
 
     Parameters
     ----------
@@ -104,10 +104,9 @@ class ModelPointer:
     def __init__(
         self, client: redis.Redis, key_prefix: str, history_limit: int, directory: Path
     ) -> None:
+        super().__init__(PointerJournal(directory))
         self._client = client
         self._cache = PointerCache(client, key_prefix, history_limit)
-        self._journal = PointerJournal(directory)
-        self._trials = TrialJournal(self._journal)
         self.directory = self._journal.directory
 
     # -- reads: the journal ------------------------------------------------------------------
@@ -192,40 +191,6 @@ class ModelPointer:
             return False
         log.info("model pointer cache of %s: %r -> %r", domain, cached, entry["version"])
         return self._cache.write(domain, entry)
-
-    # -- the trial: the journal only -----------------------------------------------------------
-    def trial(self, domain: str) -> Trial | None:
-        """The challenger on trial for ``domain``, if any."""
-        return self._trials.trial(domain)
-
-    def start_trial(
-        self,
-        domain: str,
-        mode: Literal["shadow", "canary"],
-        version: str,
-        reason: str,
-        *,
-        percent: float = 0.0,
-        now: datetime | None = None,
-    ) -> Trial:
-        """Put ``version`` on trial (``TrialJournal.start``: the rules and what is refused)."""
-        return self._trials.start(domain, mode, version, reason, percent=percent, now=now)
-
-    def end_trial(
-        self,
-        domain: str,
-        outcome: Literal["promoted", "rolled_back", "stopped"],
-        reason: str,
-        *,
-        version: str | None = None,
-        now: datetime | None = None,
-    ) -> TrialEnd | None:
-        """End the running trial (None if there is none, or if it is not of ``version``)."""
-        return self._trials.end(domain, outcome, reason, version=version, now=now)
-
-    def trials(self, domain: str) -> list[dict[str, object]]:
-        """Trial starts and ends of ``domain``, oldest first (as recorded)."""
-        return self._trials.history(domain)
 
 
 def _text(value: bytes | str | None) -> str:

@@ -62,7 +62,8 @@ class TrialEnd:
 
 
 class TrialJournal:
-    """Start, read and end each domain's trial in ``journal``'s folder."""
+    """Start, read and end each domain's trial in ``journal``'s folder (``ModelPointer`` is
+    one: a domain's trial is read and moved with its pointer)."""
 
     def __init__(self, journal: PointerJournal) -> None:
         self._journal = journal
@@ -78,7 +79,7 @@ class TrialJournal:
             raise PointerError(f"reading the model trial {path}: {exc}") from exc
         return Trial.from_dict(domain, entry)
 
-    def start(
+    def start_trial(
         self,
         domain: str,
         mode: Literal["shadow", "canary"],
@@ -110,7 +111,7 @@ class TrialJournal:
             self._journal.write_json(self._journal.file(domain, ".trial.json"), trial.to_dict())
         return trial
 
-    def end(
+    def end_trial(
         self,
         domain: str,
         outcome: Literal["promoted", "rolled_back", "stopped"],
@@ -134,7 +135,7 @@ class TrialJournal:
                 raise PointerError(f"ending the model trial of {domain}: {exc}") from exc
         return end
 
-    def history(self, domain: str) -> list[dict[str, object]]:
+    def trials(self, domain: str) -> list[dict[str, object]]:
         """Trial starts and ends of ``domain``, oldest first (as recorded)."""
         lines = self._journal.read_lines(self._journal.file(domain, ".trials.jsonl"))
         return [json.loads(line) for line in lines]

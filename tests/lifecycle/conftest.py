@@ -24,7 +24,8 @@ def pointer(redis_client, redis_prefix, tmp_path):
     )  # fmt: skip
 
 
-def tiny_model(seed: int):
+def tiny_model(seed: int = 0):
+    """A small model of 5 event and 3 profile features (seeded weights)."""
     return build(
         "qrcnn-lstm-cross",
         5,
