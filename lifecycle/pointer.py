@@ -105,7 +105,7 @@ class ModelPointer(TrialJournal):
         self, client: redis.Redis, key_prefix: str, history_limit: int, directory: Path
     ) -> None:
         super().__init__(PointerJournal(directory))
-        self._client = client
+        self._client = client  # the cache's client (a second pointer on it shares the copy)
         self._cache = PointerCache(client, key_prefix, history_limit)
         self.directory = self._journal.directory
 
