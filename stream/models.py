@@ -1,7 +1,9 @@
 """A domain's scoring kit from a checkpoint: the model, its feature encoder, a ``Scorer``.
 
 The encoder comes from the same manifest as the weights, so ingest encodes exactly as training
-did (ARCHITECTURE.md, "one encoding for training, evaluation and serving").
+did (ARCHITECTURE.md, "one encoding for training, evaluation and serving"). The checkpoint's
+files and versions are ``lifecycle``'s; the kit is the stream's (it holds a ``Scorer``), which is
+why a worker hands ``load_domain_model`` to ``lifecycle.watcher.ModelWatcher`` as its ``load``.
 """
 
 from __future__ import annotations
