@@ -13,6 +13,7 @@ from pathlib import Path
 
 import torch
 
+import lifecycle
 import model
 
 __all__ = ["ROOT", "random_checkpoint", "trained_checkpoint"]
@@ -29,7 +30,7 @@ def random_checkpoint(directory: Path) -> Path:
     encoder = fit_encoder(dataset.spec, dataset.train)
     net = model.build(model.DEFAULT_VARIANT, encoder.event_dim, encoder.profile_dim, (), seed=0)
     path = directory / "credit" / "bench-random-0"
-    model.save_checkpoint(
+    lifecycle.save_checkpoint(
         path, net, {"domain": "credit", "version": "bench", "encoder": encoder.to_dict()}
     )
     return path
@@ -38,7 +39,7 @@ def random_checkpoint(directory: Path) -> Path:
 def trained_checkpoint(models_dir: Path = ROOT / "var" / "bench-models") -> Path:
     """A credit model trained with ``crmrisk train``'s defaults (seed 0), trained once."""
     from crmrisk.settings import Settings
-    from model.registry import ModelRegistry
+    from lifecycle.registry import ModelRegistry
     from training.train_job import TrainJob, train_domain
 
     latest = ModelRegistry(models_dir).latest("credit")

@@ -118,7 +118,7 @@ def training_and_reasons(
     device: torch.device, data_dir: Path, max_rows: int | None, epochs: int, alerts: int
 ) -> dict:
     """``train_domain`` on credit on ``device`` and on 2 CPU threads; reasons on ``device``."""
-    from model.registry import ModelRegistry
+    from lifecycle.registry import ModelRegistry
     from training.data import load_data
     from training.train_job import TrainJob, train_domain
 

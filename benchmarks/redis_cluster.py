@@ -112,7 +112,7 @@ def main(argv: list[str] | None = None) -> dict:
     # compares Redis deployments, so the workers it starts explain nothing.
     os.environ["RISK_SCORING__REASONS"] = "0"
 
-    from model.checkpoint import load_checkpoint
+    from lifecycle.checkpoint import load_checkpoint
     from model.features import FeatureEncoder
 
     base = Settings()

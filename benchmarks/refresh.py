@@ -38,8 +38,8 @@ import torch
 from sklearn.metrics import roc_auc_score
 
 import model
+from lifecycle.registry import ModelRegistry
 from model.features import FeatureEncoder
-from model.registry import ModelRegistry
 from training.crossfit import fit_model
 from training.data import Arrays
 from training.datasets import fit_encoder, load_domain, to_arrays

@@ -33,7 +33,7 @@ from crmrisk.settings import Settings
 from crmrisk.wiring.clients import redis_client
 from crmrisk.wiring.models import load_models
 from crmrisk.wiring.worker import build_worker
-from model import load_checkpoint
+from lifecycle import load_checkpoint
 from state import WindowTable
 from state.keys import window_key
 from state.records import unpack_window

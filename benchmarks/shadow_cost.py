@@ -29,7 +29,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-import model
+import lifecycle
 from benchmarks.checkpoints import ROOT, trained_checkpoint
 from benchmarks.stream_e2e import (
     _metric,
@@ -50,13 +50,13 @@ RESULTS = ROOT / "benchmarks" / "results" / "shadow_cost.json"
 
 def _registry(root: Path) -> tuple[str, str]:
     """Champion (live) and challenger versions in a registry at ``root``."""
-    from model.registry import ModelRegistry
+    from lifecycle.registry import ModelRegistry
 
     registry = ModelRegistry(root)
     checkpoint = trained_checkpoint()
     champion = registry.import_checkpoint("credit", checkpoint)
     # The same network (members, widths) with other weights: the champion's, perturbed.
-    other, manifest = model.load_checkpoint(checkpoint)
+    other, manifest = lifecycle.load_checkpoint(checkpoint)
     g = torch.Generator().manual_seed(7)
     with torch.no_grad():
         for p in other.parameters():

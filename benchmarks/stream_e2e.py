@@ -44,7 +44,7 @@ import numpy as np
 import orjson
 import torch
 
-import model
+import lifecycle
 from benchmarks.checkpoints import ROOT, random_checkpoint, trained_checkpoint
 from crmrisk.settings import Settings
 from stream.kafka_producer import BatchProducer
@@ -520,7 +520,7 @@ def inference_requests(checkpoint: Path, events, count: int):
     from stream.requests import ScoreRequest
     from stream.transform import event_time_ms, window
 
-    _, manifest = model.load_checkpoint(checkpoint)
+    _, manifest = lifecycle.load_checkpoint(checkpoint)
     encoder = FeatureEncoder.from_dict(manifest["encoder"])
     history, profiles, requests = {}, {}, []
     for e in events:

@@ -77,7 +77,7 @@ def _service_errors() -> tuple[tuple[type[BaseException], ...], tuple[type[BaseE
 
 def describe(exc: BaseException) -> str | None:
     """The message for a failure the user can fix, or None for a bug (keep the traceback)."""
-    from model.checkpoint import CheckpointError
+    from lifecycle.checkpoint import CheckpointError
     from state.errors import StateError
     from stream.access import InsecureListenError
     from training.datasets.errors import DataError

@@ -33,8 +33,9 @@ from dashboard.live import LiveView, histogram_of
 from dashboard.metrics import summarise
 from dashboard.performance import PerformanceView
 from dashboard.performance_metrics import PerformanceMetrics
-from model.registry import ModelRegistry, RegistryError
-from state import CustomerSequenceStore, LatestScoreStore, ModelPointer
+from lifecycle import ModelPointer
+from lifecycle.registry import ModelRegistry, RegistryError
+from state import CustomerSequenceStore, LatestScoreStore
 from stream.events import Outcome, RiskAlert, RiskScore, ShadowScore
 from stream.kafka_consumer import new_consumer
 from training.drift import Reference

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from dashboard.live import LiveView
-from model.registry import ModelRegistry, RegistryError
+from lifecycle.registry import ModelRegistry, RegistryError
 from state import CustomerSequenceStore, LatestScoreStore
 from stream.events import RiskScore
 from stream.models import load_domain_model

@@ -1,16 +1,15 @@
-"""The risk model: QRCNN -> LSTM -> cross-attention, its ablations, losses and checkpoints.
+"""The risk model: QRCNN -> LSTM -> cross-attention, its ablations and losses.
 
 Public surface (ARCHITECTURE.md, "The model"): ``build(variant, event_dim, profile_dim,
 quantiles)`` returns a module whose ``forward(events, mask, profile)`` gives a ``RiskOutput``;
-``save_checkpoint`` / ``load_checkpoint`` write and read safetensors weights plus a manifest;
-``FeatureEncoder`` turns event and profile fields into the vectors the model reads.
+``FeatureEncoder`` turns event and profile fields into the vectors the model reads. Saving and
+loading a model (``save_checkpoint`` / ``load_checkpoint``) belongs to ``lifecycle``.
 
 The network reads top to bottom in ``model/network.py`` (hyper-parameters in ``model/config.py``,
 the parts the ablations swap in in ``model/ablations.py``, named variants in ``model/variants.py``);
 ``model/fused.py`` is its serving form, the members fused, with the same outputs.
 """
 
-from model.checkpoint import CheckpointError, ChecksumMismatch, load_checkpoint, save_checkpoint
 from model.config import RiskModelConfig
 from model.features import FeatureEncoder, FeatureSpec, FieldRole
 from model.losses import pinball_loss, risk_loss
@@ -20,8 +19,6 @@ from model.variants import DEFAULT_VARIANT, VARIANTS, Variant, build, variants_i
 __all__ = [
     "DEFAULT_VARIANT",
     "VARIANTS",
-    "CheckpointError",
-    "ChecksumMismatch",
     "FeatureEncoder",
     "FeatureSpec",
     "FieldRole",
@@ -30,9 +27,7 @@ __all__ = [
     "RiskOutput",
     "Variant",
     "build",
-    "load_checkpoint",
     "pinball_loss",
     "risk_loss",
-    "save_checkpoint",
     "variants_in",
 ]

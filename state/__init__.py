@@ -1,21 +1,12 @@
 """State: the partition-owned windows and alert states a worker holds in memory, and their
 durable copy in Redis (one class per structure, each owning its keys and, where it needs one,
 its Lua script): windows (and the window rule), alert states, latest scores, partition
-fences, the live model pointer."""
+fences. The live model pointer is ``lifecycle``'s."""
 
 from state.alert_state import AlertState, AlertStateStore, AlertTable
 from state.customer_sequence import CustomerSequence, CustomerSequenceStore, as_sequence
 from state.errors import StateError
 from state.latest_score import LatestScoreStore
-from state.model_pointer import (
-    ANY,
-    ModelPointer,
-    PointerChange,
-    PointerConflict,
-    PointerError,
-    Trial,
-    TrialEnd,
-)
 from state.partition_fence import Claim, PartitionFence, PartitionWrite, Refusal
 from state.pipeline import round_trip
 from state.records import AlertRecord, WindowRecord
@@ -25,7 +16,6 @@ from state.window_storage import WindowStorage
 from state.window_table import WindowTable
 
 __all__ = [
-    "ANY",
     "AlertRecord",
     "AlertState",
     "AlertStateStore",
@@ -37,16 +27,10 @@ __all__ = [
     "CustomerSequence",
     "CustomerSequenceStore",
     "LatestScoreStore",
-    "ModelPointer",
     "PartitionFence",
     "PartitionWrite",
-    "PointerChange",
-    "PointerConflict",
-    "PointerError",
     "Refusal",
     "StateError",
-    "Trial",
-    "TrialEnd",
     "WindowRecord",
     "WindowStorage",
     "WindowTable",

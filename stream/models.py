@@ -1,7 +1,9 @@
 """A domain's scoring kit from a checkpoint: the model, its feature encoder, a ``Scorer``.
 
 The encoder comes from the same manifest as the weights, so ingest encodes exactly as training
-did (ARCHITECTURE.md, "one encoding for training, evaluation and serving").
+did (ARCHITECTURE.md, "one encoding for training, evaluation and serving"). The checkpoint's
+files and versions are ``lifecycle``'s; the kit is the stream's (it holds a ``Scorer``), which is
+why a worker hands ``load_domain_model`` to ``lifecycle.watcher.ModelWatcher`` as its ``load``.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from typing import Any
 
 import torch
 
-from model import load_checkpoint
+from lifecycle import load_checkpoint
 from model.attribution import Explainer
 from model.features import FeatureEncoder
 from model.serving import Precision

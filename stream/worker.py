@@ -1,7 +1,7 @@
 """A running worker: a pipeline and the clients it owns, stepped until told to stop.
 
 ``crmrisk/wiring/worker.py`` builds one from settings; this module only runs it, and adapts a
-model watcher (``stream/model_updates.py``) to the pipeline's between-batches hooks.
+model watcher (``lifecycle/watcher.py``) to the pipeline's between-batches hooks.
 """
 
 from __future__ import annotations

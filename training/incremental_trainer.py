@@ -35,8 +35,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from lifecycle.registry import ModelRegistry, ModelVersion
 from model import build
-from model.registry import ModelRegistry, ModelVersion
 from stream.events import CustomerEvent, Outcome
 from training.data import Arrays
 from training.example_buffer import ExampleBuffer
@@ -91,10 +91,10 @@ class IncrementalTrainer:
     registry
         Where versions are read from and published to.
     current
-        ``domain -> live version`` (the pointer; wired to ``state.ModelPointer.current``).
+        ``domain -> live version`` (the pointer; wired to ``lifecycle.ModelPointer.current``).
     promote
         Makes a version live, guarded by the expected champion (wired to
-        ``stream.model_promoter.ModelPromoter.promote``).
+        ``lifecycle.promoter.ModelPromoter.promote``).
     make_encoder
         ``manifest["encoder"] dict -> encoder`` (``model.FeatureEncoder.from_dict``).
     window

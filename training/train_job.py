@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 import model as models  # the package; ``model`` names a network in this module
-from model.registry import ModelRegistry
+from lifecycle.registry import ModelRegistry
 from training.crossfit import Fitted, fit_model
 from training.data import DomainData, TargetTransform, load_data, subsample
 from training.evaluate import quantile_metrics, score_split

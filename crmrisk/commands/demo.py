@@ -32,7 +32,7 @@ from crmrisk.wiring.models import load_models
 from crmrisk.wiring.replay import replay
 from crmrisk.wiring.worker import run_worker
 from deploy import kafka_broker_count, redis_answers
-from model.registry import ModelRegistry
+from lifecycle.registry import ModelRegistry
 from stream.metrics import WorkerMetrics
 from training.datasets.feed import dataset_events, dataset_outcomes, load_records
 

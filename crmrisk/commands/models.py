@@ -14,18 +14,17 @@ from __future__ import annotations
 import json
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
-from kafka import KafkaProducer
 from rich.console import Console
 from rich.table import Table
 
 from crmrisk.settings import Settings
 from crmrisk.wiring.clients import model_pointer
-from model.registry import ModelRegistry, ModelVersion, RegistryError
-from state.model_pointer import ModelPointer, PointerError
-from stream.model_promoter import ModelPromoter
+from lifecycle import ModelPointer, PointerError
+from lifecycle.promoter import ModelPromoter, announcement_producer
+from lifecycle.registry import ModelRegistry, ModelVersion, RegistryError
 
 __all__ = ["app", "register"]
 
@@ -43,9 +42,9 @@ def _pointer(settings: Settings) -> ModelPointer:
     return model_pointer(settings)
 
 
-def _promoter(settings: Settings, pointer: ModelPointer) -> tuple[ModelPromoter, KafkaProducer]:
+def _promoter(settings: Settings, pointer: ModelPointer) -> tuple[ModelPromoter, Any]:
     k = settings.kafka
-    producer = KafkaProducer(**k.client_config(), client_id=f"{k.client_id}-models", acks="all")
+    producer = announcement_producer(k.client_config(), f"{k.client_id}-models")
     registry = ModelRegistry(settings.model.dir)
     return ModelPromoter(registry, pointer, producer, k.topics.model_updates), producer
 

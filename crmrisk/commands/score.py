@@ -15,7 +15,7 @@ from rich.console import Console
 from rich.table import Table
 
 from crmrisk.settings import Settings
-from model.registry import ModelRegistry, RegistryError
+from lifecycle.registry import ModelRegistry, RegistryError
 from state import CustomerSequence, CustomerSequenceStore, LatestScoreStore
 from stream.events import ReasonCode, RiskScore
 

@@ -33,7 +33,7 @@ def _live_models(settings: Settings, domains: list[str]) -> dict:
     """The live version of each domain (pointer), else the registry's newest."""
     from crmrisk.wiring.clients import model_pointer
     from crmrisk.wiring.models import load_models
-    from model.registry import ModelRegistry
+    from lifecycle.registry import ModelRegistry
 
     pointer, registry = model_pointer(settings), ModelRegistry(settings.model.dir)
     dirs = {}

@@ -24,12 +24,12 @@ from crmrisk.errors import UserError, require_services
 from crmrisk.settings import Settings
 from crmrisk.trainer_feed import KafkaRecordSource
 from crmrisk.wiring.clients import model_pointer
+from lifecycle import ModelPointer
+from lifecycle.promoter import ModelPromoter
+from lifecycle.registry import ModelRegistry
 from model.devices import DeviceUnavailable, resolve_device
 from model.features import FeatureEncoder
-from model.registry import ModelRegistry
-from state.model_pointer import ModelPointer
 from stream.metrics import serve
-from stream.model_promoter import ModelPromoter
 from training.drift import DriftMonitor
 from training.example_buffer import ExampleBuffer
 from training.fine_tune import FineTune

@@ -29,14 +29,13 @@ _console = Console()
 
 
 def _promoter(settings: Settings):
-    from kafka import KafkaProducer
 
     from crmrisk.wiring.clients import model_pointer
-    from model.registry import ModelRegistry
-    from stream.model_promoter import ModelPromoter
+    from lifecycle.promoter import ModelPromoter, announcement_producer
+    from lifecycle.registry import ModelRegistry
 
     k = settings.kafka
-    producer = KafkaProducer(**k.client_config(), client_id=f"{k.client_id}-trials", acks="all")
+    producer = announcement_producer(k.client_config(), f"{k.client_id}-trials")
     promoter = ModelPromoter(
         ModelRegistry(settings.model.dir), model_pointer(settings), producer,
         k.topics.model_updates,
@@ -54,8 +53,8 @@ def start_trial(
 ) -> None:
     """Put ``version`` on trial (creating ``risk.scores.shadow`` if missing) and say so."""
     from crmrisk.commands.topics import create_topics
-    from model.registry import RegistryError
-    from state.model_pointer import PointerError
+    from lifecycle import PointerError
+    from lifecycle.registry import RegistryError
 
     require_services(settings)
     # A shadow's scores need their topic before its first batch.

@@ -8,7 +8,7 @@ from pathlib import Path
 import redis
 
 from crmrisk.settings import Settings
-from state import ModelPointer
+from lifecycle import ModelPointer
 
 __all__ = ["model_pointer", "quiet_kafka_clients", "redis_client"]
 

@@ -9,8 +9,8 @@ import torch
 
 from crmrisk.settings import Settings
 from crmrisk.wiring.clients import model_pointer
-from model.registry import ModelRegistry
-from stream.model_updates import ModelWatcher
+from lifecycle.registry import ModelRegistry
+from lifecycle.watcher import ModelWatcher
 from stream.models import DomainModel, load_domain_model
 from stream.scorer import resolve_device
 

@@ -26,6 +26,7 @@ from kafka import KafkaConsumer, TopicPartition
 from pydantic import SecretStr
 
 import deploy
+import lifecycle
 import model
 from crmrisk.settings import Settings, TopicSettings
 from deploy import Launcher
@@ -55,7 +56,7 @@ def credit_checkpoint(tmp_path_factory, credit_dataset) -> Path:
     network = model.build(model.DEFAULT_VARIANT, encoder.event_dim, encoder.profile_dim, (), seed=0)
     path = tmp_path_factory.mktemp("models") / "credit" / "it-random-0"
     manifest = {"domain": "credit", "version": "it-random-0", "encoder": encoder.to_dict()}
-    model.save_checkpoint(path, network, manifest)
+    lifecycle.save_checkpoint(path, network, manifest)
     return path
 
 
@@ -292,7 +293,7 @@ def models_for(credit_checkpoint) -> Iterator[Callable[[Settings], dict]]:
 def offline_scores(checkpoint, events):
     """Probability per statement event, from the checkpoint alone: for each event the window
     of that customer's statements up to it (replay order) and the customer's profile."""
-    network, manifest = model.load_checkpoint(checkpoint)
+    network, manifest = lifecycle.load_checkpoint(checkpoint)
     encoder = FeatureEncoder.from_dict(manifest["encoder"])
     history, profiles, rows = {}, {}, []
     for event in events:

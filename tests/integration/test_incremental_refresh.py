@@ -17,9 +17,10 @@ from kafka import KafkaConsumer, KafkaProducer
 import model
 from crmrisk.commands.trainer import build_trainer_loop
 from crmrisk.settings import Settings
-from model.registry import ModelRegistry
-from state.model_pointer import ModelPointer
-from stream.model_promoter import ModelPromoter, parse_model_update
+from lifecycle import ModelPointer
+from lifecycle.announcements import parse_model_update
+from lifecycle.promoter import ModelPromoter
+from lifecycle.registry import ModelRegistry
 from training.data import Arrays
 from training.datasets import fit_encoder, to_arrays
 from training.datasets.feed import dataset_events, dataset_outcomes

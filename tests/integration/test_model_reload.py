@@ -8,11 +8,12 @@ from collections import Counter
 import numpy as np
 import pytest
 
+import lifecycle
 import model
 from crmrisk.settings import Settings
 from crmrisk.wiring.replay import replay
-from model.registry import ModelRegistry
-from state.model_pointer import ModelPointer
+from lifecycle import ModelPointer
+from lifecycle.registry import ModelRegistry
 from stream.events import RiskScore
 from training.datasets.feed import dataset_events, dataset_outcomes
 
@@ -28,7 +29,7 @@ def test_reload__promoted_version_takes_over_between_batches(
 
     registry = ModelRegistry(tmp_path / "registry")
     first = registry.import_checkpoint("credit", credit_checkpoint)
-    net, manifest = model.load_checkpoint(credit_checkpoint)
+    net, manifest = lifecycle.load_checkpoint(credit_checkpoint)
     other = model.build(
         model.DEFAULT_VARIANT, net.config.event_dim, net.config.profile_dim, (), seed=1
     )

@@ -16,13 +16,14 @@ import pytest
 import torch
 from kafka import KafkaProducer
 
+import lifecycle
 import model
 from crmrisk.settings import Settings
 from crmrisk.wiring.models import follow_pointer
-from model.registry import ModelRegistry
-from state.model_pointer import ModelPointer
+from lifecycle import ModelPointer
+from lifecycle.promoter import ModelPromoter
+from lifecycle.registry import ModelRegistry
 from stream.events import RiskScore
-from stream.model_promoter import ModelPromoter
 from training.datasets.feed import dataset_events
 
 from .conftest import WorkerThread, offline_scores, read_topic
@@ -50,7 +51,7 @@ def test_reload_during_replay__loses_nothing_and_scores_nothing_twice(
     k = settings.kafka
     registry = ModelRegistry(settings.model.dir)
     v1 = registry.import_checkpoint("credit", credit_checkpoint)
-    network, manifest = model.load_checkpoint(credit_checkpoint)
+    network, manifest = lifecycle.load_checkpoint(credit_checkpoint)
     other = model.build(
         manifest["variant"], network.config.event_dim, network.config.profile_dim, (), seed=1
     )

@@ -7,16 +7,17 @@ from collections import Counter
 
 import pytest
 
+import lifecycle
 import model
 from crmrisk.commands.trials import guard_trial, start_trial
 from crmrisk.settings import Settings
 from crmrisk.wiring.replay import replay
+from lifecycle import ModelPointer
+from lifecycle.announcements import parse_model_update
+from lifecycle.registry import ModelRegistry
 from model.features import FeatureEncoder
-from model.registry import ModelRegistry
-from state.model_pointer import ModelPointer
 from stream.challenger import canary_rows
 from stream.events import RiskAlert, RiskScore, ShadowScore
-from stream.model_promoter import parse_model_update
 from training.data import Arrays
 from training.datasets import to_arrays
 from training.datasets.feed import dataset_events, dataset_outcomes
@@ -42,7 +43,7 @@ def _world(stream_settings, credit_checkpoint, redis_client, tmp_path, credit_da
     """A registry with the champion (live; trained if given ``credit_dataset``) and an
     untrained challenger, both with the same encoder."""
     registry = ModelRegistry(tmp_path / "registry")
-    net, manifest = model.load_checkpoint(credit_checkpoint)
+    net, manifest = lifecycle.load_checkpoint(credit_checkpoint)
     if credit_dataset is None:
         champion = registry.import_checkpoint("credit", credit_checkpoint)
     else:

@@ -18,12 +18,13 @@ import pytest
 from kafka import KafkaProducer
 from redis.cluster import RedisCluster
 
-import model
+import lifecycle
 from crmrisk.commands.services import build_launcher
 from crmrisk.settings import Settings
 from crmrisk.wiring.worker import worker_outage
 from deploy import free_port_block
 from deploy.redis_cluster import LocalRedisCluster
+from lifecycle import ModelPointer
 from model.features import FeatureEncoder
 from state import (
     AlertStateStore,
@@ -31,7 +32,6 @@ from state import (
     Appends,
     CustomerSequenceStore,
     LatestScoreStore,
-    ModelPointer,
     PartitionFence,
     PartitionWrite,
     WindowTable,
@@ -233,7 +233,7 @@ def test_cluster__a_worker_scores_as_offline_and_rides_out_a_master_failover(
     # Exactly the offline scores, retried batches included: a redelivered event is scored as
     # of itself, never with the later events its retry found in the window.
     assert max(abs(s.probability - offline[s.event_id]) for s in scores) <= 1e-5
-    manifest = model.load_checkpoint(credit_checkpoint)[1]
+    manifest = lifecycle.load_checkpoint(credit_checkpoint)[1]
     encoder = FeatureEncoder.from_dict(manifest["encoder"])
     assert _windows_match_offline(client, settings, events, encoder) == (0, 0)
     retries = metrics.outage_retries.labels("redis")._value.get()

@@ -26,17 +26,18 @@ import redis
 import torch
 from kafka import KafkaProducer
 
+import lifecycle
 import model
 from crmrisk.settings import Settings
 from crmrisk.wiring.clients import model_pointer
 from crmrisk.wiring.models import follow_pointer
 from crmrisk.wiring.worker import worker_outage
+from lifecycle.promoter import ModelPromoter
+from lifecycle.registry import ModelRegistry
 from model.features import FeatureEncoder
-from model.registry import ModelRegistry
 from state import CustomerSequenceStore
 from stream.events import RiskScore
 from stream.metrics import WorkerMetrics, serve
-from stream.model_promoter import ModelPromoter
 from stream.transform import event_time_ms, window
 from training.datasets.feed import dataset_events
 
@@ -149,7 +150,7 @@ def test_redis_killed_mid_stream__worker_rides_it_out_and_rebuilds_every_window(
     )
     registry = ModelRegistry(settings.model.dir)
     v1 = registry.import_checkpoint("credit", credit_checkpoint)
-    network, manifest = model.load_checkpoint(credit_checkpoint)
+    network, manifest = lifecycle.load_checkpoint(credit_checkpoint)
     other = model.build(
         manifest["variant"], network.config.event_dim, network.config.profile_dim, (), seed=1
     )
@@ -271,7 +272,9 @@ def test_lost_tail__redis_back_from_an_older_copy_is_found_and_the_gap_restored(
     finally:
         producer.close()
     try:
-        encoder = FeatureEncoder.from_dict(model.load_checkpoint(credit_checkpoint)[1]["encoder"])
+        encoder = FeatureEncoder.from_dict(
+            lifecycle.load_checkpoint(credit_checkpoint)[1]["encoder"]
+        )
         _assert_windows_offline(
             CustomerSequenceStore(cache, settings.redis.key_prefix), encoder, events
         )

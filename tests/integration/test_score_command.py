@@ -11,8 +11,8 @@ from typer.testing import CliRunner
 from crmrisk.cli import app
 from crmrisk.wiring.models import load_models
 from crmrisk.wiring.replay import replay
+from lifecycle.registry import ModelRegistry
 from model.features import FeatureEncoder
-from model.registry import ModelRegistry
 from training.datasets.feed import dataset_events, dataset_outcomes
 
 from .conftest import WorkerThread, read_topic, settings_env

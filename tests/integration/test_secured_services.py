@@ -34,7 +34,7 @@ from crmrisk.commands.dashboard import serve_in_thread
 from crmrisk.commands.topics import create_topics
 from crmrisk.settings import Settings
 from dashboard.metrics import from_url
-from model.registry import ModelRegistry
+from lifecycle.registry import ModelRegistry
 from stream.events import RiskScore
 from training.datasets.feed import dataset_events, load_records
 

@@ -26,10 +26,10 @@ from crmrisk.cli import app
 from crmrisk.commands.trainer import build_trainer_loop
 from crmrisk.settings import Settings
 from crmrisk.wiring.models import load_models
-from model.registry import ModelRegistry
-from state.model_pointer import ModelPointer
+from lifecycle import ModelPointer
+from lifecycle.promoter import ModelPromoter
+from lifecycle.registry import ModelRegistry
 from stream.events import RiskScore
-from stream.model_promoter import ModelPromoter
 from training.datasets import load_domain
 from training.datasets.feed import dataset_events, dataset_outcomes
 from training.datasets.synthetic_log import SPEC, order_log

@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 from crmrisk.cli import app
 from crmrisk.wiring.clients import model_pointer
 from crmrisk.wiring.replay import replay
-from model.registry import ModelRegistry
+from lifecycle.registry import ModelRegistry
 from state import AlertStateStore, CustomerSequenceStore, PartitionFence
 from stream.events import RiskScore
 from training.datasets.feed import dataset_events, dataset_outcomes

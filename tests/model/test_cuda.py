@@ -8,7 +8,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from model import VARIANTS, build, load_checkpoint, save_checkpoint
+from lifecycle import load_checkpoint, save_checkpoint
+from model import VARIANTS, build
 from tests.model.conftest import EVENT_DIM, PROFILE_DIM, random_batch, repad
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from model import DEFAULT_VARIANT, VARIANTS, build, load_checkpoint, save_checkpoint, variants_in
+from lifecycle import load_checkpoint, save_checkpoint
+from model import DEFAULT_VARIANT, VARIANTS, build, variants_in
 from tests.model.conftest import EVENT_DIM, PROFILE_DIM, random_batch
 
 TOL = 1e-6

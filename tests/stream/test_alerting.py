@@ -10,7 +10,7 @@ import pytest
 import torch
 
 import model
-from model import save_checkpoint
+from lifecycle import save_checkpoint
 from model.attribution import Explainer
 from model.features import FeatureEncoder, FeatureSpec, FieldRole
 from stream.alert_policy import AlertPolicy

@@ -30,7 +30,7 @@ def test_metrics__exposes_the_worker_series(served):
 
 
 def test_metrics__include_model_reloads(served):
-    from stream.model_updates import RELOADS
+    from lifecycle.watcher import RELOADS
 
     _, url = served
     RELOADS.labels("credit", "loaded").inc()

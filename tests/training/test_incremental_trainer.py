@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 import torch
 
+from lifecycle.registry import ModelRegistry
 from model import build
 from model.features import FeatureEncoder, FeatureSpec, FieldRole
-from model.registry import ModelRegistry
 from stream.events import CustomerEvent, Outcome
 from training.example_buffer import ExampleBuffer
 from training.fine_tune import FineTune

@@ -4,7 +4,7 @@ from datetime import UTC, datetime
 
 from prometheus_client import generate_latest
 
-from state.model_pointer import Trial
+from lifecycle import Trial
 from training.trial_metrics import TrialMetrics
 from training.trial_review import Review, Side
 

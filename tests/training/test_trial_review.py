@@ -5,7 +5,7 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 import pytest
 
-from state.model_pointer import Trial
+from lifecycle import Trial
 from stream.challenger import canary_rows
 from stream.events import Outcome, RiskScore, ShadowScore
 from training.trial_review import Rules, review_trial

@@ -25,7 +25,7 @@ __all__ = ["SequenceArrays", "fit_encoder", "ordered_window", "to_arrays"]
 
 @dataclass(frozen=True)
 class SequenceArrays:
-    """One split as arrays; field names match ``training.train.Arrays`` plus ``event_ids``."""
+    """One split as arrays; field names match ``training.data.Arrays`` plus ``event_ids``."""
 
     events: np.ndarray  # (N, T, event_dim) float32, zero on padding
     mask: np.ndarray  # (N, T) bool, True on real events (positions 0..L-1)

@@ -4,27 +4,11 @@ import pytest
 from typer.testing import CliRunner
 
 from crmrisk.cli import app
-from model import build, save_checkpoint
-from model.registry import ModelRegistry
-from state.model_pointer import ModelPointer
+from lifecycle import ModelPointer, save_checkpoint
+from lifecycle.registry import ModelRegistry
+from tests.lifecycle.conftest import tiny_model as _model
 
 pytestmark = pytest.mark.integration
-
-
-def _model(seed: int):
-    return build(
-        "qrcnn-lstm-cross",
-        5,
-        3,
-        (),
-        seed=seed,
-        hidden=8,
-        channels=8,
-        summary_dim=8,
-        d_k=8,
-        profile_hidden=8,
-        head_hidden=8,
-    )
 
 
 @pytest.fixture

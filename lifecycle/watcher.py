@@ -1,6 +1,6 @@
 """Model changes on ``risk.model-updates``: load them for a switch between batches.
 
-Changes are made and announced by ``stream/model_promoter.py``. ``ModelWatcher`` runs beside an
+Changes are made and announced by ``lifecycle/promoter.py``. ``ModelWatcher`` runs beside an
 inference worker: a background thread wakes on an announcement (or every ``check_every_s`` in
 case one was missed), reads the pointer (and the trial, ``take_trials``), and when it names a
 version other than the one loaded, loads that version completely, hash verified, off the scoring
@@ -23,8 +23,9 @@ from typing import Any, Generic, TypeVar
 from kafka import KafkaConsumer, TopicPartition
 from prometheus_client import Counter
 
-from model.registry import ModelRegistry, ModelVersion
-from state.model_pointer import ModelPointer, Trial
+from lifecycle.pointer import ModelPointer
+from lifecycle.registry import ModelRegistry, ModelVersion
+from lifecycle.trials import Trial
 
 __all__ = ["LoadedModel", "ModelWatcher", "TrialModel"]
 
@@ -49,14 +50,14 @@ class LoadedModel(Generic[T]):
 
     domain: str
     version: str
-    value: T  # what ``load`` returned (e.g. ``stream.models.DomainModel``)
+    value: T  # what ``load`` returned (the worker's scoring kit: ``load`` decides)
     manifest: Mapping[str, Any]
     loaded_at: datetime
 
 
 @dataclass(frozen=True)
 class TrialModel(Generic[T]):
-    """A challenger on trial (``state.Trial``: shadow or canary), loaded and verified."""
+    """A challenger on trial (``lifecycle.Trial``: shadow or canary), loaded and verified."""
 
     trial: Trial
     model: LoadedModel[T]

@@ -9,26 +9,10 @@ import threading
 import pytest
 import torch
 
-from model import build
-from model.registry import CorruptVersion, ModelRegistry, RegistryError, VersionNotFound
+from lifecycle.registry import CorruptVersion, ModelRegistry, RegistryError, VersionNotFound
+from tests.lifecycle.conftest import tiny_model
 
 EVENT_DIM, PROFILE_DIM = 5, 3
-
-
-def _model(seed: int = 0):
-    return build(
-        "qrcnn-lstm-cross",
-        EVENT_DIM,
-        PROFILE_DIM,
-        (),
-        seed=seed,
-        hidden=8,
-        channels=8,
-        summary_dim=8,
-        d_k=8,
-        profile_hidden=8,
-        head_hidden=8,
-    )
 
 
 def _manifest() -> dict:
@@ -47,10 +31,10 @@ def _scores(model) -> torch.Tensor:
 
 def test_publish__numbers_versions_and_records_lineage(tmp_path):
     registry = ModelRegistry(tmp_path)
-    first = registry.publish("credit", _model(0), _manifest())
+    first = registry.publish("credit", tiny_model(0), _manifest())
     second = registry.publish(
         "credit",
-        _model(1),
+        tiny_model(1),
         _manifest(),
         parent=first.version,
         data_window={"new_as_of": ["2005-09-30", "2005-10-31"]},
@@ -73,9 +57,9 @@ def test_publish__numbers_versions_and_records_lineage(tmp_path):
     assert on_disk["version"] == "v0002" and on_disk["domain"] == "credit"
 
 
-def test_load__gives_the_same_scores_as_the_published_model(tmp_path):
+def test_load__gives_the_same_scores_as_the_publishedtiny_model(tmp_path):
     registry = ModelRegistry(tmp_path)
-    model = _model(4)
+    model = tiny_model(4)
     entry = registry.publish("credit", model, _manifest())
     loaded, got = registry.load("credit", entry.version)
     assert got.version == "v0001"
@@ -84,7 +68,7 @@ def test_load__gives_the_same_scores_as_the_published_model(tmp_path):
 
 def test_verify__refuses_a_corrupted_weights_file(tmp_path):
     registry = ModelRegistry(tmp_path)
-    entry = registry.publish("credit", _model(), _manifest())
+    entry = registry.publish("credit", tiny_model(), _manifest())
     weights = entry.path / "weights.safetensors"
     data = bytearray(weights.read_bytes())
     data[-1] ^= 0xFF
@@ -97,7 +81,7 @@ def test_verify__refuses_a_corrupted_weights_file(tmp_path):
 
 def test_load__never_unpickles_even_when_the_hash_is_forged(tmp_path):
     registry = ModelRegistry(tmp_path)
-    entry = registry.publish("credit", _model(), _manifest())
+    entry = registry.publish("credit", tiny_model(), _manifest())
     marker = tmp_path / "unpickled"
 
     class Payload:
@@ -116,7 +100,7 @@ def test_load__never_unpickles_even_when_the_hash_is_forged(tmp_path):
 
 def test_get__unknown_version_and_bad_names(tmp_path):
     registry = ModelRegistry(tmp_path)
-    registry.publish("credit", _model(), _manifest())
+    registry.publish("credit", tiny_model(), _manifest())
     with pytest.raises(VersionNotFound):
         registry.get("credit", "v0009")
     with pytest.raises(RegistryError):
@@ -128,17 +112,17 @@ def test_get__unknown_version_and_bad_names(tmp_path):
 
 def test_list__ignores_unfinished_staging_directories(tmp_path):
     registry = ModelRegistry(tmp_path)
-    registry.publish("credit", _model(), _manifest())
+    registry.publish("credit", tiny_model(), _manifest())
     staging = tmp_path / "versions" / "credit" / ".tmp-v0002-deadbeef"
     staging.mkdir()
     (staging / "weights.safetensors").write_bytes(b"half")
     assert [v.version for v in registry.list("credit")] == ["v0001"]
-    assert registry.publish("credit", _model(), _manifest()).version == "v0002"
+    assert registry.publish("credit", tiny_model(), _manifest()).version == "v0002"
 
 
 def test_publish__concurrent_publishers_get_distinct_versions(tmp_path):
     registry = ModelRegistry(tmp_path)
-    model = _model()
+    model = tiny_model()
     got: list[str] = []
 
     def publish() -> None:
@@ -156,9 +140,9 @@ def test_publish__concurrent_publishers_get_distinct_versions(tmp_path):
 
 
 def test_import_checkpoint__registers_an_existing_checkpoint(tmp_path):
-    from model import save_checkpoint
+    from lifecycle import save_checkpoint
 
-    model = _model(7)
+    model = tiny_model(7)
     save_checkpoint(tmp_path / "trained", model, _manifest())
     entry = ModelRegistry(tmp_path / "reg").import_checkpoint("credit", tmp_path / "trained")
     loaded, _ = ModelRegistry(tmp_path / "reg").load("credit", entry.version)

@@ -1,55 +1,32 @@
 """Model changes: the pointer moves, then ``risk.model-updates`` announces them.
 
-``ModelPromoter`` moves a domain's pointer (``state.ModelPointer``: a journal beside the
+``ModelPromoter`` moves a domain's pointer (``lifecycle.ModelPointer``: a journal beside the
 registry, the source of truth, copied to Redis) or starts and ends a trial (shadow or canary),
-then announces the change on ``risk.model-updates`` (``ModelUpdate``, keyed by domain). Workers
-follow the pointer, not the messages (``stream/model_updates.py``): an announcement only wakes
-them sooner.
+then announces the change on ``risk.model-updates`` (``lifecycle.ModelUpdate``, keyed by
+domain). Workers follow the pointer, not the messages (``lifecycle/watcher.py``): an
+announcement only wakes them sooner.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, Literal
 
 from kafka import KafkaProducer
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
-from model.registry import ModelRegistry, ModelVersion
-from state.model_pointer import ANY, ModelPointer, PointerChange, Trial, TrialEnd
+from lifecycle.announcements import ModelUpdate
+from lifecycle.journal import ANY, PointerChange
+from lifecycle.pointer import ModelPointer
+from lifecycle.registry import ModelRegistry, ModelVersion
+from lifecycle.trials import Trial, TrialEnd
 
-__all__ = ["ModelPromoter", "ModelUpdate", "parse_model_update"]
-
-
-class ModelUpdate(BaseModel):
-    """A domain's live model changed from ``previous`` to ``version`` (``kind`` "live"), or a
-    trial of ``version`` started (``trial_start``: ``mode`` shadow or canary, ``percent``) or
-    ended (``trial_end``: ``outcome`` promoted, rolled_back or stopped)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    schema_version: Literal[1] = 1
-    domain: str
-    version: str
-    previous: str | None
-    reason: str
-    changed_at: AwareDatetime
-    metrics: dict[str, float] = Field(default_factory=dict)
-    kind: Literal["live", "trial_start", "trial_end"] = "live"
-    mode: Literal["shadow", "canary"] | None = None
-    percent: float | None = None
-    outcome: Literal["promoted", "rolled_back", "stopped"] | None = None
-
-    def to_bytes(self) -> bytes:
-        return self.model_dump_json().encode()
-
-    @property
-    def key(self) -> bytes:
-        return self.domain.encode()
+__all__ = ["ModelPromoter", "announcement_producer"]
 
 
-def parse_model_update(raw: bytes | str) -> ModelUpdate:
-    """Validate one ``risk.model-updates`` message (raises ``pydantic.ValidationError``)."""
-    return ModelUpdate.model_validate_json(raw)
+def announcement_producer(kafka_config: Mapping[str, Any], client_id: str) -> KafkaProducer:
+    """A producer for ``ModelPromoter``: ``kafka_config`` is kafka-python's connection options
+    (``KafkaSettings.client_config()``); every announcement waits for all in-sync replicas."""
+    return KafkaProducer(**kafka_config, client_id=client_id, acks="all")
 
 
 class ModelPromoter:

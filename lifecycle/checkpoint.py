@@ -47,7 +47,7 @@ __all__ = [
 
 FORMAT = 1  # bump when the layout or the reserved keys change
 MANIFEST_FILE = "manifest.json"
-WEIGHTS_FILE = "weights.safetensors"  # model/registry.py relies on this name
+WEIGHTS_FILE = "weights.safetensors"  # lifecycle/registry.py relies on this name
 
 
 class CheckpointError(RuntimeError):

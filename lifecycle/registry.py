@@ -11,7 +11,7 @@ version completely or not at all, and two publishers never get the same number. 
 the checkpoint's (variant, hyper-parameters, encoder, sha256 of the weights, created_at) plus
 ``domain``, ``version``, ``parent``, ``data_window``, ``metrics`` and, for trainer output,
 ``decision`` (promoted or not, and why). Which version is *live* is not stored here: that is
-the per-domain pointer in Redis (``state.model_pointer``).
+the per-domain pointer (``lifecycle/pointer.py``).
 
 ``verify`` re-hashes the weights against the manifest; ``load`` verifies before it builds
 anything, so a corrupted or swapped weights file raises ``CorruptVersion`` and the caller keeps
@@ -35,7 +35,7 @@ from typing import Any
 
 import torch
 
-from model.checkpoint import (
+from lifecycle.checkpoint import (
     MANIFEST_FILE,
     WEIGHTS_FILE,
     CheckpointError,
