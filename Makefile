@@ -37,14 +37,16 @@ system-packages:
 demo: setup  ## Start local Kafka + Redis, train a quick model if none, replay live; dashboard on :8050.
 	$(BIN)/crmrisk demo --linger 120
 
-test: setup  ## Lint, then the whole test suite against a real Kafka broker and a real Redis.
+test: setup  ## Lint, import contracts, then the whole suite against a real Kafka and Redis.
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
 	$(BIN)/pytest -q
 
-lint:  ## ruff check + format check.
+lint:  ## ruff check + format check + import contracts (.importlinter).
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
 
 up: setup  ## Start the local Kafka broker and Redis (idempotent).
 	$(BIN)/crmrisk up

@@ -43,7 +43,8 @@ from stream.metrics import WorkerMetrics
 from stream.models import DomainModel, load_domain_model
 from stream.outage import Outage
 from stream.ownership import Ownership
-from stream.pipeline import Pipeline, Topics
+from stream.pipeline import Pipeline
+from stream.ports import Topics
 from stream.score_side import ScoreSide
 from stream.stages import BatchStages, EventSide
 from training.datasets.feed import dataset_events, load_records

@@ -24,7 +24,6 @@ import logging
 from collections import defaultdict
 from collections.abc import Callable
 from functools import partial
-from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -36,10 +35,7 @@ from stream.kafka_producer import DeliveryFailed
 from stream.metrics import WorkerMetrics
 from stream.outage import Outage
 from stream.ownership import Ownership
-from stream.ports import Delivery, RecordSource, Sink, StateCopy
-
-if TYPE_CHECKING:
-    from stream.pipeline import Topics
+from stream.ports import Delivery, RecordSource, Sink, StateCopy, Topics
 
 __all__ = ["Completer"]
 

@@ -34,11 +34,11 @@ from stream.completer import Completer
 from stream.events import RiskAlert
 from stream.metrics import WorkerMetrics
 from stream.outage import Outage, as_awaitable
-from stream.ports import History, Record, RecordSource, Sink, StateCopy
+from stream.ports import History, Record, RecordSource, Sink, StateCopy, Topics
 from stream.restore import Restorer
 from stream.stages import BatchStages
 
-__all__ = ["Pipeline", "StepReport", "Topics"]
+__all__ = ["Pipeline", "StepReport"]
 
 log = logging.getLogger(__name__)
 
@@ -49,17 +49,6 @@ class StepReport:
     dead_letters: int = 0
     scores: int = 0
     alerts: int = 0  # alerts that fire (published once explained, by the completer)
-
-
-@dataclass(frozen=True)
-class Topics:
-    """Where the pipeline produces: dead letters, scores, alerts; requests for the hand-off."""
-
-    dead_letters: str
-    scores: str
-    alerts: str
-    score_requests: str | None = None
-    shadow_scores: str | None = None  # a shadow challenger's scores (none without a trial)
 
 
 class Pipeline(Completer, Restorer):

@@ -12,11 +12,20 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator, Iterable, Sequence
+from dataclasses import dataclass
 from typing import Protocol
 
 from state import AlertRecord, Claim, PartitionWrite, Refusal, WindowRecord
 
-__all__ = ["Delivery", "History", "Record", "RecordSource", "Sink", "StateCopy"]
+__all__ = [
+    "Delivery",
+    "History",
+    "Record",
+    "RecordSource",
+    "Sink",
+    "StateCopy",
+    "Topics",
+]
 
 
 class Record(Protocol):
@@ -130,3 +139,14 @@ class StateCopy(Protocol):
     ) -> tuple[list[WindowRecord | None], list[AlertRecord | None]]: ...
 
     def applied(self, topic: str, partitions: Sequence[int]) -> dict[int, int | None]: ...
+
+
+@dataclass(frozen=True)
+class Topics:
+    """Where the pipeline produces: dead letters, scores, alerts; requests for the hand-off."""
+
+    dead_letters: str
+    scores: str
+    alerts: str
+    score_requests: str | None = None
+    shadow_scores: str | None = None  # a shadow challenger's scores (none without a trial)

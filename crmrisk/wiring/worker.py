@@ -25,7 +25,8 @@ from stream.metrics import WorkerMetrics
 from stream.models import DomainModel
 from stream.outage import Outage
 from stream.ownership import Ownership
-from stream.pipeline import Pipeline, Topics
+from stream.pipeline import Pipeline
+from stream.ports import Topics
 from stream.score_side import ScoreSide
 from stream.scorer import resolve_device
 from stream.stages import BatchStages, EventSide

@@ -38,7 +38,8 @@ from stream.metrics import WorkerMetrics  # noqa: E402
 from stream.models import DomainModel  # noqa: E402
 from stream.outage import Outage  # noqa: E402
 from stream.ownership import Ownership  # noqa: E402
-from stream.pipeline import Pipeline, Topics  # noqa: E402
+from stream.pipeline import Pipeline  # noqa: E402
+from stream.ports import Topics  # noqa: E402
 from stream.score_side import ScoreSide  # noqa: E402
 from stream.scorer import Scorer  # noqa: E402
 from stream.stages import BatchStages, EventSide  # noqa: E402
