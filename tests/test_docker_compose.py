@@ -242,6 +242,7 @@ def _registered() -> dict[str, tuple[str, set[str]]]:
     PerformanceMetrics() registry. Suffixes: prometheus_client's.
     """
     import crmrisk.commands.worker  # noqa: F401  (registers the process-wide collectors)
+    import lifecycle.watcher  # noqa: F401  (reloads, pointer errors: imported by the worker late)
 
     suffixes = {"counter": ("_total", "_created"), "histogram": ("_bucket", "_sum", "_count")}
     suffixes |= {"summary": ("_sum", "_count", "_created")}
