@@ -42,6 +42,7 @@ __all__ = [
     "CheckpointError",
     "ChecksumMismatch",
     "load_checkpoint",
+    "model_from_manifest",
     "save_checkpoint",
 ]
 
@@ -110,6 +111,21 @@ def save_checkpoint(
     return full
 
 
+def model_from_manifest(manifest: Mapping[str, Any], **overrides: Any) -> torch.nn.Module:
+    """A newly initialised network of the manifest's variant and hyper-parameters (``overrides``,
+    e.g. ``seed``, go to ``model.build``)."""
+    hyper = dict(manifest["hyperparameters"])
+    hyper.setdefault("members", 1)  # saved before ensembles: one network
+    return build(
+        manifest["variant"],
+        hyper.pop("event_dim"),
+        hyper.pop("profile_dim"),
+        hyper.pop("quantiles"),
+        **hyper,
+        **overrides,
+    )
+
+
 def load_checkpoint(
     directory: str | os.PathLike[str],
     *,
@@ -132,15 +148,7 @@ def load_checkpoint(
     if actual != manifest["sha256"]:
         raise ChecksumMismatch(path, manifest["sha256"], actual)
     try:
-        hyper = dict(manifest["hyperparameters"])
-        hyper.setdefault("members", 1)  # saved before ensembles: one network
-        model = build(
-            manifest["variant"],
-            hyper.pop("event_dim"),
-            hyper.pop("profile_dim"),
-            hyper.pop("quantiles"),
-            **hyper,
-        )
+        model = model_from_manifest(manifest)
         model.load_state_dict(_upgrade_state(load_safetensors(weights), model), strict=True)
     except (KeyError, TypeError, ValueError, RuntimeError) as exc:
         raise CheckpointError(f"{directory} does not rebuild into a model: {exc}") from exc

@@ -35,8 +35,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from lifecycle.checkpoint import model_from_manifest
 from lifecycle.registry import ModelRegistry, ModelVersion
-from model import build
 from stream.events import CustomerEvent, Outcome
 from training.data import Arrays
 from training.example_buffer import ExampleBuffer
@@ -318,16 +318,7 @@ def _fresh_like(
     champion: torch.nn.Module, manifest: Mapping[str, Any], seed: int
 ) -> torch.nn.Module:
     """A newly initialised model with the champion's variant and hyper-parameters."""
-    hyper = dict(manifest["hyperparameters"])
-    hyper.setdefault("members", 1)  # saved before ensembles: one network
-    fresh = build(
-        manifest["variant"],
-        hyper.pop("event_dim"),
-        hyper.pop("profile_dim"),
-        hyper.pop("quantiles"),
-        seed=seed,
-        **hyper,
-    )
+    fresh = model_from_manifest(manifest, seed=seed)
     return fresh.to(next(champion.parameters()).device)
 
 
