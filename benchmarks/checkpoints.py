@@ -13,8 +13,7 @@ from pathlib import Path
 
 import torch
 
-import lifecycle
-import model
+from crmrisk import lifecycle, model
 
 __all__ = ["ROOT", "random_checkpoint", "trained_checkpoint"]
 
@@ -24,7 +23,7 @@ log = logging.getLogger(__name__)
 
 def random_checkpoint(directory: Path) -> Path:
     """The credit encoder fitted on training customers, default variant, random weights."""
-    from training.datasets import fit_encoder, load_domain
+    from crmrisk.training.datasets import fit_encoder, load_domain
 
     dataset = load_domain("credit", ROOT / "data", 0)
     encoder = fit_encoder(dataset.spec, dataset.train)
@@ -38,9 +37,9 @@ def random_checkpoint(directory: Path) -> Path:
 
 def trained_checkpoint(models_dir: Path = ROOT / "var" / "bench-models") -> Path:
     """A credit model trained with ``crmrisk train``'s defaults (seed 0), trained once."""
+    from crmrisk.lifecycle.registry import ModelRegistry
     from crmrisk.settings import Settings
-    from lifecycle.registry import ModelRegistry
-    from training.train_job import TrainJob, train_domain
+    from crmrisk.training.train_job import TrainJob, train_domain
 
     latest = ModelRegistry(models_dir).latest("credit")
     if latest is not None:

@@ -27,12 +27,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from model import DEFAULT_VARIANT, FeatureEncoder, build
-from model.attribution import Explainer
-from model.devices import resolve_device
-from state import CustomerSequence
-from stream.requests import ScoreRequest
-from stream.scorer import Scorer, windows_of
+from crmrisk.model import DEFAULT_VARIANT, FeatureEncoder, build
+from crmrisk.model.attribution import Explainer
+from crmrisk.model.devices import resolve_device
+from crmrisk.state import CustomerSequence
+from crmrisk.stream.requests import ScoreRequest
+from crmrisk.stream.scorer import Scorer, windows_of
 
 __all__ = ["main"]
 
@@ -118,9 +118,9 @@ def training_and_reasons(
     device: torch.device, data_dir: Path, max_rows: int | None, epochs: int, alerts: int
 ) -> dict:
     """``train_domain`` on credit on ``device`` and on 2 CPU threads; reasons on ``device``."""
-    from lifecycle.registry import ModelRegistry
-    from training.data import load_data
-    from training.train_job import TrainJob, train_domain
+    from crmrisk.lifecycle.registry import ModelRegistry
+    from crmrisk.training.data import load_data
+    from crmrisk.training.train_job import TrainJob, train_domain
 
     out: dict = {"training": []}
     threads = torch.get_num_threads()

@@ -35,19 +35,19 @@ import redis
 import torch
 
 from benchmarks.checkpoints import ROOT, random_checkpoint, trained_checkpoint
-from state import AlertTable, PartitionFence, WindowTable
-from stream.alert_policy import AlertPolicy
-from stream.alerting import Alerter
-from stream.field_contract import FieldContract
-from stream.metrics import WorkerMetrics
-from stream.models import DomainModel, load_domain_model
-from stream.outage import Outage
-from stream.ownership import Ownership
-from stream.pipeline import Pipeline
-from stream.ports import Topics
-from stream.score_side import ScoreSide
-from stream.stages import BatchStages, EventSide
-from training.datasets.feed import dataset_events, load_records
+from crmrisk.state import AlertTable, PartitionFence, WindowTable
+from crmrisk.stream.alert_policy import AlertPolicy
+from crmrisk.stream.alerting import Alerter
+from crmrisk.stream.field_contract import FieldContract
+from crmrisk.stream.metrics import WorkerMetrics
+from crmrisk.stream.models import DomainModel, load_domain_model
+from crmrisk.stream.outage import Outage
+from crmrisk.stream.ownership import Ownership
+from crmrisk.stream.pipeline import Pipeline
+from crmrisk.stream.ports import Topics
+from crmrisk.stream.score_side import ScoreSide
+from crmrisk.stream.stages import BatchStages, EventSide
+from crmrisk.training.datasets.feed import dataset_events, load_records
 
 __all__ = ["NullSink", "Record", "Source", "bench_pipeline", "credit_records", "main"]
 

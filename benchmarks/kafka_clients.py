@@ -95,7 +95,9 @@ def produce_confluent(bootstrap: str, topic: str, values: list) -> int:
 
 
 def produce_aiokafka(bootstrap: str, topic: str, values: list) -> int:
-    from stream.kafka_producer import BatchProducer  # the project's batched aiokafka producer
+    from crmrisk.stream.kafka_producer import (
+        BatchProducer,  # the project's batched aiokafka producer
+    )
 
     async def run() -> int:
         producer = BatchProducer({"bootstrap_servers": bootstrap}, "bench-aio", linger_ms=5)

@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from benchmarks.flops import count_flops
-from model import VARIANTS, build
+from crmrisk.model import VARIANTS, build
 
 __all__ = ["main", "measure_variant"]
 

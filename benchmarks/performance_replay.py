@@ -63,15 +63,15 @@ from benchmarks.checkpoints import ROOT, trained_checkpoint
 from benchmarks.stream_e2e import Worker, cleanup, make_settings
 from crmrisk.commands.performance import read_topic
 from crmrisk.settings import Settings
+from crmrisk.stream.events import Outcome, RiskScore
+from crmrisk.stream.kafka_producer import BatchProducer
+from crmrisk.stream.replay import publish_outcomes
+from crmrisk.training.datasets.feed import dataset_events, dataset_outcomes, load_records
+from crmrisk.training.datasets.records import CustomerRecord
+from crmrisk.training.evaluate import expected_calibration_error
+from crmrisk.training.performance import join_outcomes, performance_by_chunk
 from crmrisk.wiring.clients import quiet_kafka_clients
 from crmrisk.wiring.replay import replay
-from stream.events import Outcome, RiskScore
-from stream.kafka_producer import BatchProducer
-from stream.replay import publish_outcomes
-from training.datasets.feed import dataset_events, dataset_outcomes, load_records
-from training.datasets.records import CustomerRecord
-from training.evaluate import expected_calibration_error
-from training.performance import join_outcomes, performance_by_chunk
 
 __all__ = ["BAR", "bucket", "compare", "flip_labels", "main", "run", "stagger"]
 

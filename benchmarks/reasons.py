@@ -37,9 +37,9 @@ import torch
 from benchmarks.checkpoints import ROOT, trained_checkpoint
 from benchmarks.hot_path import Record, bench_pipeline, credit_records
 from crmrisk.settings import Settings
-from state import Windows
-from stream.alert_policy import AlertPolicy
-from stream.models import load_domain_model
+from crmrisk.state import Windows
+from crmrisk.stream.alert_policy import AlertPolicy
+from crmrisk.stream.models import load_domain_model
 
 __all__ = ["main"]
 

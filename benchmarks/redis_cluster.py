@@ -37,12 +37,12 @@ import numpy as np
 from benchmarks.checkpoints import random_checkpoint
 from benchmarks.stream_e2e import run_backlog
 from crmrisk.commands.services import build_launcher
+from crmrisk.deploy import free_port_block
 from crmrisk.settings import Settings
+from crmrisk.state import Appends, PartitionFence, PartitionWrite, WindowTable
+from crmrisk.stream.transform import event_time_ms
+from crmrisk.training.datasets.feed import dataset_events, load_records
 from crmrisk.wiring.clients import redis_client
-from deploy import free_port_block
-from state import Appends, PartitionFence, PartitionWrite, WindowTable
-from stream.transform import event_time_ms
-from training.datasets.feed import dataset_events, load_records
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -112,8 +112,8 @@ def main(argv: list[str] | None = None) -> dict:
     # compares Redis deployments, so the workers it starts explain nothing.
     os.environ["RISK_SCORING__REASONS"] = "0"
 
-    from lifecycle.checkpoint import load_checkpoint
-    from model.features import FeatureEncoder
+    from crmrisk.lifecycle.checkpoint import load_checkpoint
+    from crmrisk.model.features import FeatureEncoder
 
     base = Settings()
     records = load_records("credit", ROOT / "data", 0)[: args.customers]

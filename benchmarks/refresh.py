@@ -37,20 +37,20 @@ import numpy as np
 import torch
 from sklearn.metrics import roc_auc_score
 
-import model
-from lifecycle.registry import ModelRegistry
-from model.features import FeatureEncoder
-from training.crossfit import fit_model
-from training.data import Arrays
-from training.datasets import fit_encoder, load_domain, to_arrays
-from training.datasets.feed import dataset_outcomes
-from training.evaluate import expected_calibration_error
-from training.example_buffer import ExampleBuffer
-from training.fine_tune import FineTune
-from training.fit import FitConfig, predict
-from training.incremental_trainer import IncrementalTrainer
-from training.promotion_rule import PromotionRule
-from training.refresh_policy import RefreshPolicy
+from crmrisk import model
+from crmrisk.lifecycle.registry import ModelRegistry
+from crmrisk.model.features import FeatureEncoder
+from crmrisk.training.crossfit import fit_model
+from crmrisk.training.data import Arrays
+from crmrisk.training.datasets import fit_encoder, load_domain, to_arrays
+from crmrisk.training.datasets.feed import dataset_outcomes
+from crmrisk.training.evaluate import expected_calibration_error
+from crmrisk.training.example_buffer import ExampleBuffer
+from crmrisk.training.fine_tune import FineTune
+from crmrisk.training.fit import FitConfig, predict
+from crmrisk.training.incremental_trainer import IncrementalTrainer
+from crmrisk.training.promotion_rule import PromotionRule
+from crmrisk.training.refresh_policy import RefreshPolicy
 
 __all__ = ["main", "run"]
 

@@ -29,15 +29,15 @@ import torch
 
 from benchmarks.checkpoints import ROOT, trained_checkpoint
 from benchmarks.stream_e2e import _publish, cleanup, make_settings, read_topic
+from crmrisk.lifecycle import load_checkpoint
 from crmrisk.settings import Settings
+from crmrisk.state import WindowTable
+from crmrisk.state.keys import window_key
+from crmrisk.state.records import unpack_window
+from crmrisk.training.datasets.feed import dataset_events, load_records
 from crmrisk.wiring.clients import redis_client
 from crmrisk.wiring.models import load_models
 from crmrisk.wiring.worker import build_worker
-from lifecycle import load_checkpoint
-from state import WindowTable
-from state.keys import window_key
-from state.records import unpack_window
-from training.datasets.feed import dataset_events, load_records
 
 
 async def rebuild_all(settings: Settings, checkpoint: Path, partitions: int) -> tuple[int, float]:

@@ -29,7 +29,6 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-import lifecycle
 from benchmarks.checkpoints import ROOT, trained_checkpoint
 from benchmarks.stream_e2e import (
     _metric,
@@ -41,8 +40,9 @@ from benchmarks.stream_e2e import (
     start_workers,
     wait_group_stable,
 )
+from crmrisk import lifecycle
 from crmrisk.settings import Settings
-from training.datasets.feed import dataset_events, load_records
+from crmrisk.training.datasets.feed import dataset_events, load_records
 
 log = logging.getLogger("benchmarks.shadow_cost")
 RESULTS = ROOT / "benchmarks" / "results" / "shadow_cost.json"
@@ -50,7 +50,7 @@ RESULTS = ROOT / "benchmarks" / "results" / "shadow_cost.json"
 
 def _registry(root: Path) -> tuple[str, str]:
     """Champion (live) and challenger versions in a registry at ``root``."""
-    from lifecycle.registry import ModelRegistry
+    from crmrisk.lifecycle.registry import ModelRegistry
 
     registry = ModelRegistry(root)
     checkpoint = trained_checkpoint()

@@ -30,10 +30,10 @@ def _measure(variant: str, directory: Path) -> dict[str, Any]:
     """One variant in this process: stage timings (s) and peak RSS (MiB)."""
     import pandas as pd
 
-    from training.datasets.cutoff_records import build_records
-    from training.datasets.event_log import event_log
-    from training.datasets.event_log_spec import EventLogSpec
-    from training.datasets.synthetic_log import SPEC
+    from crmrisk.training.datasets.cutoff_records import build_records
+    from crmrisk.training.datasets.event_log import event_log
+    from crmrisk.training.datasets.event_log_spec import EventLogSpec
+    from crmrisk.training.datasets.synthetic_log import SPEC
 
     spec = EventLogSpec.model_validate(SPEC)
     dtype = dict.fromkeys(spec.text_columns, str)
@@ -79,7 +79,7 @@ def main() -> None:
         print(json.dumps(_measure(args.variant, args.dir)))
         return
 
-    from training.datasets.synthetic_log import order_log
+    from crmrisk.training.datasets.synthetic_log import order_log
 
     with tempfile.TemporaryDirectory() as tmp:
         directory = Path(tmp)

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.checkpoints import ROOT
-from state import AlertTable, Appends, WindowTable
+from crmrisk.state import AlertTable, Appends, WindowTable
 
 E, P, W = 49, 34, 32
 

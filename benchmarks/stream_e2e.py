@@ -44,12 +44,12 @@ import numpy as np
 import orjson
 import torch
 
-import lifecycle
 from benchmarks.checkpoints import ROOT, random_checkpoint, trained_checkpoint
+from crmrisk import lifecycle
 from crmrisk.settings import Settings
-from stream.kafka_producer import BatchProducer
-from stream.replay import publish_events
-from training.datasets.feed import dataset_events, load_records
+from crmrisk.stream.kafka_producer import BatchProducer
+from crmrisk.stream.replay import publish_events
+from crmrisk.training.datasets.feed import dataset_events, load_records
 
 log = logging.getLogger("benchmarks.stream_e2e")
 
@@ -515,10 +515,10 @@ async def latencies(
 # -- 4. inference alone: batch size 1 vs dynamic batching -----------------------------------------
 def inference_requests(checkpoint: Path, events, count: int):
     """Score requests carrying real windows (encoded as ingest would), one per statement."""
-    from model.features import FeatureEncoder
-    from state import CustomerSequence
-    from stream.requests import ScoreRequest
-    from stream.transform import event_time_ms, window
+    from crmrisk.model.features import FeatureEncoder
+    from crmrisk.state import CustomerSequence
+    from crmrisk.stream.requests import ScoreRequest
+    from crmrisk.stream.transform import event_time_ms, window
 
     _, manifest = lifecycle.load_checkpoint(checkpoint)
     encoder = FeatureEncoder.from_dict(manifest["encoder"])
@@ -547,8 +547,8 @@ async def offered_load(
     scorer, requests, rate: float, seconds: float, max_batch: int, max_delay_ms: float
 ) -> dict:
     """Poisson arrivals at ``rate``/s into a queue; a DynamicBatcher feeds the scorer."""
-    from stream.batching import DynamicBatcher
-    from stream.score_encoding import iso_ms, score_bytes
+    from crmrisk.stream.batching import DynamicBatcher
+    from crmrisk.stream.score_encoding import iso_ms, score_bytes
 
     queue: asyncio.Queue = asyncio.Queue()
     total = int(rate * seconds)
@@ -958,7 +958,7 @@ def main(argv: list[str] | None = None) -> dict:
                  result["soak"]["rss_growth_mb_after_first_minute"])  # fmt: skip
 
     # 4: inference alone.
-    from stream.models import load_domain_model
+    from crmrisk.stream.models import load_domain_model
 
     kit = load_domain_model(checkpoint, "credit", torch.device("cpu"), top_events=3)
     requests = inference_requests(checkpoint, events, 20_000)

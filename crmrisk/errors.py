@@ -77,10 +77,10 @@ def _service_errors() -> tuple[tuple[type[BaseException], ...], tuple[type[BaseE
 
 def describe(exc: BaseException) -> str | None:
     """The message for a failure the user can fix, or None for a bug (keep the traceback)."""
-    from lifecycle.checkpoint import CheckpointError
-    from state.errors import StateError
-    from stream.access import InsecureListenError
-    from training.datasets.errors import DataError
+    from crmrisk.lifecycle.checkpoint import CheckpointError
+    from crmrisk.state.errors import StateError
+    from crmrisk.stream.access import InsecureListenError
+    from crmrisk.training.datasets.errors import DataError
 
     if isinstance(exc, UserError | DataError | CheckpointError):
         return str(exc)
@@ -136,7 +136,7 @@ def _require_kafka(kafka: KafkaSettings, timeout_s: float) -> None:
     from confluent_kafka import KafkaError, KafkaException
     from confluent_kafka.admin import AdminClient
 
-    from stream.kafka_options import librdkafka_options
+    from crmrisk.stream.kafka_options import librdkafka_options
 
     # librdkafka's own (local) error codes start with "_": its public names, not private ones.
     login_refused = KafkaError._AUTHENTICATION  # noqa: SLF001

@@ -9,10 +9,10 @@ page, a JSON API, a server-sent event stream and ``/metrics`` (Starlette, run by
 ``crmrisk dashboard`` and ``crmrisk demo`` start it.
 """
 
-from dashboard.app import Dashboard
-from dashboard.live import LiveView
-from dashboard.performance import PerformanceView
-from dashboard.performance_metrics import PerformanceMetrics
-from dashboard.routes import build_app
+from crmrisk.dashboard.app import Dashboard
+from crmrisk.dashboard.live import LiveView
+from crmrisk.dashboard.performance import PerformanceView
+from crmrisk.dashboard.performance_metrics import PerformanceMetrics
+from crmrisk.dashboard.routes import build_app
 
 __all__ = ["Dashboard", "LiveView", "PerformanceMetrics", "PerformanceView", "build_app"]

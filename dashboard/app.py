@@ -28,17 +28,17 @@ from typing import Any
 import redis
 from starlette.requests import Request
 
-from dashboard.customer_view import CustomerView
-from dashboard.live import LiveView, histogram_of
-from dashboard.metrics import summarise
-from dashboard.performance import PerformanceView
-from dashboard.performance_metrics import PerformanceMetrics
-from lifecycle import ModelPointer
-from lifecycle.registry import ModelRegistry, RegistryError
-from state import CustomerSequenceStore, LatestScoreStore
-from stream.events import Outcome, RiskAlert, RiskScore, ShadowScore
-from stream.kafka_consumer import new_consumer
-from training.drift import Reference
+from crmrisk.dashboard.customer_view import CustomerView
+from crmrisk.dashboard.live import LiveView, histogram_of
+from crmrisk.dashboard.metrics import summarise
+from crmrisk.dashboard.performance import PerformanceView
+from crmrisk.dashboard.performance_metrics import PerformanceMetrics
+from crmrisk.lifecycle import ModelPointer
+from crmrisk.lifecycle.registry import ModelRegistry, RegistryError
+from crmrisk.state import CustomerSequenceStore, LatestScoreStore
+from crmrisk.stream.events import Outcome, RiskAlert, RiskScore, ShadowScore
+from crmrisk.stream.kafka_consumer import new_consumer
+from crmrisk.training.drift import Reference
 
 __all__ = ["Dashboard", "DashboardConfig"]
 

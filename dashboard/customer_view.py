@@ -19,15 +19,15 @@ from typing import Any
 import numpy as np
 import torch
 
-from dashboard.live import LiveView
-from lifecycle.registry import ModelRegistry, RegistryError
-from state import CustomerSequenceStore, LatestScoreStore
-from stream.events import RiskScore
-from stream.models import load_domain_model
-from stream.reasons import reason_codes, reason_sentence
-from stream.requests import ScoreRequest
-from stream.scorer import Scored
-from training.datasets import load_domain, to_arrays
+from crmrisk.dashboard.live import LiveView
+from crmrisk.lifecycle.registry import ModelRegistry, RegistryError
+from crmrisk.state import CustomerSequenceStore, LatestScoreStore
+from crmrisk.stream.events import RiskScore
+from crmrisk.stream.models import load_domain_model
+from crmrisk.stream.reasons import reason_codes, reason_sentence
+from crmrisk.stream.requests import ScoreRequest
+from crmrisk.stream.scorer import Scored
+from crmrisk.training.datasets import load_domain, to_arrays
 
 __all__ = ["CustomerView"]
 

@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from stream.events import RiskAlert, RiskScore
+from crmrisk.stream.events import RiskAlert, RiskScore
 
 __all__ = ["LiveView"]
 

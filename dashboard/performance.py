@@ -33,8 +33,8 @@ from typing import Any
 
 import numpy as np
 
-from stream.events import Outcome, RiskScore, ShadowScore
-from training.performance import ASSUMPTIONS, Realized, estimate, join_outcomes, realized
+from crmrisk.stream.events import Outcome, RiskScore, ShadowScore
+from crmrisk.training.performance import ASSUMPTIONS, Realized, estimate, join_outcomes, realized
 
 __all__ = ["PerformanceView", "ShadowChunk"]
 

@@ -12,7 +12,7 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
 
-from stream.events import ShadowScore
+from crmrisk.stream.events import ShadowScore
 
 __all__ = ["PerformanceMetrics"]
 

@@ -25,8 +25,8 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from dashboard.app import Dashboard
-from stream.access import CHALLENGE, authorized
+from crmrisk.dashboard.app import Dashboard
+from crmrisk.stream.access import CHALLENGE, authorized
 
 __all__ = ["build_app"]
 

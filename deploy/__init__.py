@@ -4,14 +4,14 @@
 their own (tests start isolated ones on other ports); ``resolve_kafka_jars`` fetches Kafka.
 """
 
-from deploy.certificates import CertificateError, LocalCertificates
-from deploy.jars import KafkaJarsError, kafka_libs_dir, resolve_kafka_jars
-from deploy.kafka_broker import KafkaCluster, KafkaNode, KafkaStartError
-from deploy.kafka_security import KafkaSecurity
-from deploy.launcher import Launcher, Login, PortTakenError, ServiceState
-from deploy.probes import free_port_block, kafka_broker_count, redis_answers
-from deploy.process import ManagedProcess
-from deploy.redis_server import RedisSecurity, RedisServer, RedisStartError
+from crmrisk.deploy.certificates import CertificateError, LocalCertificates
+from crmrisk.deploy.jars import KafkaJarsError, kafka_libs_dir, resolve_kafka_jars
+from crmrisk.deploy.kafka_broker import KafkaCluster, KafkaNode, KafkaStartError
+from crmrisk.deploy.kafka_security import KafkaSecurity
+from crmrisk.deploy.launcher import Launcher, Login, PortTakenError, ServiceState
+from crmrisk.deploy.probes import free_port_block, kafka_broker_count, redis_answers
+from crmrisk.deploy.process import ManagedProcess
+from crmrisk.deploy.redis_server import RedisSecurity, RedisServer, RedisStartError
 
 __all__ = [
     "CertificateError",

@@ -20,9 +20,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from deploy.kafka_security import CLIENT_LISTENER, KafkaSecurity
-from deploy.probes import kafka_broker_count
-from deploy.process import ManagedProcess, stop_all
+from crmrisk.deploy.kafka_security import CLIENT_LISTENER, KafkaSecurity
+from crmrisk.deploy.probes import kafka_broker_count
+from crmrisk.deploy.process import ManagedProcess, stop_all
 
 __all__ = ["KafkaCluster", "KafkaNode", "KafkaStartError"]
 

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from deploy.certificates import LocalCertificates
+from crmrisk.deploy.certificates import LocalCertificates
 
 __all__ = ["CLIENT_LISTENER", "MECHANISM", "KafkaSecurity"]
 

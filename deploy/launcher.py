@@ -27,14 +27,14 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from deploy.certificates import LocalCertificates
-from deploy.jars import kafka_libs_dir, resolve_kafka_jars
-from deploy.kafka_broker import KafkaCluster
-from deploy.kafka_security import KafkaSecurity
-from deploy.probes import kafka_broker_count, redis_answers
-from deploy.process import ManagedProcess, exclusive_lock, port_in_use
-from deploy.redis_cluster import LocalRedisCluster
-from deploy.redis_server import RedisSecurity, RedisServer
+from crmrisk.deploy.certificates import LocalCertificates
+from crmrisk.deploy.jars import kafka_libs_dir, resolve_kafka_jars
+from crmrisk.deploy.kafka_broker import KafkaCluster
+from crmrisk.deploy.kafka_security import KafkaSecurity
+from crmrisk.deploy.probes import kafka_broker_count, redis_answers
+from crmrisk.deploy.process import ManagedProcess, exclusive_lock, port_in_use
+from crmrisk.deploy.redis_cluster import LocalRedisCluster
+from crmrisk.deploy.redis_server import RedisSecurity, RedisServer
 
 __all__ = ["Launcher", "Login", "PortTakenError", "ServiceState"]
 

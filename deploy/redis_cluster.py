@@ -17,7 +17,7 @@ from pathlib import Path
 
 import redis
 
-from deploy.redis_server import RedisServer, RedisStartError
+from crmrisk.deploy.redis_server import RedisServer, RedisStartError
 
 __all__ = ["LocalRedisCluster"]
 

@@ -15,9 +15,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from deploy.certificates import LocalCertificates
-from deploy.probes import redis_answers
-from deploy.process import ManagedProcess
+from crmrisk.deploy.certificates import LocalCertificates
+from crmrisk.deploy.probes import redis_answers
+from crmrisk.deploy.process import ManagedProcess
 
 __all__ = ["RedisSecurity", "RedisServer", "RedisStartError"]
 

@@ -15,18 +15,23 @@ Kafka client. It builds on ``model`` (the network) and ``state`` (``StateError``
 and everything above it build on it.
 """
 
-from lifecycle.announcements import ModelUpdate, parse_model_update
-from lifecycle.checkpoint import CheckpointError, ChecksumMismatch, load_checkpoint, save_checkpoint
-from lifecycle.journal import ANY, PointerChange, PointerConflict, PointerError
-from lifecycle.pointer import ModelPointer
-from lifecycle.registry import (
+from crmrisk.lifecycle.announcements import ModelUpdate, parse_model_update
+from crmrisk.lifecycle.checkpoint import (
+    CheckpointError,
+    ChecksumMismatch,
+    load_checkpoint,
+    save_checkpoint,
+)
+from crmrisk.lifecycle.journal import ANY, PointerChange, PointerConflict, PointerError
+from crmrisk.lifecycle.pointer import ModelPointer
+from crmrisk.lifecycle.registry import (
     CorruptVersion,
     ModelRegistry,
     ModelVersion,
     RegistryError,
     VersionNotFound,
 )
-from lifecycle.trials import Trial, TrialEnd
+from crmrisk.lifecycle.trials import Trial, TrialEnd
 
 __all__ = [
     "ANY",

@@ -32,8 +32,8 @@ import torch
 from safetensors.torch import load as load_safetensors
 from safetensors.torch import save as save_safetensors
 
-from model.network import RiskModel
-from model.variants import build
+from crmrisk.model.network import RiskModel
+from crmrisk.model.variants import build
 
 __all__ = [
     "FORMAT",

@@ -21,7 +21,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from state.errors import StateError
+from crmrisk.state.errors import StateError
 
 __all__ = ["ANY", "PointerChange", "PointerConflict", "PointerError", "PointerJournal"]
 

@@ -28,8 +28,8 @@ from pathlib import Path
 
 import redis
 
-from lifecycle.journal import ANY, PointerChange, PointerConflict, PointerJournal
-from lifecycle.trials import TrialJournal
+from crmrisk.lifecycle.journal import ANY, PointerChange, PointerConflict, PointerJournal
+from crmrisk.lifecycle.trials import TrialJournal
 
 __all__ = ["ModelPointer", "PointerCache"]
 
@@ -45,7 +45,7 @@ class PointerCache:
         self._client = client
         self._prefix = key_prefix
         self._history_limit = history_limit
-        source = resources.files("lifecycle").joinpath("pointer.lua").read_text()
+        source = resources.files("crmrisk.lifecycle").joinpath("pointer.lua").read_text()
         self._move = client.register_script(source)
 
     def _key(self, domain: str, part: str) -> str:

@@ -14,11 +14,11 @@ from typing import Any, Literal
 
 from kafka import KafkaProducer
 
-from lifecycle.announcements import ModelUpdate
-from lifecycle.journal import ANY, PointerChange
-from lifecycle.pointer import ModelPointer
-from lifecycle.registry import ModelRegistry, ModelVersion
-from lifecycle.trials import Trial, TrialEnd
+from crmrisk.lifecycle.announcements import ModelUpdate
+from crmrisk.lifecycle.journal import ANY, PointerChange
+from crmrisk.lifecycle.pointer import ModelPointer
+from crmrisk.lifecycle.registry import ModelRegistry, ModelVersion
+from crmrisk.lifecycle.trials import Trial, TrialEnd
 
 __all__ = ["ModelPromoter", "announcement_producer"]
 

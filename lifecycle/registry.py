@@ -35,7 +35,7 @@ from typing import Any
 
 import torch
 
-from lifecycle.checkpoint import (
+from crmrisk.lifecycle.checkpoint import (
     MANIFEST_FILE,
     WEIGHTS_FILE,
     CheckpointError,

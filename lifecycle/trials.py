@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Literal
 
-from lifecycle.journal import PointerError, PointerJournal
+from crmrisk.lifecycle.journal import PointerError, PointerJournal
 
 __all__ = ["Trial", "TrialEnd", "TrialJournal"]
 

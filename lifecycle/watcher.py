@@ -23,9 +23,9 @@ from typing import Any, Generic, TypeVar
 from kafka import KafkaConsumer, TopicPartition
 from prometheus_client import Counter
 
-from lifecycle.pointer import ModelPointer
-from lifecycle.registry import ModelRegistry, ModelVersion
-from lifecycle.trials import Trial
+from crmrisk.lifecycle.pointer import ModelPointer
+from crmrisk.lifecycle.registry import ModelRegistry, ModelVersion
+from crmrisk.lifecycle.trials import Trial
 
 __all__ = ["LoadedModel", "ModelWatcher", "TrialModel"]
 

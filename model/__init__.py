@@ -10,11 +10,11 @@ the parts the ablations swap in in ``model/ablations.py``, named variants in ``m
 ``model/fused.py`` is its serving form, the members fused, with the same outputs.
 """
 
-from model.config import RiskModelConfig
-from model.features import FeatureEncoder, FeatureSpec, FieldRole
-from model.losses import pinball_loss, risk_loss
-from model.network import RiskModel, RiskOutput
-from model.variants import DEFAULT_VARIANT, VARIANTS, Variant, build, variants_in
+from crmrisk.model.config import RiskModelConfig
+from crmrisk.model.features import FeatureEncoder, FeatureSpec, FieldRole
+from crmrisk.model.losses import pinball_loss, risk_loss
+from crmrisk.model.network import RiskModel, RiskOutput
+from crmrisk.model.variants import DEFAULT_VARIANT, VARIANTS, Variant, build, variants_in
 
 __all__ = [
     "DEFAULT_VARIANT",

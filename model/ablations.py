@@ -32,8 +32,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from model.config import ATTENTIONS, RiskModelConfig
-from model.sequences import causal_windows, masked_softmax, split_heads
+from crmrisk.model.config import ATTENTIONS, RiskModelConfig
+from crmrisk.model.sequences import causal_windows, masked_softmax, split_heads
 
 __all__ = [
     "AdditiveAttention",

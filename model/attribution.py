@@ -43,11 +43,11 @@ import numpy as np
 import torch
 from captum.attr import IntegratedGradients
 
-from model.features import FeatureEncoder
-from model.features.columns import CategoricalColumn, Column, NumericColumn, bins_one
-from model.fused import fuse
-from model.network import RiskModel
-from model.sequences import check_right_padded
+from crmrisk.model.features import FeatureEncoder
+from crmrisk.model.features.columns import CategoricalColumn, Column, NumericColumn, bins_one
+from crmrisk.model.fused import fuse
+from crmrisk.model.network import RiskModel
+from crmrisk.model.sequences import check_right_padded
 
 __all__ = ["Attribution", "Explainer", "Explanation", "FieldLayout"]
 

@@ -26,8 +26,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from model.network import RiskModel, RiskOutput, calibrate, non_crossing, region_pool
-from model.sequences import causal_windows, last_state, masked_softmax, sequence_lengths
+from crmrisk.model.network import RiskModel, RiskOutput, calibrate, non_crossing, region_pool
+from crmrisk.model.sequences import causal_windows, last_state, masked_softmax, sequence_lengths
 
 __all__ = ["FusedMembers", "fuse"]
 

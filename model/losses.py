@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 
-from model.network import RiskOutput
+from crmrisk.model.network import RiskOutput
 
 __all__ = ["pinball_loss", "risk_loss"]
 

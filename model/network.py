@@ -26,9 +26,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from model import ablations
-from model.config import RECURRENTS, RiskModelConfig
-from model.sequences import (
+from crmrisk.model import ablations
+from crmrisk.model.config import RECURRENTS, RiskModelConfig
+from crmrisk.model.sequences import (
     causal_windows,
     check_batch,
     last_state,

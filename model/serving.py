@@ -30,8 +30,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from model.fused import FusedMembers
-from model.sequences import check_right_padded
+from crmrisk.model.fused import FusedMembers
+from crmrisk.model.sequences import check_right_padded
 
 __all__ = ["Precision", "ServingRunner"]
 

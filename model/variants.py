@@ -15,8 +15,8 @@ from typing import Any
 
 import torch
 
-from model.config import RiskModelConfig
-from model.network import RiskModel
+from crmrisk.model.config import RiskModelConfig
+from crmrisk.model.network import RiskModel
 
 __all__ = ["DEFAULT_VARIANT", "VARIANTS", "Variant", "build", "variants_in"]
 

@@ -14,11 +14,11 @@ from dataclasses import dataclass
 import numpy as np
 import redis
 
-from state.customer_slots import CustomerSlots, grown
-from state.errors import StateError
-from state.keys import alert_key
-from state.pipeline import round_trip
-from state.records import AlertRecord, pack_alert, unpack_alert
+from crmrisk.state.customer_slots import CustomerSlots, grown
+from crmrisk.state.errors import StateError
+from crmrisk.state.keys import alert_key
+from crmrisk.state.pipeline import round_trip
+from crmrisk.state.records import AlertRecord, pack_alert, unpack_alert
 
 __all__ = ["AlertState", "AlertStateStore", "AlertTable"]
 

@@ -14,10 +14,10 @@ from dataclasses import dataclass
 import numpy as np
 import redis
 
-from state.errors import StateError
-from state.keys import window_key
-from state.pipeline import round_trip
-from state.records import WindowRecord, unpack_window
+from crmrisk.state.errors import StateError
+from crmrisk.state.keys import window_key
+from crmrisk.state.pipeline import round_trip
+from crmrisk.state.records import WindowRecord, unpack_window
 
 __all__ = ["CustomerSequence", "CustomerSequenceStore", "as_sequence"]
 

@@ -6,9 +6,9 @@ from collections.abc import Sequence
 
 import redis
 
-from state.errors import StateError
-from state.keys import score_key
-from state.pipeline import round_trip
+from crmrisk.state.errors import StateError
+from crmrisk.state.keys import score_key
+from crmrisk.state.pipeline import round_trip
 
 __all__ = ["LatestScoreStore"]
 

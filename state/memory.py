@@ -11,10 +11,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from state.alert_state import AlertState
-from state.customer_sequence import CustomerSequence, as_sequence
-from state.partition_fence import Claim, PartitionWrite, Refusal
-from state.records import GUARD, AlertRecord, WindowRecord, unpack_alert, unpack_window
+from crmrisk.state.alert_state import AlertState
+from crmrisk.state.customer_sequence import CustomerSequence, as_sequence
+from crmrisk.state.partition_fence import Claim, PartitionWrite, Refusal
+from crmrisk.state.records import GUARD, AlertRecord, WindowRecord, unpack_alert, unpack_window
 
 __all__ = ["MemoryState"]
 

@@ -36,14 +36,14 @@ from importlib import resources
 import hiredis
 import redis
 
-from state.errors import StateError
-from state.keys import alert_key, fence_key, score_key, window_key
-from state.pipeline import is_cluster, round_trip, slot_of
-from state.records import AlertRecord, WindowRecord, unpack_alert, unpack_window
+from crmrisk.state.errors import StateError
+from crmrisk.state.keys import alert_key, fence_key, score_key, window_key
+from crmrisk.state.pipeline import is_cluster, round_trip, slot_of
+from crmrisk.state.records import AlertRecord, WindowRecord, unpack_alert, unpack_window
 
 __all__ = ["Claim", "PartitionFence", "PartitionWrite", "Refusal"]
 
-_SCRIPT = resources.files("state").joinpath("partition_fence.lua").read_text()
+_SCRIPT = resources.files("crmrisk.state").joinpath("partition_fence.lua").read_text()
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,8 +16,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from state.customer_slots import CustomerSlots, grown
-from state.records import WindowRecord, pack_windows, unpack_window
+from crmrisk.state.customer_slots import CustomerSlots, grown
+from crmrisk.state.records import WindowRecord, pack_windows, unpack_window
 
 __all__ = ["WindowStorage"]
 

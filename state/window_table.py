@@ -23,8 +23,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from state.window_batches import Appends, AppendStatus, Applied, Windows
-from state.window_storage import WindowStorage
+from crmrisk.state.window_batches import Appends, AppendStatus, Applied, Windows
+from crmrisk.state.window_storage import WindowStorage
 
 __all__ = ["WindowTable"]
 

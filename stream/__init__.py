@@ -8,9 +8,9 @@ Light to import (no torch, Kafka or Redis client): the scoring loop and its plum
 wire them from settings in ``crmrisk/wiring/``.
 """
 
-from stream.alert_policy import AlertPolicy, decide
-from stream.batching import DynamicBatcher, batch_ready
-from stream.events import (
+from crmrisk.stream.alert_policy import AlertPolicy, decide
+from crmrisk.stream.batching import DynamicBatcher, batch_ready
+from crmrisk.stream.events import (
     CustomerEvent,
     DeadLetter,
     EventRef,
@@ -23,7 +23,7 @@ from stream.events import (
     parse_event,
     parse_outcome,
 )
-from stream.transform import event_time_ms, window
+from crmrisk.stream.transform import event_time_ms, window
 
 __all__ = [
     "AlertPolicy",

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from state import AlertState
+from crmrisk.state import AlertState
 
 __all__ = ["AlertPolicy", "decide", "decide_many"]
 

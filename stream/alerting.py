@@ -23,14 +23,14 @@ from typing import Protocol
 
 import numpy as np
 
-from model.attribution import Explanation
-from state import CustomerSequence, Windows
-from stream.alert_policy import AlertPolicy
-from stream.events import RiskAlert
-from stream.heap import freeze_heap
-from stream.reasons import reason_codes, reason_sentence
-from stream.score_encoding import TopEvent, top_event_refs
-from stream.scorer import Scorer
+from crmrisk.model.attribution import Explanation
+from crmrisk.state import CustomerSequence, Windows
+from crmrisk.stream.alert_policy import AlertPolicy
+from crmrisk.stream.events import RiskAlert
+from crmrisk.stream.heap import freeze_heap
+from crmrisk.stream.reasons import reason_codes, reason_sentence
+from crmrisk.stream.score_encoding import TopEvent, top_event_refs
+from crmrisk.stream.scorer import Scorer
 
 __all__ = ["AlertStage", "Alerter", "Firing", "ProcessAlerts", "ThreadAlerts"]
 
@@ -237,7 +237,7 @@ def _child_start(top_events: int, reasons: int, steps: int, device: str) -> None
 
 
 def _child_kit(domain: str, source: str):
-    from stream.models import load_domain_model
+    from crmrisk.stream.models import load_domain_model
 
     kits = _CHILD["kits"]
     if source not in kits:

@@ -15,10 +15,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from state import PartitionWrite
-from stream.alerting import Firing
-from stream.events import DeadLetter
-from stream.ports import Delivery, Record
+from crmrisk.state import PartitionWrite
+from crmrisk.stream.alerting import Firing
+from crmrisk.stream.events import DeadLetter
+from crmrisk.stream.ports import Delivery, Record
 
 __all__ = ["Batch", "RowMeta"]
 

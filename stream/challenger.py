@@ -18,8 +18,8 @@ from typing import Literal
 import numpy as np
 import orjson
 
-from stream.score_encoding import iso_ms
-from stream.scorer import Scorer
+from crmrisk.stream.score_encoding import iso_ms
+from crmrisk.stream.scorer import Scorer
 
 __all__ = ["BUCKETS", "Challenger", "bucket_of", "canary_rows", "shadow_bytes"]
 

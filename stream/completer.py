@@ -27,15 +27,15 @@ from functools import partial
 
 import numpy as np
 
-from state import PartitionWrite
-from stream.alerting import AlertStage
-from stream.batch import Batch
-from stream.events import RiskAlert
-from stream.kafka_producer import DeliveryFailed
-from stream.metrics import WorkerMetrics
-from stream.outage import Outage
-from stream.ownership import Ownership
-from stream.ports import Delivery, RecordSource, Sink, StateCopy, Topics
+from crmrisk.state import PartitionWrite
+from crmrisk.stream.alerting import AlertStage
+from crmrisk.stream.batch import Batch
+from crmrisk.stream.events import RiskAlert
+from crmrisk.stream.kafka_producer import DeliveryFailed
+from crmrisk.stream.metrics import WorkerMetrics
+from crmrisk.stream.outage import Outage
+from crmrisk.stream.ownership import Ownership
+from crmrisk.stream.ports import Delivery, RecordSource, Sink, StateCopy, Topics
 
 __all__ = ["Completer"]
 

@@ -27,9 +27,9 @@ from typing import Annotated, Literal
 import msgspec
 import numpy as np
 
-from stream.events import DeadLetter, InvalidEvent, dead_letter, parse_event
-from stream.ports import Record
-from stream.requests import ScoreRequest
+from crmrisk.stream.events import DeadLetter, InvalidEvent, dead_letter, parse_event
+from crmrisk.stream.ports import Record
+from crmrisk.stream.requests import ScoreRequest
 
 __all__ = ["Decoded", "decode_events", "decode_requests", "rejected"]
 

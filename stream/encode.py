@@ -16,10 +16,10 @@ from typing import Protocol
 import numpy as np
 import orjson
 
-from state import Appends
-from stream.decode import Decoded
-from stream.events import FieldValue, InvalidEvent
-from stream.field_contract import FieldContract
+from crmrisk.state import Appends
+from crmrisk.stream.decode import Decoded
+from crmrisk.stream.events import FieldValue, InvalidEvent
+from crmrisk.stream.field_contract import FieldContract
 
 __all__ = ["Encoder", "content_hash", "encode"]
 

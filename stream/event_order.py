@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from stream.events import CustomerEvent
-from stream.transform import event_time_ms
+from crmrisk.stream.events import CustomerEvent
+from crmrisk.stream.transform import event_time_ms
 
 __all__ = ["in_event_time_order"]
 

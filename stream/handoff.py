@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from state import CustomerSequence, Windows
-from stream.batch import Batch, RowMeta
-from stream.decode import rejected
-from stream.events import DeadLetter, InvalidEvent
-from stream.ports import Record
-from stream.requests import ScoreRequest
-from stream.scorer import Scorer, windows_of
+from crmrisk.state import CustomerSequence, Windows
+from crmrisk.stream.batch import Batch, RowMeta
+from crmrisk.stream.decode import rejected
+from crmrisk.stream.events import DeadLetter, InvalidEvent
+from crmrisk.stream.ports import Record
+from crmrisk.stream.requests import ScoreRequest
+from crmrisk.stream.scorer import Scorer, windows_of
 
 __all__ = ["request_windows", "score_requests"]
 

@@ -17,8 +17,8 @@ from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener
 from aiokafka.errors import CommitFailedError, IllegalStateError
 from aiokafka.structs import TopicPartition
 
-from stream.batching import DynamicBatcher
-from stream.kafka_options import aiokafka_options
+from crmrisk.stream.batching import DynamicBatcher
+from crmrisk.stream.kafka_options import aiokafka_options
 
 __all__ = ["KafkaHistory", "KafkaSource", "consumer_lag", "getmany_source", "new_consumer"]
 

@@ -18,7 +18,7 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.partitioner import DefaultPartitioner
 from confluent_kafka import KafkaError, KafkaException, Producer
 
-from stream.kafka_options import aiokafka_options, librdkafka_options
+from crmrisk.stream.kafka_options import aiokafka_options, librdkafka_options
 
 __all__ = ["BatchProducer", "DeliveryFailed", "FastProducer"]
 

@@ -28,7 +28,7 @@ from prometheus_client import (
 from prometheus_client.core import HistogramMetricFamily
 from prometheus_client.registry import Collector
 
-from stream.access import CHALLENGE, authorized, check_listen
+from crmrisk.stream.access import CHALLENGE, authorized, check_listen
 
 __all__ = [
     "MAX_NAMES",

@@ -15,11 +15,11 @@ from typing import Any
 
 import torch
 
-from lifecycle import load_checkpoint
-from model.attribution import Explainer
-from model.features import FeatureEncoder
-from model.serving import Precision
-from stream.scorer import Scorer
+from crmrisk.lifecycle import load_checkpoint
+from crmrisk.model.attribution import Explainer
+from crmrisk.model.features import FeatureEncoder
+from crmrisk.model.serving import Precision
+from crmrisk.stream.scorer import Scorer
 
 __all__ = ["DomainModel", "load_domain_model"]
 

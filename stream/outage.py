@@ -20,7 +20,7 @@ from typing import TypeVar
 
 import redis
 
-from state import StateError
+from crmrisk.state import StateError
 
 __all__ = ["Outage", "as_awaitable", "dependency_of"]
 
@@ -50,7 +50,7 @@ def dependency_of(exc: BaseException) -> str | None:
     from aiokafka.errors import KafkaError as AioKafkaError
     from confluent_kafka import KafkaException
 
-    from stream.kafka_producer import DeliveryFailed
+    from crmrisk.stream.kafka_producer import DeliveryFailed
 
     if isinstance(exc, DeliveryFailed | KafkaException | AioKafkaError | TimeoutError):
         return "kafka"

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from stream.ports import Record, StateCopy
+from crmrisk.stream.ports import Record, StateCopy
 
 __all__ = ["Ownership", "Restore"]
 

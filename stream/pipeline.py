@@ -27,16 +27,16 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
 
-from stream.alerting import AlertStage, ThreadAlerts
-from stream.batch import Batch
-from stream.challenger import Challenger
-from stream.completer import Completer
-from stream.events import RiskAlert
-from stream.metrics import WorkerMetrics
-from stream.outage import Outage, as_awaitable
-from stream.ports import History, Record, RecordSource, Sink, StateCopy, Topics
-from stream.restore import Restorer
-from stream.stages import BatchStages
+from crmrisk.stream.alerting import AlertStage, ThreadAlerts
+from crmrisk.stream.batch import Batch
+from crmrisk.stream.challenger import Challenger
+from crmrisk.stream.completer import Completer
+from crmrisk.stream.events import RiskAlert
+from crmrisk.stream.metrics import WorkerMetrics
+from crmrisk.stream.outage import Outage, as_awaitable
+from crmrisk.stream.ports import History, Record, RecordSource, Sink, StateCopy, Topics
+from crmrisk.stream.restore import Restorer
+from crmrisk.stream.stages import BatchStages
 
 __all__ = ["Pipeline", "StepReport"]
 

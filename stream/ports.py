@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from state import AlertRecord, Claim, PartitionWrite, Refusal, WindowRecord
+from crmrisk.state import AlertRecord, Claim, PartitionWrite, Refusal, WindowRecord
 
 __all__ = [
     "Delivery",

@@ -9,9 +9,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
-from model.attribution import Explanation
-from state import CustomerSequence
-from stream.events import ReasonCode
+from crmrisk.model.attribution import Explanation
+from crmrisk.state import CustomerSequence
+from crmrisk.stream.events import ReasonCode
 
 __all__ = ["reason_codes", "reason_sentence", "reason_text"]
 

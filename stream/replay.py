@@ -12,8 +12,8 @@ import asyncio
 import time
 from collections.abc import Callable, Iterable, Sequence
 
-from stream.events import CustomerEvent, Outcome
-from stream.kafka_producer import BatchProducer, FastProducer
+from crmrisk.stream.events import CustomerEvent, Outcome
+from crmrisk.stream.kafka_producer import BatchProducer, FastProducer
 
 __all__ = ["publish_events", "publish_outcomes"]
 

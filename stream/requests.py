@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from state import CustomerSequence
+from crmrisk.state import CustomerSequence
 
 __all__ = ["ScoreRequest"]
 

@@ -14,11 +14,11 @@ import logging
 from collections.abc import Callable
 from functools import partial
 
-from stream.batch import Batch
-from stream.outage import as_awaitable
-from stream.ownership import Restore
-from stream.ports import History, Record
-from stream.stages import BatchStages
+from crmrisk.stream.batch import Batch
+from crmrisk.stream.outage import as_awaitable
+from crmrisk.stream.ownership import Restore
+from crmrisk.stream.ports import History, Record
+from crmrisk.stream.stages import BatchStages
 
 __all__ = ["Restorer"]
 

@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 
 import orjson
 
-from stream.events import SCHEMA_VERSION, EventRef
+from crmrisk.stream.events import SCHEMA_VERSION, EventRef
 
 __all__ = ["TopEvent", "iso_ms", "score_bytes", "top_event_refs"]
 

@@ -14,15 +14,15 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from state import AlertTable, Windows
-from stream.alert_policy import decide_many
-from stream.alerting import Alerter, Firing
-from stream.batch import Batch, RowMeta
-from stream.challenger import Challenger, canary_rows, shadow_bytes
-from stream.decode import rejected
-from stream.events import InvalidEvent
-from stream.score_encoding import iso_ms, score_bytes
-from stream.scorer import ScoredRows, Scorer
+from crmrisk.state import AlertTable, Windows
+from crmrisk.stream.alert_policy import decide_many
+from crmrisk.stream.alerting import Alerter, Firing
+from crmrisk.stream.batch import Batch, RowMeta
+from crmrisk.stream.challenger import Challenger, canary_rows, shadow_bytes
+from crmrisk.stream.decode import rejected
+from crmrisk.stream.events import InvalidEvent
+from crmrisk.stream.score_encoding import iso_ms, score_bytes
+from crmrisk.stream.scorer import ScoredRows, Scorer
 
 __all__ = ["ScoreSide"]
 

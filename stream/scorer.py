@@ -15,14 +15,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from model import RiskModel
-from model.attribution import Explainer, Explanation
-from model.devices import resolve_device
-from model.fused import fuse
-from model.serving import Precision, ServingRunner
-from state import Windows
-from stream.requests import ScoreRequest
-from stream.score_encoding import TopEvent
+from crmrisk.model import RiskModel
+from crmrisk.model.attribution import Explainer, Explanation
+from crmrisk.model.devices import resolve_device
+from crmrisk.model.fused import fuse
+from crmrisk.model.serving import Precision, ServingRunner
+from crmrisk.state import Windows
+from crmrisk.stream.requests import ScoreRequest
+from crmrisk.stream.score_encoding import TopEvent
 
 __all__ = ["Scored", "ScoredRows", "Scorer", "bucket", "resolve_device", "windows_of"]
 

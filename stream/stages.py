@@ -18,17 +18,17 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from state import AlertState, AppendStatus, PartitionWrite, WindowTable
-from stream.batch import Batch, RowMeta
-from stream.decode import Decoded, decode_events, decode_requests, rejected
-from stream.encode import Encoder, encode
-from stream.events import InvalidEvent
-from stream.field_contract import FieldContract
-from stream.handoff import request_windows, score_requests
-from stream.ownership import Ownership
-from stream.ports import Record, StateCopy
-from stream.requests import ScoreRequest
-from stream.score_side import ScoreSide
+from crmrisk.state import AlertState, AppendStatus, PartitionWrite, WindowTable
+from crmrisk.stream.batch import Batch, RowMeta
+from crmrisk.stream.decode import Decoded, decode_events, decode_requests, rejected
+from crmrisk.stream.encode import Encoder, encode
+from crmrisk.stream.events import InvalidEvent
+from crmrisk.stream.field_contract import FieldContract
+from crmrisk.stream.handoff import request_windows, score_requests
+from crmrisk.stream.ownership import Ownership
+from crmrisk.stream.ports import Record, StateCopy
+from crmrisk.stream.requests import ScoreRequest
+from crmrisk.stream.score_side import ScoreSide
 
 __all__ = ["BatchStages", "EventSide"]
 

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from state.window_rule import time_ms, window_positions
-from stream.events import CustomerEvent
+from crmrisk.state.window_rule import time_ms, window_positions
+from crmrisk.stream.events import CustomerEvent
 
 __all__ = ["event_time_ms", "window"]
 

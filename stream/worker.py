@@ -14,10 +14,10 @@ from typing import Any
 
 import redis
 
-from stream.challenger import Challenger
-from stream.heap import freeze_heap
-from stream.kafka_producer import FastProducer
-from stream.pipeline import Pipeline
+from crmrisk.stream.challenger import Challenger
+from crmrisk.stream.heap import freeze_heap
+from crmrisk.stream.kafka_producer import FastProducer
+from crmrisk.stream.pipeline import Pipeline
 
 __all__ = ["Worker", "watcher_hooks"]
 

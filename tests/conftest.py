@@ -44,9 +44,9 @@ import pytest
 import redis
 
 from crmrisk.commands.services import build_launcher
+from crmrisk.deploy import Launcher, kafka_broker_count, redis_answers
+from crmrisk.deploy.process import exclusive_lock
 from crmrisk.settings import Settings
-from deploy import Launcher, kafka_broker_count, redis_answers
-from deploy.process import exclusive_lock
 
 ROOT = Path(__file__).resolve().parents[1]
 

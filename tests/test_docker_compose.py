@@ -12,6 +12,7 @@ import yaml
 from prometheus_client import REGISTRY
 from pydantic import BaseModel, SecretStr
 
+from crmrisk.dashboard.performance_metrics import PerformanceMetrics
 from crmrisk.settings import (
     KafkaSettings,
     RedisSettings,
@@ -20,9 +21,8 @@ from crmrisk.settings import (
     Settings,
     TrainingSettings,
 )
-from dashboard.performance_metrics import PerformanceMetrics
-from stream.metrics import WorkerMetrics
-from training.trial_metrics import TrialMetrics
+from crmrisk.stream.metrics import WorkerMetrics
+from crmrisk.training.trial_metrics import TrialMetrics
 
 ROOT = Path(__file__).resolve().parents[1]
 COMPOSE = ROOT / "docker-compose.yml"
@@ -241,8 +241,8 @@ def _registered() -> dict[str, tuple[str, set[str]]]:
     reloads, pointer errors, drift) as the worker command's imports fill it, and the dashboard's
     PerformanceMetrics() registry. Suffixes: prometheus_client's.
     """
-    import crmrisk.commands.worker  # noqa: F401  (registers the process-wide collectors)
-    import lifecycle.watcher  # noqa: F401  (reloads, pointer errors: imported by the worker late)
+    import crmrisk.commands.worker
+    import crmrisk.lifecycle.watcher  # noqa: F401  (reloads, pointer errors: imported by the worker late)
 
     suffixes = {"counter": ("_total", "_created"), "histogram": ("_bucket", "_sum", "_count")}
     suffixes |= {"summary": ("_sum", "_count", "_created")}

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-PACKAGES = ("model", "state", "lifecycle", "stream", "training", "crmrisk", "deploy", "benchmarks")
+PACKAGES = ("crmrisk", "benchmarks")  # crmrisk holds the design card's folders (links)
 
 
 def _modules_with_examples() -> list[str]:

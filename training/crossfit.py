@@ -23,10 +23,10 @@ from dataclasses import dataclass, replace
 import numpy as np
 from sklearn.model_selection import StratifiedGroupKFold
 
-from model import RiskModel
-from training.calibration import conformal_margin, platt
-from training.data import Arrays
-from training.fit import (
+from crmrisk.model import RiskModel
+from crmrisk.training.calibration import conformal_margin, platt
+from crmrisk.training.data import Arrays
+from crmrisk.training.fit import (
     FitConfig,
     FitResult,
     fit,

@@ -15,7 +15,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from training.datasets import fit_encoder, load_domain, to_arrays
+from crmrisk.training.datasets import fit_encoder, load_domain, to_arrays
 
 __all__ = ["Arrays", "DomainData", "TargetTransform", "load_data", "subsample"]
 

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from training.point_in_time import PointInTimeExample
+from crmrisk.training.point_in_time import PointInTimeExample
 
 __all__ = ["ExampleBuffer", "in_holdout"]
 

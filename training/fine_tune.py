@@ -13,11 +13,11 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from model import RiskModel
-from training.crossfit import recalibrate
-from training.data import Arrays, TargetTransform
-from training.example_buffer import in_holdout
-from training.fit import FitConfig, FitResult, fit
+from crmrisk.model import RiskModel
+from crmrisk.training.crossfit import recalibrate
+from crmrisk.training.data import Arrays, TargetTransform
+from crmrisk.training.example_buffer import in_holdout
+from crmrisk.training.fit import FitConfig, FitResult, fit
 
 __all__ = ["FineTune", "fine_tune"]
 

@@ -24,9 +24,9 @@ import torch
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from sklearn.metrics import roc_auc_score
 
-from model import pinball_loss
-from model.devices import module_device
-from training.data import Arrays, TargetTransform
+from crmrisk.model import pinball_loss
+from crmrisk.model.devices import module_device
+from crmrisk.training.data import Arrays, TargetTransform
 
 __all__ = [
     "FitConfig",

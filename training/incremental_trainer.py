@@ -35,14 +35,14 @@ from typing import Any
 import numpy as np
 import torch
 
-from lifecycle.checkpoint import model_from_manifest
-from lifecycle.registry import ModelRegistry, ModelVersion
-from stream.events import CustomerEvent, Outcome
-from training.data import Arrays
-from training.example_buffer import ExampleBuffer
-from training.fine_tune import FineTune, fine_tune
-from training.fit import FitResult
-from training.point_in_time import (
+from crmrisk.lifecycle.checkpoint import model_from_manifest
+from crmrisk.lifecycle.registry import ModelRegistry, ModelVersion
+from crmrisk.stream.events import CustomerEvent, Outcome
+from crmrisk.training.data import Arrays
+from crmrisk.training.example_buffer import ExampleBuffer
+from crmrisk.training.fine_tune import FineTune, fine_tune
+from crmrisk.training.fit import FitResult
+from crmrisk.training.point_in_time import (
     BuildStats,
     Encoder,
     EventLog,
@@ -50,8 +50,8 @@ from training.point_in_time import (
     build_examples,
     encode_examples,
 )
-from training.promotion_rule import Decision, PromotionRule, SliceMetrics, slice_metrics
-from training.refresh_policy import RefreshPolicy
+from crmrisk.training.promotion_rule import Decision, PromotionRule, SliceMetrics, slice_metrics
+from crmrisk.training.refresh_policy import RefreshPolicy
 
 __all__ = ["IncrementalTrainer", "Promote", "RefreshReport"]
 

@@ -31,7 +31,7 @@ from scipy.stats import rankdata
 from sklearn.calibration import calibration_curve
 from sklearn.metrics import precision_score, recall_score, roc_auc_score
 
-from stream.events import Outcome, RiskScore
+from crmrisk.stream.events import Outcome, RiskScore
 
 __all__ = [
     "ASSUMPTIONS",

@@ -31,8 +31,8 @@ from typing import Protocol
 
 import numpy as np
 
-from stream.events import CustomerEvent, FieldValue, Outcome
-from training.data import Arrays
+from crmrisk.stream.events import CustomerEvent, FieldValue, Outcome
+from crmrisk.training.data import Arrays
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MS = timedelta(milliseconds=1)

@@ -14,9 +14,9 @@ from dataclasses import dataclass
 import torch
 from sklearn.metrics import brier_score_loss, roc_auc_score
 
-from training.data import Arrays
-from training.evaluate import expected_calibration_error
-from training.fit import predict
+from crmrisk.training.data import Arrays
+from crmrisk.training.evaluate import expected_calibration_error
+from crmrisk.training.fit import predict
 
 __all__ = ["Decision", "PromotionRule", "SliceMetrics", "slice_metrics"]
 

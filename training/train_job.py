@@ -18,12 +18,12 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
-import model as models  # the package; ``model`` names a network in this module
-from lifecycle.registry import ModelRegistry
-from training.crossfit import Fitted, fit_model
-from training.data import DomainData, TargetTransform, load_data, subsample
-from training.evaluate import quantile_metrics, score_split
-from training.fit import FitConfig, Prediction, predict, quantile_levels, seed_everything
+from crmrisk import model as models  # the package; ``model`` names a network in this module
+from crmrisk.lifecycle.registry import ModelRegistry
+from crmrisk.training.crossfit import Fitted, fit_model
+from crmrisk.training.data import DomainData, TargetTransform, load_data, subsample
+from crmrisk.training.evaluate import quantile_metrics, score_split
+from crmrisk.training.fit import FitConfig, Prediction, predict, quantile_levels, seed_everything
 
 __all__ = ["SavedModel", "TrainJob", "evaluate", "train_domain"]
 

@@ -24,11 +24,11 @@ import threading
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from stream.events import InvalidEvent, RiskScore, parse_event, parse_outcome
-from training.drift import DriftMonitor, fit_references
-from training.fit import predict
-from training.incremental_trainer import IncrementalTrainer, RefreshReport
-from training.record_source import Partition, Record, RecordSource
+from crmrisk.stream.events import InvalidEvent, RiskScore, parse_event, parse_outcome
+from crmrisk.training.drift import DriftMonitor, fit_references
+from crmrisk.training.fit import predict
+from crmrisk.training.incremental_trainer import IncrementalTrainer, RefreshReport
+from crmrisk.training.record_source import Partition, Record, RecordSource
 
 __all__ = ["TrainerLoop"]
 

@@ -11,7 +11,7 @@ import time
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
-from training.trial_review import Review
+from crmrisk.training.trial_review import Review
 
 __all__ = ["TrialMetrics"]
 

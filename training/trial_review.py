@@ -26,8 +26,8 @@ from typing import Literal, NamedTuple, Protocol
 
 import numpy as np
 
-from stream.events import Outcome, RiskScore, ShadowScore
-from training.performance import expected_auc, join_outcomes, realized
+from crmrisk.stream.events import Outcome, RiskScore, ShadowScore
+from crmrisk.training.performance import expected_auc, join_outcomes, realized
 
 __all__ = ["Review", "Rules", "Side", "TrialLike", "review_trial"]
 

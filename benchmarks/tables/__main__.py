@@ -104,7 +104,7 @@ def tables(
     Writes tables_<mode>.json, runs_<mode>.jsonl (one line per finished run), the markdown
     report (report.md, or report_quick.md in quick mode) and ROC / calibration PNGs.
     """
-    logging.getLogger("training").setLevel(logging.INFO)
+    logging.getLogger("crmrisk.training").setLevel(logging.INFO)
     logging.getLogger("benchmarks").setLevel(logging.INFO)
     settings = Settings()
     config = bench_config(

@@ -37,12 +37,12 @@ from sklearn.metrics import roc_curve
 
 from benchmarks.tables.baselines import TUNING_TRIALS, fit_baseline, fit_lightgbm_quantiles, flatten
 from benchmarks.tables.efficiency import measure_efficiency
-from model import RiskModel
-from model.fused import fuse
-from training.crossfit import fit_model
-from training.data import Arrays, DomainData, subsample
-from training.evaluate import binary_metrics, quantile_metrics, score_split
-from training.fit import FitConfig, predict, quantile_levels, seed_everything
+from crmrisk.model import RiskModel
+from crmrisk.model.fused import fuse
+from crmrisk.training.crossfit import fit_model
+from crmrisk.training.data import Arrays, DomainData, subsample
+from crmrisk.training.evaluate import binary_metrics, quantile_metrics, score_split
+from crmrisk.training.fit import FitConfig, predict, quantile_levels, seed_everything
 
 __all__ = [
     "PROTOCOLS",
@@ -716,7 +716,7 @@ def model_tables(default_variant: str) -> tuple[list[ModelSpec], list[ModelSpec]
 
     The default variant closes Tables 3 and 4 as their QRCNN / cross-attention row.
     """
-    from model import variants_in
+    from crmrisk.model import variants_in
 
     table1 = [ModelSpec(default_variant, default_variant, quantiles=True)]
     table1 += [ModelSpec(v, v) for v in variants_in("baseline")]
@@ -764,9 +764,9 @@ def run_benchmark(
     even if a file has them; the new runs win because later runs files override earlier ones.
     Returns the report's path (or the shard's runs file).
     """
-    import model as models
     from benchmarks.tables.report import write_report
-    from training.data import load_data
+    from crmrisk import model as models
+    from crmrisk.training.data import load_data
 
     started = datetime.now(UTC)
     t0 = time.perf_counter()

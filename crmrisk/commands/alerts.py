@@ -12,8 +12,8 @@ from rich.markup import escape
 
 from crmrisk.errors import require_services
 from crmrisk.settings import Settings
-from stream.events import RiskAlert
-from stream.kafka_consumer import new_consumer
+from crmrisk.stream.events import RiskAlert
+from crmrisk.stream.kafka_consumer import new_consumer
 
 __all__ = ["format_alert", "register"]
 

@@ -25,7 +25,7 @@ _console = Console()
 def dashboard_config(
     settings: Settings, domains: Sequence[str], checkpoints: Mapping[str, Path] | None = None
 ):
-    from dashboard.app import DashboardConfig
+    from crmrisk.dashboard.app import DashboardConfig
 
     k, r, t, d = settings.kafka, settings.redis, settings.training, settings.dashboard
     return DashboardConfig(
@@ -75,7 +75,7 @@ class DashboardServer:
 def _access_token(settings: Settings, host: str) -> str | None:
     """The dashboard's access token; raises ``InsecureListenError`` for a ``host`` beyond
     loopback without one (before anything is built or connected)."""
-    from stream.access import check_listen
+    from crmrisk.stream.access import check_listen
 
     secret = settings.dashboard.token
     token = secret.get_secret_value() if secret else None
@@ -94,8 +94,8 @@ def serve_in_thread(
     """Start the dashboard in a thread; returns once it accepts connections."""
     import uvicorn
 
-    from dashboard.app import Dashboard
-    from dashboard.routes import build_app
+    from crmrisk.dashboard.app import Dashboard
+    from crmrisk.dashboard.routes import build_app
 
     token = _access_token(settings, host)
     app = build_app(
@@ -129,11 +129,11 @@ def command(
     """Serve the live dashboard: alerts with reasons, top customers, models, drift."""
     import uvicorn
 
+    from crmrisk.dashboard.app import Dashboard
+    from crmrisk.dashboard.metrics import from_url
+    from crmrisk.dashboard.routes import build_app
     from crmrisk.errors import require_services
     from crmrisk.wiring.clients import quiet_kafka_clients
-    from dashboard.app import Dashboard
-    from dashboard.metrics import from_url
-    from dashboard.routes import build_app
 
     quiet_kafka_clients()
     settings = Settings()

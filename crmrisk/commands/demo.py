@@ -26,15 +26,15 @@ from rich.table import Table
 from crmrisk.commands.alerts import format_alert
 from crmrisk.commands.services import launcher_for
 from crmrisk.commands.topics import create_topics
+from crmrisk.deploy import kafka_broker_count, redis_answers
+from crmrisk.lifecycle.registry import ModelRegistry
 from crmrisk.settings import Settings
+from crmrisk.stream.metrics import WorkerMetrics
+from crmrisk.training.datasets.feed import dataset_events, dataset_outcomes, load_records
 from crmrisk.wiring.clients import quiet_kafka_clients
 from crmrisk.wiring.models import load_models
 from crmrisk.wiring.replay import replay
 from crmrisk.wiring.worker import run_worker
-from deploy import kafka_broker_count, redis_answers
-from lifecycle.registry import ModelRegistry
-from stream.metrics import WorkerMetrics
-from training.datasets.feed import dataset_events, dataset_outcomes, load_records
 
 __all__ = ["find_or_train_model", "register"]
 
@@ -54,7 +54,7 @@ def find_or_train_model(
     plain = sorted(p.parent for p in (root / domain).glob("*/manifest.json"))
     if plain:
         return plain[-1]
-    from training.train_job import TrainJob, train_domain
+    from crmrisk.training.train_job import TrainJob, train_domain
 
     _console.print(f"[yellow]no {domain} model under {root}: quick-training one[/yellow]")
     t = settings.training
@@ -182,7 +182,7 @@ def _run_live(settings, models, events, outcomes, rate, expected, show, page) ->
     dashboard = None
     if port:
         from crmrisk.commands.dashboard import serve_in_thread
-        from dashboard.metrics import from_registry
+        from crmrisk.dashboard.metrics import from_registry
 
         dashboard = serve_in_thread(
             settings, list(models), "127.0.0.1", port, from_registry(metrics.registry), served

@@ -20,11 +20,11 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from crmrisk.lifecycle import ModelPointer, PointerError
+from crmrisk.lifecycle.promoter import ModelPromoter, announcement_producer
+from crmrisk.lifecycle.registry import ModelRegistry, ModelVersion, RegistryError
 from crmrisk.settings import Settings
 from crmrisk.wiring.clients import model_pointer
-from lifecycle import ModelPointer, PointerError
-from lifecycle.promoter import ModelPromoter, announcement_producer
-from lifecycle.registry import ModelRegistry, ModelVersion, RegistryError
 
 __all__ = ["app", "register"]
 
@@ -159,7 +159,7 @@ def performance(
 def _rules(
     margin: float, min_labelled: int, min_scores: int, max_error_rate: float, min_hours: float = 0
 ):
-    from training.trial_review import Rules
+    from crmrisk.training.trial_review import Rules
 
     return Rules(margin, min_labelled, min_scores, max_error_rate, min_hours * 3600)
 

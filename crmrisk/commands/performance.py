@@ -16,11 +16,11 @@ from rich.console import Console
 from rich.table import Table
 
 from crmrisk.errors import UserError, require_services
-from stream.events import Outcome, RiskScore, ShadowScore
+from crmrisk.stream.events import Outcome, RiskScore, ShadowScore
 
 if TYPE_CHECKING:
     from crmrisk.settings import Settings
-    from training.performance import ChunkPerformance
+    from crmrisk.training.performance import ChunkPerformance
 
 __all__ = ["parse_records", "read_topic", "show_performance"]
 
@@ -75,7 +75,7 @@ def _band(value: float | None, std: float | None = None, spec: str = ".3f") -> s
 
 
 def _table(domain: str, threshold: float, rows: list[ChunkPerformance]) -> Table:
-    from training.performance import ASSUMPTIONS
+    from crmrisk.training.performance import ASSUMPTIONS
 
     table = Table(
         title=f"{domain}: estimated vs realized performance at threshold {threshold:g}",
@@ -118,7 +118,7 @@ def show_performance(
     threshold: float | None,
 ) -> None:
     """Print ``domain``'s estimated and realized performance per version and chunk."""
-    from training.performance import performance_by_chunk
+    from crmrisk.training.performance import performance_by_chunk
 
     if chunk_hours <= 0:
         raise UserError(f"--chunk-hours must be positive, got {chunk_hours}")

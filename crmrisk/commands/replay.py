@@ -41,8 +41,8 @@ def command(
     """Publish a dataset's events to crm.events in event-time order, and its labels to
     crm.outcomes."""
     from crmrisk.errors import require_services
+    from crmrisk.training.datasets.feed import dataset_events, dataset_outcomes, load_records
     from crmrisk.wiring.clients import quiet_kafka_clients
-    from training.datasets.feed import dataset_events, dataset_outcomes, load_records
 
     quiet_kafka_clients()
     settings = Settings()

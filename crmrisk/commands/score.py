@@ -14,10 +14,10 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from crmrisk.lifecycle.registry import ModelRegistry, RegistryError
 from crmrisk.settings import Settings
-from lifecycle.registry import ModelRegistry, RegistryError
-from state import CustomerSequence, CustomerSequenceStore, LatestScoreStore
-from stream.events import ReasonCode, RiskScore
+from crmrisk.state import CustomerSequence, CustomerSequenceStore, LatestScoreStore
+from crmrisk.stream.events import ReasonCode, RiskScore
 
 __all__ = ["explain_window", "register", "render_reasons", "render_score"]
 
@@ -63,10 +63,10 @@ def explain_window(
     """
     import torch
 
-    from stream.models import load_domain_model
-    from stream.reasons import reason_codes, reason_sentence
-    from stream.requests import ScoreRequest
-    from stream.scorer import Scored
+    from crmrisk.stream.models import load_domain_model
+    from crmrisk.stream.reasons import reason_codes, reason_sentence
+    from crmrisk.stream.requests import ScoreRequest
+    from crmrisk.stream.scorer import Scored
 
     if not len(window):
         raise LookupError(f"customer {score.customer_id!r} has no stored events to explain")

@@ -16,9 +16,7 @@ from redis.connection import parse_url
 from rich.console import Console
 from rich.table import Table
 
-from crmrisk.errors import UserError
-from crmrisk.settings import KafkaSettings, RedisSettings, ServicesSettings, Settings
-from deploy import (
+from crmrisk.deploy import (
     CertificateError,
     KafkaJarsError,
     KafkaStartError,
@@ -28,6 +26,8 @@ from deploy import (
     RedisStartError,
     ServiceState,
 )
+from crmrisk.errors import UserError
+from crmrisk.settings import KafkaSettings, RedisSettings, ServicesSettings, Settings
 
 __all__ = ["build_launcher", "kafka_login", "launcher_for", "redis_login", "register"]
 

@@ -25,7 +25,7 @@ app = typer.Typer(help="Write and check dataset specs (bring your own CRM data).
 def spec_for_command(path: Path) -> tuple[str, dict[str, Any]]:
     """(domain, spec document) from a spec file; a relative source is looked up next to the
     spec first (then, at load time, in the data dir)."""
-    from training.datasets import read_spec
+    from crmrisk.training.datasets import read_spec
 
     parsed = read_spec(path)
     beside = path.parent / parsed.source
@@ -49,7 +49,7 @@ def infer(
     force: Annotated[bool, typer.Option(help="Overwrite an existing spec.")] = False,
 ) -> None:
     """Guess column roles in DATA and write a starting spec (with comments) to edit."""
-    from training.datasets.spec_infer import infer_spec
+    from crmrisk.training.datasets.spec_infer import infer_spec
 
     target = out or data.with_name(data.name.split(".")[0] + ".yaml")
     if target.exists() and not force:
@@ -66,7 +66,7 @@ def check(
 ) -> None:
     """Validate SPEC against its data and report what training would get (no training)."""
     from crmrisk.settings import Settings
-    from training.datasets.spec_report import spec_report
+    from crmrisk.training.datasets.spec_report import spec_report
 
     _, document = spec_for_command(spec)
     report = spec_report(document, Settings().training.data_dir)

@@ -31,9 +31,9 @@ app = typer.Typer(help="Redis state: rebuild it from crm.events.", no_args_is_he
 
 def _live_models(settings: Settings, domains: list[str]) -> dict:
     """The live version of each domain (pointer), else the registry's newest."""
+    from crmrisk.lifecycle.registry import ModelRegistry
     from crmrisk.wiring.clients import model_pointer
     from crmrisk.wiring.models import load_models
-    from lifecycle.registry import ModelRegistry
 
     pointer, registry = model_pointer(settings), ModelRegistry(settings.model.dir)
     dirs = {}

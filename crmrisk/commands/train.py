@@ -104,8 +104,8 @@ def train(
     import torch
 
     from crmrisk.errors import UserError
-    from model.devices import DeviceUnavailable, resolve_device
-    from training.train_job import TrainJob, train_domain
+    from crmrisk.model.devices import DeviceUnavailable, resolve_device
+    from crmrisk.training.train_job import TrainJob, train_domain
 
     if (domain is None) == (spec is None):
         raise typer.BadParameter("give either --domain or --spec")

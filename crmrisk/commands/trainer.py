@@ -21,22 +21,22 @@ from kafka import KafkaProducer
 from prometheus_client import REGISTRY
 
 from crmrisk.errors import UserError, require_services
+from crmrisk.lifecycle import ModelPointer
+from crmrisk.lifecycle.promoter import ModelPromoter
+from crmrisk.lifecycle.registry import ModelRegistry
+from crmrisk.model.devices import DeviceUnavailable, resolve_device
+from crmrisk.model.features import FeatureEncoder
 from crmrisk.settings import Settings
+from crmrisk.stream.metrics import serve
 from crmrisk.trainer_feed import KafkaRecordSource
+from crmrisk.training.drift import DriftMonitor
+from crmrisk.training.example_buffer import ExampleBuffer
+from crmrisk.training.fine_tune import FineTune
+from crmrisk.training.incremental_trainer import IncrementalTrainer
+from crmrisk.training.promotion_rule import PromotionRule
+from crmrisk.training.refresh_policy import RefreshPolicy
+from crmrisk.training.trainer_loop import TrainerLoop
 from crmrisk.wiring.clients import model_pointer
-from lifecycle import ModelPointer
-from lifecycle.promoter import ModelPromoter
-from lifecycle.registry import ModelRegistry
-from model.devices import DeviceUnavailable, resolve_device
-from model.features import FeatureEncoder
-from stream.metrics import serve
-from training.drift import DriftMonitor
-from training.example_buffer import ExampleBuffer
-from training.fine_tune import FineTune
-from training.incremental_trainer import IncrementalTrainer
-from training.promotion_rule import PromotionRule
-from training.refresh_policy import RefreshPolicy
-from training.trainer_loop import TrainerLoop
 
 __all__ = ["build_trainer_loop", "train_worker"]
 

@@ -21,7 +21,7 @@ from crmrisk.errors import UserError, require_services
 
 if TYPE_CHECKING:
     from crmrisk.settings import Settings
-    from training.trial_review import Review, Rules
+    from crmrisk.training.trial_review import Review, Rules
 
 __all__ = ["compare_trial", "end_trial", "guard_trial", "start_trial"]
 
@@ -30,9 +30,9 @@ _console = Console()
 
 def _promoter(settings: Settings):
 
+    from crmrisk.lifecycle.promoter import ModelPromoter, announcement_producer
+    from crmrisk.lifecycle.registry import ModelRegistry
     from crmrisk.wiring.clients import model_pointer
-    from lifecycle.promoter import ModelPromoter, announcement_producer
-    from lifecycle.registry import ModelRegistry
 
     k = settings.kafka
     producer = announcement_producer(k.client_config(), f"{k.client_id}-trials")
@@ -53,8 +53,8 @@ def start_trial(
 ) -> None:
     """Put ``version`` on trial (creating ``risk.scores.shadow`` if missing) and say so."""
     from crmrisk.commands.topics import create_topics
-    from lifecycle import PointerError
-    from lifecycle.registry import RegistryError
+    from crmrisk.lifecycle import PointerError
+    from crmrisk.lifecycle.registry import RegistryError
 
     require_services(settings)
     # A shadow's scores need their topic before its first batch.
@@ -88,10 +88,10 @@ def end_trial(settings: Settings, domain: str, reason: str) -> None:
 def review(settings: Settings, domain: str, rules: Rules, threshold: float | None) -> Review:
     """Read the topics to their ends now and review ``domain``'s running trial."""
     from crmrisk.commands.performance import parse_records, read_topic
+    from crmrisk.stream.challenger import canary_rows
+    from crmrisk.stream.events import Outcome, RiskScore, ShadowScore
+    from crmrisk.training.trial_review import review_trial
     from crmrisk.wiring.clients import model_pointer
-    from stream.challenger import canary_rows
-    from stream.events import Outcome, RiskScore, ShadowScore
-    from training.trial_review import review_trial
 
     pointer = model_pointer(settings)
     trial = pointer.trial(domain)
@@ -162,9 +162,9 @@ def guard_trial(
     """Review the trial; a failing one is rolled back, a passing one made live with
     ``promote_on_pass``. Once (an error if none runs), or with ``every_s`` as a service: every
     ``every_s`` seconds for ever, idle while no trial runs, its review on /metrics."""
+    from crmrisk.stream.metrics import serve
+    from crmrisk.training.trial_metrics import TrialMetrics
     from crmrisk.wiring.clients import model_pointer
-    from stream.metrics import serve
-    from training.trial_metrics import TrialMetrics
 
     require_services(settings)
     pointer = model_pointer(settings)

@@ -18,10 +18,10 @@ from pydantic import SecretStr
 from crmrisk.commands.trainer import train_worker
 from crmrisk.errors import require_services
 from crmrisk.settings import Settings
+from crmrisk.stream.metrics import WorkerMetrics, serve
 from crmrisk.wiring.clients import quiet_kafka_clients
 from crmrisk.wiring.models import follow_pointer, load_models
 from crmrisk.wiring.worker import run_worker, worker_outage
-from stream.metrics import WorkerMetrics, serve
 
 __all__ = ["register"]
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import redis
 
+from crmrisk.lifecycle import ModelPointer
 from crmrisk.settings import Settings
-from lifecycle import ModelPointer
 
 __all__ = ["model_pointer", "quiet_kafka_clients", "redis_client"]
 

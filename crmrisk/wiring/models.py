@@ -7,12 +7,12 @@ from pathlib import Path
 
 import torch
 
+from crmrisk.lifecycle.registry import ModelRegistry
+from crmrisk.lifecycle.watcher import ModelWatcher
 from crmrisk.settings import Settings
+from crmrisk.stream.models import DomainModel, load_domain_model
+from crmrisk.stream.scorer import resolve_device
 from crmrisk.wiring.clients import model_pointer
-from lifecycle.registry import ModelRegistry
-from lifecycle.watcher import ModelWatcher
-from stream.models import DomainModel, load_domain_model
-from stream.scorer import resolve_device
 
 __all__ = ["follow_pointer", "latest_model_dir", "load_model", "load_models"]
 

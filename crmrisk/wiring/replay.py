@@ -7,9 +7,9 @@ from collections.abc import Sequence
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from crmrisk.settings import Settings
-from stream.events import CustomerEvent, Outcome
-from stream.kafka_producer import BatchProducer, FastProducer
-from stream.replay import publish_events, publish_outcomes
+from crmrisk.stream.events import CustomerEvent, Outcome
+from crmrisk.stream.kafka_producer import BatchProducer, FastProducer
+from crmrisk.stream.replay import publish_events, publish_outcomes
 
 __all__ = ["replay"]
 

@@ -14,23 +14,23 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from crmrisk.settings import Settings
+from crmrisk.state import AlertTable, PartitionFence, WindowTable
+from crmrisk.stream.alert_policy import AlertPolicy
+from crmrisk.stream.alerting import Alerter, ProcessAlerts
+from crmrisk.stream.field_contract import FieldContract
+from crmrisk.stream.kafka_consumer import KafkaHistory, KafkaSource, new_consumer
+from crmrisk.stream.kafka_producer import FastProducer
+from crmrisk.stream.metrics import WorkerMetrics
+from crmrisk.stream.models import DomainModel
+from crmrisk.stream.outage import Outage
+from crmrisk.stream.ownership import Ownership
+from crmrisk.stream.pipeline import Pipeline
+from crmrisk.stream.ports import Topics
+from crmrisk.stream.score_side import ScoreSide
+from crmrisk.stream.scorer import resolve_device
+from crmrisk.stream.stages import BatchStages, EventSide
+from crmrisk.stream.worker import Worker, watcher_hooks
 from crmrisk.wiring.clients import redis_client
-from state import AlertTable, PartitionFence, WindowTable
-from stream.alert_policy import AlertPolicy
-from stream.alerting import Alerter, ProcessAlerts
-from stream.field_contract import FieldContract
-from stream.kafka_consumer import KafkaHistory, KafkaSource, new_consumer
-from stream.kafka_producer import FastProducer
-from stream.metrics import WorkerMetrics
-from stream.models import DomainModel
-from stream.outage import Outage
-from stream.ownership import Ownership
-from stream.pipeline import Pipeline
-from stream.ports import Topics
-from stream.score_side import ScoreSide
-from stream.scorer import resolve_device
-from stream.stages import BatchStages, EventSide
-from stream.worker import Worker, watcher_hooks
 
 __all__ = [
     "ROLES",

@@ -10,9 +10,9 @@ stream. Three parts, read in this order:
   the stream, the batch path for training arrays, and the manifest form.
 """
 
-from model.features.columns import CategoricalColumn, NumericColumn
-from model.features.encoder import ENCODER_FORMAT, FeatureEncoder
-from model.features.spec import FeatureSpec, FieldRole
+from crmrisk.model.features.columns import CategoricalColumn, NumericColumn
+from crmrisk.model.features.encoder import ENCODER_FORMAT, FeatureEncoder
+from crmrisk.model.features.spec import FeatureSpec, FieldRole
 
 __all__ = [
     "ENCODER_FORMAT",

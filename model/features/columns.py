@@ -40,7 +40,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from model.features.spec import FeatureSpec, FieldRole, FieldValue
+from crmrisk.model.features.spec import FeatureSpec, FieldRole, FieldValue
 
 __all__ = [
     "UNKNOWN",

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from model.features.columns import (
+from crmrisk.model.features.columns import (
     UNKNOWN,
     Column,
     NumericColumn,
@@ -31,7 +31,7 @@ from model.features.columns import (
     column_from_dict,
     fit_column,
 )
-from model.features.spec import FeatureSpec, FieldValue
+from crmrisk.model.features.spec import FeatureSpec, FieldValue
 
 __all__ = ["ENCODER_FORMAT", "FeatureEncoder"]
 

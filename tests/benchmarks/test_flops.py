@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from benchmarks.flops import count_flops
-from model import build
+from crmrisk.model import build
 
 
 class _Wrap(torch.nn.Module):

@@ -5,8 +5,8 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 
 from benchmarks.performance_replay import BAR, bucket, compare, flip_labels, stagger
-from stream.events import CustomerEvent, Outcome, RiskScore
-from training.datasets.records import CustomerRecord
+from crmrisk.stream.events import CustomerEvent, Outcome, RiskScore
+from crmrisk.training.datasets.records import CustomerRecord
 
 AS_OF = datetime(2005, 10, 1, tzinfo=UTC)
 STATEMENTS = [datetime(2005, 8, 31, tzinfo=UTC), datetime(2005, 9, 30, tzinfo=UTC)]

@@ -11,7 +11,7 @@ import yaml
 from typer.testing import CliRunner
 
 from crmrisk.cli import app
-from training.datasets.synthetic_log import SPEC, order_log
+from crmrisk.training.datasets.synthetic_log import SPEC, order_log
 
 
 @pytest.fixture

@@ -6,8 +6,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from dashboard.live import LiveView
-from stream.events import RiskAlert, RiskScore
+from crmrisk.dashboard.live import LiveView
+from crmrisk.stream.events import RiskAlert, RiskScore
 
 T0 = datetime(2024, 1, 1, tzinfo=UTC)
 

@@ -1,7 +1,7 @@
 """Reading a worker's /metrics for the dashboard: the token goes along, a refusal reads as none."""
 
-from dashboard.metrics import from_url, summarise
-from stream.metrics import WorkerMetrics, serve
+from crmrisk.dashboard.metrics import from_url, summarise
+from crmrisk.stream.metrics import WorkerMetrics, serve
 
 TOKEN = "metrics-token-for-tests"
 

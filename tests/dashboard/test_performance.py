@@ -10,9 +10,9 @@ import pytest
 from sklearn.calibration import calibration_curve
 from sklearn.metrics import roc_auc_score
 
-from dashboard.performance import PerformanceView
-from stream.events import Outcome, RiskScore, ShadowScore
-from training.performance import ASSUMPTIONS, estimate, expected_auc, performance_by_chunk
+from crmrisk.dashboard.performance import PerformanceView
+from crmrisk.stream.events import Outcome, RiskScore, ShadowScore
+from crmrisk.training.performance import ASSUMPTIONS, estimate, expected_auc, performance_by_chunk
 
 T0 = datetime(2024, 1, 1, tzinfo=UTC)  # a chunk boundary for 1-hour chunks
 HOUR = timedelta(hours=1)

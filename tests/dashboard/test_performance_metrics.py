@@ -8,9 +8,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from dashboard.performance import PerformanceView
-from dashboard.performance_metrics import PerformanceMetrics
-from stream.events import Outcome, RiskScore, ShadowScore
+from crmrisk.dashboard.performance import PerformanceView
+from crmrisk.dashboard.performance_metrics import PerformanceMetrics
+from crmrisk.stream.events import Outcome, RiskScore, ShadowScore
 
 T0 = datetime(2024, 1, 1, tzinfo=UTC)
 HOUR = timedelta(hours=1)

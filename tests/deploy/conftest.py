@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-import deploy
+from crmrisk import deploy
+from crmrisk.deploy import Launcher
 from crmrisk.settings import Settings
-from deploy import Launcher
 
 
 def _free_port_block(size: int) -> int:

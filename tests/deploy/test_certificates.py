@@ -9,7 +9,7 @@ import threading
 
 import pytest
 
-from deploy import LocalCertificates
+from crmrisk.deploy import LocalCertificates
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,7 @@ from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import NewTopic
 from kafka.errors import KafkaError
 
-from deploy import Launcher, kafka_broker_count
+from crmrisk.deploy import Launcher, kafka_broker_count
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

@@ -10,8 +10,8 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from typer.testing import CliRunner
 
 from crmrisk.cli import app
-from deploy import Launcher, kafka_broker_count, redis_answers
-from deploy.process import port_in_use
+from crmrisk.deploy import Launcher, kafka_broker_count, redis_answers
+from crmrisk.deploy.process import port_in_use
 
 pytestmark = pytest.mark.integration
 

@@ -25,13 +25,11 @@ import torch
 from kafka import KafkaConsumer, TopicPartition
 from pydantic import SecretStr
 
-import deploy
-import lifecycle
-import model
+from crmrisk import deploy, lifecycle, model
+from crmrisk.deploy import Launcher
+from crmrisk.model.features import FeatureEncoder
 from crmrisk.settings import Settings, TopicSettings
-from deploy import Launcher
-from model.features import FeatureEncoder
-from stream.transform import window
+from crmrisk.stream.transform import window
 
 ROOT = Path(__file__).resolve().parents[2]
 WINDOW = 32
@@ -39,7 +37,7 @@ WINDOW = 32
 
 @pytest.fixture(scope="session")
 def credit_dataset():
-    from training.datasets import load_domain
+    from crmrisk.training.datasets import load_domain
 
     return load_domain("credit", ROOT / "data", 0)
 
@@ -50,7 +48,7 @@ def credit_checkpoint(tmp_path_factory, credit_dataset) -> Path:
 
     Score equality between stream and offline does not need a trained model, only the same one.
     """
-    from training.datasets import fit_encoder
+    from crmrisk.training.datasets import fit_encoder
 
     encoder = fit_encoder(credit_dataset.spec, credit_dataset.train)
     network = model.build(model.DEFAULT_VARIANT, encoder.event_dim, encoder.profile_dim, (), seed=0)
@@ -204,7 +202,7 @@ class WorkerThread:
     """``run_worker`` on a background thread with its own event loop; re-raises its failure."""
 
     def __init__(self, settings: Settings, models: dict, role: str = "ingest", **kwargs) -> None:
-        from stream.metrics import WorkerMetrics
+        from crmrisk.stream.metrics import WorkerMetrics
 
         self._args = (settings, role, models)
         self.metrics = kwargs.setdefault("metrics", WorkerMetrics())

@@ -9,10 +9,10 @@ from collections import Counter
 import pytest
 import redis
 
-from state import CustomerSequenceStore
-from stream.events import DeadLetter, RiskScore
-from stream.kafka_producer import BatchProducer
-from stream.metrics import WorkerMetrics
+from crmrisk.state import CustomerSequenceStore
+from crmrisk.stream.events import DeadLetter, RiskScore
+from crmrisk.stream.kafka_producer import BatchProducer
+from crmrisk.stream.metrics import WorkerMetrics
 
 from .conftest import WorkerThread, read_topic
 
@@ -242,7 +242,7 @@ def test_bad_requests__the_inference_worker_dead_letters_them_and_scores_the_res
 
     import numpy as np
 
-    from stream.requests import ScoreRequest
+    from crmrisk.stream.requests import ScoreRequest
 
     messages = [m for m in _messages() if m[2] is None and m[0] != b"c3"]
     asyncio.run(_publish(stream_settings, messages))

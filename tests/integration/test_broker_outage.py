@@ -17,15 +17,15 @@ from kafka import KafkaAdminClient, KafkaProducer
 from kafka.admin import NewTopic
 
 from crmrisk.commands.services import build_launcher
+from crmrisk.deploy import free_port_block
 from crmrisk.settings import Settings
+from crmrisk.state import CustomerSequenceStore
+from crmrisk.stream.events import RiskScore
+from crmrisk.stream.metrics import WorkerMetrics
+from crmrisk.stream.transform import window
+from crmrisk.training.datasets.feed import dataset_events
 from crmrisk.wiring.clients import redis_client
 from crmrisk.wiring.worker import worker_outage
-from deploy import free_port_block
-from state import CustomerSequenceStore
-from stream.events import RiskScore
-from stream.metrics import WorkerMetrics
-from stream.transform import window
-from training.datasets.feed import dataset_events
 
 from .conftest import WINDOW, WorkerThread, read_topic
 

@@ -7,11 +7,11 @@ import numpy as np
 import pytest
 import redis
 
+from crmrisk.state import CustomerSequenceStore
+from crmrisk.stream.events import RiskScore
+from crmrisk.stream.transform import window
+from crmrisk.training.datasets.feed import dataset_events, dataset_outcomes
 from crmrisk.wiring.replay import replay
-from state import CustomerSequenceStore
-from stream.events import RiskScore
-from stream.transform import window
-from training.datasets.feed import dataset_events, dataset_outcomes
 
 from .conftest import WINDOW, WorkerThread, offline_scores, read_topic
 

@@ -24,12 +24,12 @@ from prometheus_client.parser import text_string_to_metric_families
 from pydantic import SecretStr
 
 from crmrisk.commands.dashboard import serve_in_thread
+from crmrisk.dashboard.metrics import from_registry
+from crmrisk.stream.events import Outcome, RiskAlert, RiskScore, ShadowScore
+from crmrisk.stream.metrics import WorkerMetrics
+from crmrisk.training.datasets.feed import dataset_events, dataset_outcomes
+from crmrisk.training.performance import ASSUMPTIONS, performance_by_chunk
 from crmrisk.wiring.replay import replay
-from dashboard.metrics import from_registry
-from stream.events import Outcome, RiskAlert, RiskScore, ShadowScore
-from stream.metrics import WorkerMetrics
-from training.datasets.feed import dataset_events, dataset_outcomes
-from training.performance import ASSUMPTIONS, performance_by_chunk
 
 from .conftest import WorkerThread, read_topic
 

@@ -14,17 +14,17 @@ import pytest
 import torch
 from kafka import KafkaConsumer, KafkaProducer
 
-import model
+from crmrisk import model
 from crmrisk.commands.trainer import build_trainer_loop
+from crmrisk.lifecycle import ModelPointer
+from crmrisk.lifecycle.announcements import parse_model_update
+from crmrisk.lifecycle.promoter import ModelPromoter
+from crmrisk.lifecycle.registry import ModelRegistry
 from crmrisk.settings import Settings
-from lifecycle import ModelPointer
-from lifecycle.announcements import parse_model_update
-from lifecycle.promoter import ModelPromoter
-from lifecycle.registry import ModelRegistry
-from training.data import Arrays
-from training.datasets import fit_encoder, to_arrays
-from training.datasets.feed import dataset_events, dataset_outcomes
-from training.fit import FitConfig, fit
+from crmrisk.training.data import Arrays
+from crmrisk.training.datasets import fit_encoder, to_arrays
+from crmrisk.training.datasets.feed import dataset_events, dataset_outcomes
+from crmrisk.training.fit import FitConfig, fit
 
 pytestmark = pytest.mark.integration
 

@@ -8,14 +8,13 @@ from collections import Counter
 import numpy as np
 import pytest
 
-import lifecycle
-import model
+from crmrisk import lifecycle, model
+from crmrisk.lifecycle import ModelPointer
+from crmrisk.lifecycle.registry import ModelRegistry
 from crmrisk.settings import Settings
+from crmrisk.stream.events import RiskScore
+from crmrisk.training.datasets.feed import dataset_events, dataset_outcomes
 from crmrisk.wiring.replay import replay
-from lifecycle import ModelPointer
-from lifecycle.registry import ModelRegistry
-from stream.events import RiskScore
-from training.datasets.feed import dataset_events, dataset_outcomes
 
 from .conftest import WorkerThread, offline_scores, read_topic
 

@@ -16,15 +16,14 @@ import pytest
 import torch
 from kafka import KafkaProducer
 
-import lifecycle
-import model
+from crmrisk import lifecycle, model
+from crmrisk.lifecycle import ModelPointer
+from crmrisk.lifecycle.promoter import ModelPromoter
+from crmrisk.lifecycle.registry import ModelRegistry
 from crmrisk.settings import Settings
+from crmrisk.stream.events import RiskScore
+from crmrisk.training.datasets.feed import dataset_events
 from crmrisk.wiring.models import follow_pointer
-from lifecycle import ModelPointer
-from lifecycle.promoter import ModelPromoter
-from lifecycle.registry import ModelRegistry
-from stream.events import RiskScore
-from training.datasets.feed import dataset_events
 
 from .conftest import WorkerThread, offline_scores, read_topic
 

@@ -7,22 +7,21 @@ from collections import Counter
 
 import pytest
 
-import lifecycle
-import model
+from crmrisk import lifecycle, model
 from crmrisk.commands.trials import guard_trial, start_trial
+from crmrisk.lifecycle import ModelPointer
+from crmrisk.lifecycle.announcements import parse_model_update
+from crmrisk.lifecycle.registry import ModelRegistry
+from crmrisk.model.features import FeatureEncoder
 from crmrisk.settings import Settings
+from crmrisk.stream.challenger import canary_rows
+from crmrisk.stream.events import RiskAlert, RiskScore, ShadowScore
+from crmrisk.training.data import Arrays
+from crmrisk.training.datasets import to_arrays
+from crmrisk.training.datasets.feed import dataset_events, dataset_outcomes
+from crmrisk.training.fit import FitConfig, fit
+from crmrisk.training.trial_review import Rules
 from crmrisk.wiring.replay import replay
-from lifecycle import ModelPointer
-from lifecycle.announcements import parse_model_update
-from lifecycle.registry import ModelRegistry
-from model.features import FeatureEncoder
-from stream.challenger import canary_rows
-from stream.events import RiskAlert, RiskScore, ShadowScore
-from training.data import Arrays
-from training.datasets import to_arrays
-from training.datasets.feed import dataset_events, dataset_outcomes
-from training.fit import FitConfig, fit
-from training.trial_review import Rules
 
 from .conftest import WINDOW, WorkerThread, offline_scores, read_topic
 

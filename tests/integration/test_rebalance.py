@@ -11,10 +11,10 @@ import time
 import pytest
 import redis
 
-from state import CustomerSequenceStore
-from stream.events import RiskScore
-from stream.transform import window
-from training.datasets.feed import dataset_events
+from crmrisk.state import CustomerSequenceStore
+from crmrisk.stream.events import RiskScore
+from crmrisk.stream.transform import window
+from crmrisk.training.datasets.feed import dataset_events
 
 from .conftest import WINDOW, crmrisk_command, read_topic, settings_env
 

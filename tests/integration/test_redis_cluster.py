@@ -18,15 +18,14 @@ import pytest
 from kafka import KafkaProducer
 from redis.cluster import RedisCluster
 
-import lifecycle
+from crmrisk import lifecycle
 from crmrisk.commands.services import build_launcher
+from crmrisk.deploy import free_port_block
+from crmrisk.deploy.redis_cluster import LocalRedisCluster
+from crmrisk.lifecycle import ModelPointer
+from crmrisk.model.features import FeatureEncoder
 from crmrisk.settings import Settings
-from crmrisk.wiring.worker import worker_outage
-from deploy import free_port_block
-from deploy.redis_cluster import LocalRedisCluster
-from lifecycle import ModelPointer
-from model.features import FeatureEncoder
-from state import (
+from crmrisk.state import (
     AlertStateStore,
     AlertTable,
     Appends,
@@ -36,12 +35,13 @@ from state import (
     PartitionWrite,
     WindowTable,
 )
-from state.keys import window_key
-from state.pipeline import slot_of
-from stream.events import RiskScore
-from stream.metrics import WorkerMetrics
-from stream.transform import event_time_ms, window
-from training.datasets.feed import dataset_events
+from crmrisk.state.keys import window_key
+from crmrisk.state.pipeline import slot_of
+from crmrisk.stream.events import RiskScore
+from crmrisk.stream.metrics import WorkerMetrics
+from crmrisk.stream.transform import event_time_ms, window
+from crmrisk.training.datasets.feed import dataset_events
+from crmrisk.wiring.worker import worker_outage
 
 from .conftest import WINDOW, WorkerThread, offline_scores, read_topic
 

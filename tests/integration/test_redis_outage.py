@@ -26,20 +26,19 @@ import redis
 import torch
 from kafka import KafkaProducer
 
-import lifecycle
-import model
+from crmrisk import lifecycle, model
+from crmrisk.lifecycle.promoter import ModelPromoter
+from crmrisk.lifecycle.registry import ModelRegistry
+from crmrisk.model.features import FeatureEncoder
 from crmrisk.settings import Settings
+from crmrisk.state import CustomerSequenceStore
+from crmrisk.stream.events import RiskScore
+from crmrisk.stream.metrics import WorkerMetrics, serve
+from crmrisk.stream.transform import event_time_ms, window
+from crmrisk.training.datasets.feed import dataset_events
 from crmrisk.wiring.clients import model_pointer
 from crmrisk.wiring.models import follow_pointer
 from crmrisk.wiring.worker import worker_outage
-from lifecycle.promoter import ModelPromoter
-from lifecycle.registry import ModelRegistry
-from model.features import FeatureEncoder
-from state import CustomerSequenceStore
-from stream.events import RiskScore
-from stream.metrics import WorkerMetrics, serve
-from stream.transform import event_time_ms, window
-from training.datasets.feed import dataset_events
 
 from .conftest import WINDOW, WorkerThread, read_topic
 

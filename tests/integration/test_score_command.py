@@ -9,11 +9,11 @@ import pytest
 from typer.testing import CliRunner
 
 from crmrisk.cli import app
+from crmrisk.lifecycle.registry import ModelRegistry
+from crmrisk.model.features import FeatureEncoder
+from crmrisk.training.datasets.feed import dataset_events, dataset_outcomes
 from crmrisk.wiring.models import load_models
 from crmrisk.wiring.replay import replay
-from lifecycle.registry import ModelRegistry
-from model.features import FeatureEncoder
-from training.datasets.feed import dataset_events, dataset_outcomes
 
 from .conftest import WorkerThread, read_topic, settings_env
 

@@ -28,15 +28,15 @@ import pytest
 from kafka import KafkaProducer
 from typer.testing import CliRunner
 
-import deploy
+from crmrisk import deploy
 from crmrisk.cli import app
 from crmrisk.commands.dashboard import serve_in_thread
 from crmrisk.commands.topics import create_topics
+from crmrisk.dashboard.metrics import from_url
+from crmrisk.lifecycle.registry import ModelRegistry
 from crmrisk.settings import Settings
-from dashboard.metrics import from_url
-from lifecycle.registry import ModelRegistry
-from stream.events import RiskScore
-from training.datasets.feed import dataset_events, load_records
+from crmrisk.stream.events import RiskScore
+from crmrisk.training.datasets.feed import dataset_events, load_records
 
 from .conftest import (
     ROOT,

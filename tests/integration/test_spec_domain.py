@@ -24,15 +24,15 @@ from typer.testing import CliRunner
 
 from crmrisk.cli import app
 from crmrisk.commands.trainer import build_trainer_loop
+from crmrisk.lifecycle import ModelPointer
+from crmrisk.lifecycle.promoter import ModelPromoter
+from crmrisk.lifecycle.registry import ModelRegistry
 from crmrisk.settings import Settings
+from crmrisk.stream.events import RiskScore
+from crmrisk.training.datasets import load_domain
+from crmrisk.training.datasets.feed import dataset_events, dataset_outcomes
+from crmrisk.training.datasets.synthetic_log import SPEC, order_log
 from crmrisk.wiring.models import load_models
-from lifecycle import ModelPointer
-from lifecycle.promoter import ModelPromoter
-from lifecycle.registry import ModelRegistry
-from stream.events import RiskScore
-from training.datasets import load_domain
-from training.datasets.feed import dataset_events, dataset_outcomes
-from training.datasets.synthetic_log import SPEC, order_log
 
 from .conftest import WorkerThread, offline_scores, read_topic, settings_env
 

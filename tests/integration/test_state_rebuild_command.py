@@ -9,12 +9,12 @@ import redis
 from typer.testing import CliRunner
 
 from crmrisk.cli import app
+from crmrisk.lifecycle.registry import ModelRegistry
+from crmrisk.state import AlertStateStore, CustomerSequenceStore, PartitionFence
+from crmrisk.stream.events import RiskScore
+from crmrisk.training.datasets.feed import dataset_events, dataset_outcomes
 from crmrisk.wiring.clients import model_pointer
 from crmrisk.wiring.replay import replay
-from lifecycle.registry import ModelRegistry
-from state import AlertStateStore, CustomerSequenceStore, PartitionFence
-from stream.events import RiskScore
-from training.datasets.feed import dataset_events, dataset_outcomes
 
 from .conftest import WorkerThread, read_topic, settings_env
 

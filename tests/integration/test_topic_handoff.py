@@ -6,9 +6,9 @@ from collections import Counter
 import numpy as np
 import pytest
 
+from crmrisk.stream.events import RiskScore
+from crmrisk.training.datasets.feed import dataset_events, dataset_outcomes
 from crmrisk.wiring.replay import replay
-from stream.events import RiskScore
-from training.datasets.feed import dataset_events, dataset_outcomes
 
 from .conftest import WorkerThread, offline_scores, read_topic
 

@@ -12,11 +12,11 @@ from collections import Counter
 import pytest
 import redis
 
+from crmrisk.state import CustomerSequenceStore
+from crmrisk.stream.events import RiskScore
+from crmrisk.stream.transform import window
+from crmrisk.training.datasets.feed import dataset_events, dataset_outcomes
 from crmrisk.wiring.replay import replay
-from state import CustomerSequenceStore
-from stream.events import RiskScore
-from stream.transform import window
-from training.datasets.feed import dataset_events, dataset_outcomes
 
 from .conftest import WINDOW, crmrisk_command, read_topic, settings_env
 

@@ -8,10 +8,10 @@ import pytest
 import torch
 from kafka import KafkaConsumer, KafkaProducer
 
-from lifecycle import ModelPointer, ModelRegistry, ModelVersion, parse_model_update
-from lifecycle.promoter import ModelPromoter
-from lifecycle.watcher import ModelWatcher
-from model import build
+from crmrisk.lifecycle import ModelPointer, ModelRegistry, ModelVersion, parse_model_update
+from crmrisk.lifecycle.promoter import ModelPromoter
+from crmrisk.lifecycle.watcher import ModelWatcher
+from crmrisk.model import build
 
 DOMAIN = "credit"
 

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 import pydantic
 import pytest
 
-from lifecycle.announcements import ModelUpdate, parse_model_update
+from crmrisk.lifecycle.announcements import ModelUpdate, parse_model_update
 
 
 def test_model_update__round_trips_keyed_by_domain():

@@ -9,9 +9,9 @@ import pytest
 import torch
 from safetensors import safe_open
 
-from lifecycle import CheckpointError, ChecksumMismatch, load_checkpoint, save_checkpoint
-from lifecycle.checkpoint import MANIFEST_FILE, WEIGHTS_FILE
-from model import build
+from crmrisk.lifecycle import CheckpointError, ChecksumMismatch, load_checkpoint, save_checkpoint
+from crmrisk.lifecycle.checkpoint import MANIFEST_FILE, WEIGHTS_FILE
+from crmrisk.model import build
 from tests.model.conftest import EVENT_DIM, PROFILE_DIM, random_batch
 
 ENCODER = {"domain": "credit", "event_dim": EVENT_DIM, "stats": {"mean": [0.5, 1.5]}}

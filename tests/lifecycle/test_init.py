@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import lifecycle
+from crmrisk import lifecycle
 
 
 def test_all__every_exported_name_resolves():

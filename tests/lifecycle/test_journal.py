@@ -5,7 +5,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from lifecycle.journal import PointerChange, PointerError, PointerJournal
+from crmrisk.lifecycle.journal import PointerChange, PointerError, PointerJournal
 
 
 def _entry(version: str, previous: str = "") -> dict[str, str]:

@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import redis
 
-from lifecycle import ANY, ModelPointer, PointerConflict
+from crmrisk.lifecycle import ANY, ModelPointer, PointerConflict
 
 pytestmark = pytest.mark.integration
 

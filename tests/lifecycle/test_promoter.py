@@ -2,7 +2,7 @@
 
 import pytest
 
-from lifecycle import CorruptVersion
+from crmrisk.lifecycle import CorruptVersion
 from tests.lifecycle.conftest import DOMAIN, announcements, corrupt, tiny_model
 
 pytestmark = pytest.mark.integration

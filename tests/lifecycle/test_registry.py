@@ -9,7 +9,7 @@ import threading
 import pytest
 import torch
 
-from lifecycle.registry import CorruptVersion, ModelRegistry, RegistryError, VersionNotFound
+from crmrisk.lifecycle.registry import CorruptVersion, ModelRegistry, RegistryError, VersionNotFound
 from tests.lifecycle.conftest import tiny_model
 
 EVENT_DIM, PROFILE_DIM = 5, 3
@@ -140,7 +140,7 @@ def test_publish__concurrent_publishers_get_distinct_versions(tmp_path):
 
 
 def test_import_checkpoint__registers_an_existing_checkpoint(tmp_path):
-    from lifecycle import save_checkpoint
+    from crmrisk.lifecycle import save_checkpoint
 
     model = tiny_model(7)
     save_checkpoint(tmp_path / "trained", model, _manifest())

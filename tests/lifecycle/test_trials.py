@@ -4,7 +4,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from lifecycle import ModelPointer
+from crmrisk.lifecycle import ModelPointer
 
 pytestmark = pytest.mark.integration
 

@@ -10,8 +10,8 @@ import pytest
 import torch
 from prometheus_client import REGISTRY
 
-from lifecycle import CorruptVersion, ModelPointer
-from lifecycle.watcher import ModelWatcher
+from crmrisk.lifecycle import CorruptVersion, ModelPointer
+from crmrisk.lifecycle.watcher import ModelWatcher
 from tests.lifecycle.conftest import (
     DOMAIN,
     announcements,

@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from model.ablations import AdditiveAttention, CausalConv, SelfAttention
+from crmrisk.model.ablations import AdditiveAttention, CausalConv, SelfAttention
 from tests.model.conftest import attention_inputs
 
 

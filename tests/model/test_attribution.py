@@ -7,9 +7,9 @@ import pytest
 import torch
 from captum.attr import IntegratedGradients
 
-from model import DEFAULT_VARIANT, FeatureEncoder, FeatureSpec, FieldRole, build
-from model.attribution import Explainer, FieldLayout
-from model.fused import fuse
+from crmrisk.model import DEFAULT_VARIANT, FeatureEncoder, FeatureSpec, FieldRole, build
+from crmrisk.model.attribution import Explainer, FieldLayout
+from crmrisk.model.fused import fuse
 
 SPEC = FeatureSpec(
     domain="synth",

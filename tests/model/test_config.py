@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from model import RiskModelConfig, build
+from crmrisk.model import RiskModelConfig, build
 from tests.model.conftest import EVENT_DIM, PROFILE_DIM
 
 

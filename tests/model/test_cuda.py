@@ -8,8 +8,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from lifecycle import load_checkpoint, save_checkpoint
-from model import VARIANTS, build
+from crmrisk.lifecycle import load_checkpoint, save_checkpoint
+from crmrisk.model import VARIANTS, build
 from tests.model.conftest import EVENT_DIM, PROFILE_DIM, random_batch, repad
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")

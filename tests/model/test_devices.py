@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from model import VARIANTS, build
-from model.devices import DeviceUnavailable, module_device, resolve_device
+from crmrisk.model import VARIANTS, build
+from crmrisk.model.devices import DeviceUnavailable, module_device, resolve_device
 from tests.model.conftest import EVENT_DIM, PROFILE_DIM
 
 

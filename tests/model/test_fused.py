@@ -6,8 +6,8 @@ import pytest
 import torch
 from torch._subclasses.fake_tensor import DataDependentOutputException
 
-from model import build
-from model.fused import fuse
+from crmrisk.model import build
+from crmrisk.model.fused import fuse
 from tests.model.conftest import EVENT_DIM, PROFILE_DIM, fake_cuda, random_batch
 
 

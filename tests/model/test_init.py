@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import model
+from crmrisk import model
 
 
 def test_all__every_exported_name_resolves():

@@ -7,7 +7,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from model import RiskOutput, pinball_loss, risk_loss
+from crmrisk.model import RiskOutput, pinball_loss, risk_loss
 
 TAUS = (0.1, 0.5, 0.9)
 

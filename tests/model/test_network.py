@@ -9,9 +9,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from model import RiskOutput, build
-from model.config import ATTENTIONS
-from model.network import (
+from crmrisk.model import RiskOutput, build
+from crmrisk.model.config import ATTENTIONS
+from crmrisk.model.network import (
     QRCNN,
     CrossAttention,
     RiskHeads,

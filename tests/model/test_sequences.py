@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from model.sequences import causal_windows, last_state, masked_softmax, sequence_lengths
+from crmrisk.model.sequences import causal_windows, last_state, masked_softmax, sequence_lengths
 
 
 def test_sequence_lengths__counts_real_events_and_rejects_gaps():

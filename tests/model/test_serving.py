@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from model import build
-from model.fused import fuse
-from model.serving import ServingRunner
+from crmrisk.model import build
+from crmrisk.model.fused import fuse
+from crmrisk.model.serving import ServingRunner
 from tests.model.conftest import EVENT_DIM, PROFILE_DIM, random_batch
 
 cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")

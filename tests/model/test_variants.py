@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from lifecycle import load_checkpoint, save_checkpoint
-from model import DEFAULT_VARIANT, VARIANTS, build, variants_in
+from crmrisk.lifecycle import load_checkpoint, save_checkpoint
+from crmrisk.model import DEFAULT_VARIANT, VARIANTS, build, variants_in
 from tests.model.conftest import EVENT_DIM, PROFILE_DIM, random_batch
 
 TOL = 1e-6

@@ -6,8 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from state import Appends, PartitionFence, WindowTable
-from state.memory import MemoryState
+from crmrisk.state import Appends, PartitionFence, WindowTable
+from crmrisk.state.memory import MemoryState
 
 DIM, PDIM = 3, 2
 

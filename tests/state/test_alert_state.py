@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from state import AlertState, AlertStateStore, AlertTable, PartitionFence, PartitionWrite
-from state.records import unpack_alert
+from crmrisk.state import AlertState, AlertStateStore, AlertTable, PartitionFence, PartitionWrite
+from crmrisk.state.records import unpack_alert
 
 
 def test_table__a_customer_never_seen_is_armed_and_states_round_trip_through_records():

@@ -1,6 +1,6 @@
 """The slot map shared by the partition-owned tables: eviction, TTL, growth (on both tables)."""
 
-from state import AlertState, AlertTable, WindowTable
+from crmrisk.state import AlertState, AlertTable, WindowTable
 from tests.state.conftest import DIM, PDIM, appends, apply, new_table
 
 

@@ -5,7 +5,7 @@ import uuid
 
 import pytest
 
-from state import LatestScoreStore
+from crmrisk.state import LatestScoreStore
 
 pytestmark = pytest.mark.integration
 

@@ -7,10 +7,10 @@ fixture, ``tests/state/conftest.py``).
 
 import pytest
 
-from state import PartitionFence, PartitionWrite, partition_fence
-from state.keys import window_key
-from state.memory import MemoryState
-from state.records import pack_alert, pack_window
+from crmrisk.state import PartitionFence, PartitionWrite, partition_fence
+from crmrisk.state.keys import window_key
+from crmrisk.state.memory import MemoryState
+from crmrisk.state.records import pack_alert, pack_window
 
 pytestmark = pytest.mark.integration
 

@@ -3,7 +3,7 @@
 import pytest
 import redis
 
-from state.pipeline import round_trip
+from crmrisk.state.pipeline import round_trip
 
 pytestmark = pytest.mark.integration
 

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from state.records import pack_alert, pack_window, pack_windows, unpack_alert, unpack_window
+from crmrisk.state.records import pack_alert, pack_window, pack_windows, unpack_alert, unpack_window
 
 
 def _one(rng, length, dim=3, pdim=2, profile=True):

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from state import Windows
+from crmrisk.state import Windows
 from tests.state.conftest import apply, new_table
 
 

@@ -13,8 +13,14 @@ import random
 import numpy as np
 import pytest
 
-from state import PartitionFence, PartitionWrite, WindowTable, right_padded, window_positions
-from state.memory import MemoryState
+from crmrisk.state import (
+    PartitionFence,
+    PartitionWrite,
+    WindowTable,
+    right_padded,
+    window_positions,
+)
+from crmrisk.state.memory import MemoryState
 from tests.state.conftest import DIM, PDIM, appends
 
 TOPIC = "crm.events"

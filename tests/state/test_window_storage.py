@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from state.records import unpack_window
+from crmrisk.state.records import unpack_window
 from tests.state.conftest import appends, apply, new_table, windows_of
 
 

@@ -9,7 +9,7 @@ import random
 
 import pytest
 
-from state import AppendStatus, window_positions
+from crmrisk.state import AppendStatus, window_positions
 from tests.state.conftest import appends, apply, ids, new_table, windows_of
 
 

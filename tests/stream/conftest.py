@@ -26,23 +26,23 @@ from collections import namedtuple  # noqa: E402
 
 import torch  # noqa: E402
 
-import model  # noqa: E402
-from model.features import FeatureEncoder, FeatureSpec, FieldRole  # noqa: E402
-from state import AlertTable, WindowTable  # noqa: E402
-from state.memory import MemoryState  # noqa: E402
-from stream.alert_policy import AlertPolicy  # noqa: E402
-from stream.alerting import Alerter  # noqa: E402
-from stream.field_contract import FieldContract  # noqa: E402
-from stream.kafka_producer import DeliveryFailed  # noqa: E402
-from stream.metrics import WorkerMetrics  # noqa: E402
-from stream.models import DomainModel  # noqa: E402
-from stream.outage import Outage  # noqa: E402
-from stream.ownership import Ownership  # noqa: E402
-from stream.pipeline import Pipeline  # noqa: E402
-from stream.ports import Topics  # noqa: E402
-from stream.score_side import ScoreSide  # noqa: E402
-from stream.scorer import Scorer  # noqa: E402
-from stream.stages import BatchStages, EventSide  # noqa: E402
+from crmrisk import model  # noqa: E402
+from crmrisk.model.features import FeatureEncoder, FeatureSpec, FieldRole  # noqa: E402
+from crmrisk.state import AlertTable, WindowTable  # noqa: E402
+from crmrisk.state.memory import MemoryState  # noqa: E402
+from crmrisk.stream.alert_policy import AlertPolicy  # noqa: E402
+from crmrisk.stream.alerting import Alerter  # noqa: E402
+from crmrisk.stream.field_contract import FieldContract  # noqa: E402
+from crmrisk.stream.kafka_producer import DeliveryFailed  # noqa: E402
+from crmrisk.stream.metrics import WorkerMetrics  # noqa: E402
+from crmrisk.stream.models import DomainModel  # noqa: E402
+from crmrisk.stream.outage import Outage  # noqa: E402
+from crmrisk.stream.ownership import Ownership  # noqa: E402
+from crmrisk.stream.pipeline import Pipeline  # noqa: E402
+from crmrisk.stream.ports import Topics  # noqa: E402
+from crmrisk.stream.score_side import ScoreSide  # noqa: E402
+from crmrisk.stream.scorer import Scorer  # noqa: E402
+from crmrisk.stream.stages import BatchStages, EventSide  # noqa: E402
 
 Record = namedtuple("Record", "topic partition offset key value timestamp")
 TOPICS = Topics("dlq", "scores", "alerts", "requests", "shadow")

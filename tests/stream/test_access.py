@@ -4,7 +4,7 @@ import base64
 
 import pytest
 
-from stream.access import InsecureListenError, authorized, check_listen, is_loopback
+from crmrisk.stream.access import InsecureListenError, authorized, check_listen, is_loopback
 
 TOKEN = "a-long-enough-token-123"
 

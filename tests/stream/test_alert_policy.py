@@ -2,8 +2,8 @@
 
 import pytest
 
-from state import AlertState
-from stream.alert_policy import AlertPolicy, decide
+from crmrisk.state import AlertState
+from crmrisk.stream.alert_policy import AlertPolicy, decide
 
 POLICY = AlertPolicy(threshold=0.5, hysteresis=0.1, cooldown_s=100)
 

@@ -9,15 +9,15 @@ import numpy as np
 import pytest
 import torch
 
-import model
-from lifecycle import save_checkpoint
-from model.attribution import Explainer
-from model.features import FeatureEncoder, FeatureSpec, FieldRole
-from stream.alert_policy import AlertPolicy
-from stream.alerting import Alerter, ProcessAlerts
-from stream.events import RiskAlert, RiskScore
-from stream.models import DomainModel, load_domain_model
-from stream.scorer import Scorer
+from crmrisk import model
+from crmrisk.lifecycle import save_checkpoint
+from crmrisk.model.attribution import Explainer
+from crmrisk.model.features import FeatureEncoder, FeatureSpec, FieldRole
+from crmrisk.stream.alert_policy import AlertPolicy
+from crmrisk.stream.alerting import Alerter, ProcessAlerts
+from crmrisk.stream.events import RiskAlert, RiskScore
+from crmrisk.stream.models import DomainModel, load_domain_model
+from crmrisk.stream.scorer import Scorer
 from tests.stream.conftest import Log, Record, pipeline
 
 SPEC = FeatureSpec(

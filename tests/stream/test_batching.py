@@ -4,7 +4,7 @@ import asyncio
 
 import pytest
 
-from stream.batching import DynamicBatcher, batch_ready
+from crmrisk.stream.batching import DynamicBatcher, batch_ready
 
 
 @pytest.mark.parametrize(

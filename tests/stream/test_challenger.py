@@ -6,8 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from stream.challenger import BUCKETS, Challenger, bucket_of, canary_rows
-from stream.events import RiskAlert, RiskScore, ShadowScore
+from crmrisk.stream.challenger import BUCKETS, Challenger, bucket_of, canary_rows
+from crmrisk.stream.events import RiskAlert, RiskScore, ShadowScore
 from tests.stream.conftest import Log, Record, kit, pipeline, raw_event, run
 
 CUSTOMERS = [f"c{i}" for i in range(40)]

@@ -12,10 +12,10 @@ import json
 import numpy as np
 import pytest
 
-from stream.decode import decode_events
-from stream.events import DeadLetter, InvalidEvent, RiskScore, parse_event
-from stream.field_contract import FieldContract
-from stream.transform import event_time_ms
+from crmrisk.stream.decode import decode_events
+from crmrisk.stream.events import DeadLetter, InvalidEvent, RiskScore, parse_event
+from crmrisk.stream.field_contract import FieldContract
+from crmrisk.stream.transform import event_time_ms
 from tests.stream.conftest import (
     Log,
     Record,

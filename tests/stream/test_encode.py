@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from model.features import FeatureEncoder, FeatureSpec, FieldRole
-from stream.decode import decode_events
-from stream.encode import content_hash, encode
-from stream.field_contract import FieldContract
+from crmrisk.model.features import FeatureEncoder, FeatureSpec, FieldRole
+from crmrisk.stream.decode import decode_events
+from crmrisk.stream.encode import content_hash, encode
+from crmrisk.stream.field_contract import FieldContract
 from tests.stream.conftest import raw_event, records
 
 

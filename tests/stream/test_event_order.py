@@ -2,8 +2,8 @@
 
 from datetime import UTC, datetime, timedelta
 
-from stream.event_order import in_event_time_order
-from stream.events import CustomerEvent
+from crmrisk.stream.event_order import in_event_time_order
+from crmrisk.stream.events import CustomerEvent
 
 T0 = datetime(2024, 1, 1, tzinfo=UTC)
 

@@ -5,7 +5,7 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from stream.events import (
+from crmrisk.stream.events import (
     CustomerEvent,
     InvalidEvent,
     Outcome,

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from model.features import FeatureEncoder, FeatureSpec, FieldRole
-from stream.field_contract import FieldContract
+from crmrisk.model.features import FeatureEncoder, FeatureSpec, FieldRole
+from crmrisk.stream.field_contract import FieldContract
 
 SPEC = FeatureSpec(
     "credit",

@@ -8,7 +8,7 @@ import pytest
 from aiokafka.partitioner import DefaultPartitioner
 from kafka import KafkaConsumer, TopicPartition
 
-from stream.kafka_producer import BatchProducer, FastProducer
+from crmrisk.stream.kafka_producer import BatchProducer, FastProducer
 
 pytestmark = pytest.mark.integration
 

@@ -7,8 +7,8 @@ import urllib.request
 
 import pytest
 
-from stream.access import InsecureListenError
-from stream.metrics import WorkerMetrics, serve
+from crmrisk.stream.access import InsecureListenError
+from crmrisk.stream.metrics import WorkerMetrics, serve
 
 
 @pytest.fixture
@@ -30,7 +30,7 @@ def test_metrics__exposes_the_worker_series(served):
 
 
 def test_metrics__include_model_reloads(served):
-    from lifecycle.watcher import RELOADS
+    from crmrisk.lifecycle.watcher import RELOADS
 
     _, url = served
     RELOADS.labels("credit", "loaded").inc()
@@ -90,7 +90,7 @@ def test_serve__refuses_to_listen_beyond_loopback_without_a_token():
 
 
 def test_count_names__bounds_the_names_per_domain_and_series():
-    from stream.metrics import MAX_NAMES, OTHER, WorkerMetrics
+    from crmrisk.stream.metrics import MAX_NAMES, OTHER, WorkerMetrics
 
     m = WorkerMetrics()
     m.count_names(m.unknown_fields, {("credit", f"f{i}"): 1 for i in range(MAX_NAMES + 5)})

@@ -10,11 +10,11 @@ from __future__ import annotations
 import pytest
 import redis
 
-from state import StateError
-from stream.events import RiskScore
-from stream.kafka_producer import DeliveryFailed
-from stream.metrics import WorkerMetrics
-from stream.outage import Outage, dependency_of
+from crmrisk.state import StateError
+from crmrisk.stream.events import RiskScore
+from crmrisk.stream.kafka_producer import DeliveryFailed
+from crmrisk.stream.metrics import WorkerMetrics
+from crmrisk.stream.outage import Outage, dependency_of
 from tests.stream.conftest import ListSink, Log, LoggedState, pipeline, raw_event, records, run
 
 

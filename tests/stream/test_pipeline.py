@@ -14,7 +14,7 @@ import threading
 import numpy as np
 import pytest
 
-from stream.events import DeadLetter, RiskAlert, RiskScore
+from crmrisk.stream.events import DeadLetter, RiskAlert, RiskScore
 from tests.stream.conftest import (
     ListSink,
     ListSource,

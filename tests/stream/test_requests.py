@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from state import CustomerSequence
-from stream.requests import ScoreRequest
+from crmrisk.state import CustomerSequence
+from crmrisk.stream.requests import ScoreRequest
 
 
 def _request(profile=True, length=3):

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import copy
 
-from stream.events import RiskAlert, RiskScore
+from crmrisk.stream.events import RiskAlert, RiskScore
 from tests.stream.conftest import (
     ListHistory,
     Log,

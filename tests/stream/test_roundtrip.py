@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
-from stream.events import CustomerEvent, InvalidEvent, parse_event
+from crmrisk.stream.events import CustomerEvent, InvalidEvent, parse_event
 
 pytestmark = pytest.mark.integration
 

@@ -4,8 +4,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from stream.events import EventRef, RiskScore
-from stream.score_encoding import iso_ms, score_bytes, top_event_refs
+from crmrisk.stream.events import EventRef, RiskScore
+from crmrisk.stream.score_encoding import iso_ms, score_bytes, top_event_refs
 
 TOP = [("e2", 1114819200123, "statement", 0.7), ("e1", 1112227200000, "statement", 0.3)]
 

@@ -4,10 +4,10 @@ import numpy as np
 import pytest
 import torch
 
-import model
-from state import CustomerSequence
-from stream.requests import ScoreRequest
-from stream.scorer import Scorer, windows_of
+from crmrisk import model
+from crmrisk.state import CustomerSequence
+from crmrisk.stream.requests import ScoreRequest
+from crmrisk.stream.scorer import Scorer, windows_of
 
 E, P = 6, 4
 

@@ -5,7 +5,7 @@ from collections.abc import Callable
 import numpy as np
 import pytest
 
-from training.data import Arrays
+from crmrisk.training.data import Arrays
 
 
 def _learnable(n: int, seed: int, target: bool = False) -> Arrays:

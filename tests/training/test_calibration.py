@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from training.calibration import conformal_margin, platt
+from crmrisk.training.calibration import conformal_margin, platt
 
 
 def _heteroscedastic(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:

@@ -7,10 +7,10 @@ import pytest
 import torch
 from sklearn.metrics import roc_auc_score
 
-import model
-from training.crossfit import fit_model, folds, recalibrate
-from training.data import Arrays
-from training.fit import FitConfig, predict
+from crmrisk import model
+from crmrisk.training.crossfit import fit_model, folds, recalibrate
+from crmrisk.training.data import Arrays
+from crmrisk.training.fit import FitConfig, predict
 
 
 def _arrays(n: int, seed: int, target: bool = False, base: float = 0.0) -> Arrays:

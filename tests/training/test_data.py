@@ -2,7 +2,7 @@
 
 import pytest
 
-from training.data import Arrays, DomainData, subsample
+from crmrisk.training.data import Arrays, DomainData, subsample
 
 
 def test_arrays__rejects_misaligned_inputs(make_arrays):

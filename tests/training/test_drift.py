@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from prometheus_client import REGISTRY
 
-from training.drift import DriftMonitor, Reference, psi
+from crmrisk.training.drift import DriftMonitor, Reference, psi
 
 
 def test_psi__is_near_zero_for_the_same_distribution_and_large_for_a_shift():

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import f1_score
 
-from training.evaluate import (
+from crmrisk.training.evaluate import (
     binary_metrics,
     choose_threshold,
     expected_calibration_error,

@@ -4,8 +4,8 @@ from datetime import UTC, datetime, timedelta
 
 import numpy as np
 
-from training.example_buffer import ExampleBuffer, in_holdout
-from training.point_in_time import PointInTimeExample
+from crmrisk.training.example_buffer import ExampleBuffer, in_holdout
+from crmrisk.training.point_in_time import PointInTimeExample
 
 T0 = datetime(2024, 1, 1, tzinfo=UTC)
 

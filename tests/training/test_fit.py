@@ -5,8 +5,8 @@ import pytest
 import torch
 from sklearn.metrics import roc_auc_score
 
-import model
-from training.fit import FitConfig, fit, predict, quantile_levels, target_transform
+from crmrisk import model
+from crmrisk.training.fit import FitConfig, fit, predict, quantile_levels, target_transform
 
 
 def _config(**kw) -> FitConfig:

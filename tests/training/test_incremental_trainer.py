@@ -12,17 +12,17 @@ import numpy as np
 import pytest
 import torch
 
-from lifecycle.registry import ModelRegistry
-from model import build
-from model.features import FeatureEncoder, FeatureSpec, FieldRole
-from stream.events import CustomerEvent, Outcome
-from training.example_buffer import ExampleBuffer
-from training.fine_tune import FineTune
-from training.fit import FitConfig, fit
-from training.incremental_trainer import IncrementalTrainer
-from training.point_in_time import EventLog, build_examples, encode_examples
-from training.promotion_rule import Decision, PromotionRule
-from training.refresh_policy import RefreshPolicy
+from crmrisk.lifecycle.registry import ModelRegistry
+from crmrisk.model import build
+from crmrisk.model.features import FeatureEncoder, FeatureSpec, FieldRole
+from crmrisk.stream.events import CustomerEvent, Outcome
+from crmrisk.training.example_buffer import ExampleBuffer
+from crmrisk.training.fine_tune import FineTune
+from crmrisk.training.fit import FitConfig, fit
+from crmrisk.training.incremental_trainer import IncrementalTrainer
+from crmrisk.training.point_in_time import EventLog, build_examples, encode_examples
+from crmrisk.training.promotion_rule import Decision, PromotionRule
+from crmrisk.training.refresh_policy import RefreshPolicy
 
 T0 = datetime(2024, 1, 1, tzinfo=UTC)
 DOMAIN = "synth"

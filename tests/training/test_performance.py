@@ -7,8 +7,8 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 import pytest
 
-from stream.events import Outcome, RiskScore
-from training.performance import (
+from crmrisk.stream.events import Outcome, RiskScore
+from crmrisk.training.performance import (
     estimate,
     expected_auc,
     join_outcomes,

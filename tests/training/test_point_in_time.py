@@ -5,9 +5,9 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 import pytest
 
-from stream.events import CustomerEvent, Outcome
-from stream.transform import window as serving_window
-from training.point_in_time import BuildStats, EventLog, build_examples
+from crmrisk.stream.events import CustomerEvent, Outcome
+from crmrisk.stream.transform import window as serving_window
+from crmrisk.training.point_in_time import BuildStats, EventLog, build_examples
 
 T0 = datetime(2024, 1, 1, tzinfo=UTC)
 
@@ -137,8 +137,8 @@ def test_event_log__rejects_a_non_positive_limit():
 
 
 def test_encode_examples__rows_equal_the_serving_encoder_per_event():
-    from model.features import FeatureEncoder, FeatureSpec, FieldRole
-    from training.point_in_time import encode_examples
+    from crmrisk.model.features import FeatureEncoder, FeatureSpec, FieldRole
+    from crmrisk.training.point_in_time import encode_examples
 
     spec = FeatureSpec(
         "credit",

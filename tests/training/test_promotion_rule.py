@@ -5,7 +5,7 @@ from dataclasses import replace
 
 import pytest
 
-from training.promotion_rule import PromotionRule, SliceMetrics
+from crmrisk.training.promotion_rule import PromotionRule, SliceMetrics
 
 OLD = SliceMetrics(auc=0.75, calibration_error=0.03, brier=0.15, rows=500, positives=100)
 RULE = PromotionRule(auc_tolerance=0.01, calibration_tolerance=0.02, min_holdout=100)

@@ -1,6 +1,6 @@
 """When a refresh is due: label count, timer, drift, and the minimum of new labels."""
 
-from training.refresh_policy import RefreshPolicy
+from crmrisk.training.refresh_policy import RefreshPolicy
 
 
 def test_policy__labels_timer_drift_and_minimum():

@@ -3,11 +3,11 @@
 import pytest
 import torch
 
-import model
-from training.crossfit import fit_model
-from training.data import DomainData
-from training.fit import FitConfig, predict
-from training.train_job import evaluate
+from crmrisk import model
+from crmrisk.training.crossfit import fit_model
+from crmrisk.training.data import DomainData
+from crmrisk.training.fit import FitConfig, predict
+from crmrisk.training.train_job import evaluate
 
 
 def _config(**kw) -> FitConfig:

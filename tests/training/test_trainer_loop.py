@@ -4,8 +4,8 @@ from datetime import UTC, datetime
 from types import SimpleNamespace
 from typing import NamedTuple
 
-from stream.events import Outcome
-from training.trainer_loop import TrainerLoop
+from crmrisk.stream.events import Outcome
+from crmrisk.training.trainer_loop import TrainerLoop
 
 T0 = datetime(2024, 1, 1, tzinfo=UTC)
 

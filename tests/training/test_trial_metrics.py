@@ -4,9 +4,9 @@ from datetime import UTC, datetime
 
 from prometheus_client import generate_latest
 
-from lifecycle import Trial
-from training.trial_metrics import TrialMetrics
-from training.trial_review import Review, Side
+from crmrisk.lifecycle import Trial
+from crmrisk.training.trial_metrics import TrialMetrics
+from crmrisk.training.trial_review import Review, Side
 
 
 def _review(verdict="fail") -> Review:

@@ -5,10 +5,10 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 import pytest
 
-from lifecycle import Trial
-from stream.challenger import canary_rows
-from stream.events import Outcome, RiskScore, ShadowScore
-from training.trial_review import Rules, review_trial
+from crmrisk.lifecycle import Trial
+from crmrisk.stream.challenger import canary_rows
+from crmrisk.stream.events import Outcome, RiskScore, ShadowScore
+from crmrisk.training.trial_review import Rules, review_trial
 
 T0 = datetime(2024, 1, 1, tzinfo=UTC)
 N = 3000

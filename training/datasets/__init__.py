@@ -2,13 +2,13 @@
 and the conversion of records into model arrays (see each module's docstring for its rules).
 """
 
-from training.datasets.arrays import SequenceArrays, fit_encoder, ordered_window, to_arrays
-from training.datasets.errors import DataError, SpecError
-from training.datasets.event_log_spec import EventLogSpec
-from training.datasets.generic_spec import ColumnRole, GenericSpec, SplitSpec
-from training.datasets.loader import DOMAINS, load_domain
-from training.datasets.records import PROFILE_KIND, CustomerRecord, DomainDataset, Split
-from training.datasets.spec_file import AnySpec, parse_spec, read_spec
+from crmrisk.training.datasets.arrays import SequenceArrays, fit_encoder, ordered_window, to_arrays
+from crmrisk.training.datasets.errors import DataError, SpecError
+from crmrisk.training.datasets.event_log_spec import EventLogSpec
+from crmrisk.training.datasets.generic_spec import ColumnRole, GenericSpec, SplitSpec
+from crmrisk.training.datasets.loader import DOMAINS, load_domain
+from crmrisk.training.datasets.records import PROFILE_KIND, CustomerRecord, DomainDataset, Split
+from crmrisk.training.datasets.spec_file import AnySpec, parse_spec, read_spec
 
 __all__ = [
     "DOMAINS",

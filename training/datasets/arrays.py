@@ -14,11 +14,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from model.features import FeatureEncoder, FeatureSpec
-from state.window_rule import right_padded
-from stream.events import CustomerEvent
-from stream.transform import window as serving_window
-from training.datasets.records import PROFILE_KIND, CustomerRecord
+from crmrisk.model.features import FeatureEncoder, FeatureSpec
+from crmrisk.state.window_rule import right_padded
+from crmrisk.stream.events import CustomerEvent
+from crmrisk.stream.transform import window as serving_window
+from crmrisk.training.datasets.records import PROFILE_KIND, CustomerRecord
 
 __all__ = ["SequenceArrays", "fit_encoder", "ordered_window", "to_arrays"]
 

@@ -46,11 +46,11 @@ from typing import Any, Literal
 
 import pandas as pd
 
-from model.features import FeatureSpec
-from training.datasets import generic
-from training.datasets.generic_spec import GenericSpec
-from training.datasets.records import CustomerRecord, DomainDataset
-from training.datasets.tables import month_weekday_dates
+from crmrisk.model.features import FeatureSpec
+from crmrisk.training.datasets import generic
+from crmrisk.training.datasets.generic_spec import GenericSpec
+from crmrisk.training.datasets.records import CustomerRecord, DomainDataset
+from crmrisk.training.datasets.tables import month_weekday_dates
 
 __all__ = ["DOMAIN", "FILENAME", "build_records", "contact_dates", "document", "load", "spec"]
 

@@ -34,9 +34,9 @@ from typing import Any
 
 import pandas as pd
 
-from training.datasets import generic
-from training.datasets.generic_spec import GenericSpec
-from training.datasets.records import CustomerRecord, DomainDataset
+from crmrisk.training.datasets import generic
+from crmrisk.training.datasets.generic_spec import GenericSpec
+from crmrisk.training.datasets.records import CustomerRecord, DomainDataset
 
 __all__ = ["DOCUMENT", "DOMAIN", "FILENAME", "MONTHS", "SPEC", "build_records", "load"]
 

@@ -19,8 +19,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from training.datasets.errors import DataError
-from training.datasets.event_log import (
+from crmrisk.training.datasets.errors import DataError
+from crmrisk.training.datasets.event_log import (
     DAY,
     EventLog,
     event_log,
@@ -28,7 +28,7 @@ from training.datasets.event_log import (
     read_log,
     source_path,
 )
-from training.datasets.event_log_spec import (
+from crmrisk.training.datasets.event_log_spec import (
     ColumnLabel,
     EventLogSpec,
     FutureAggregate,
@@ -36,9 +36,9 @@ from training.datasets.event_log_spec import (
     ThresholdLabel,
     utc_day,
 )
-from training.datasets.records import CustomerRecord, DomainDataset, group_by_split
-from training.datasets.source import FileKey, file_key
-from training.datasets.splits import group_splits
+from crmrisk.training.datasets.records import CustomerRecord, DomainDataset, group_by_split
+from crmrisk.training.datasets.source import FileKey, file_key
+from crmrisk.training.datasets.splits import group_splits
 
 __all__ = ["build_records", "check_cutoffs", "load"]
 

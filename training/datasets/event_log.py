@@ -18,17 +18,23 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from stream.events import CustomerEvent
-from training.datasets.errors import DataError
-from training.datasets.event_log_spec import (
+from crmrisk.stream.events import CustomerEvent
+from crmrisk.training.datasets.errors import DataError
+from crmrisk.training.datasets.event_log_spec import (
     SIGNED_AMOUNT,
     ColumnLabel,
     EventLogSpec,
 )
-from training.datasets.records import (
+from crmrisk.training.datasets.records import (
     validate_events,
 )
-from training.datasets.tables import derive_columns, read_table, text, text_values, utc_times
+from crmrisk.training.datasets.tables import (
+    derive_columns,
+    read_table,
+    text,
+    text_values,
+    utc_times,
+)
 
 __all__ = ["DAY", "EventLog", "event_log", "field_values", "read_log", "source_path"]
 

@@ -40,7 +40,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
-from model.features import FeatureSpec, FieldRole
+from crmrisk.model.features import FeatureSpec, FieldRole
 
 __all__ = [
     "ColumnLabel",

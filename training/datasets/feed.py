@@ -13,10 +13,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from stream.event_order import in_event_time_order
-from stream.events import CustomerEvent, Outcome
-from training.datasets.loader import load_domain
-from training.datasets.records import CustomerRecord
+from crmrisk.stream.event_order import in_event_time_order
+from crmrisk.stream.events import CustomerEvent, Outcome
+from crmrisk.training.datasets.loader import load_domain
+from crmrisk.training.datasets.records import CustomerRecord
 
 __all__ = ["dataset_events", "dataset_outcomes", "load_records"]
 

@@ -14,20 +14,20 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from training.datasets import row_events
-from training.datasets.errors import DataError
-from training.datasets.event_log_spec import utc_day
-from training.datasets.generic_rows import contract_values, prepare_rows, read_rows
-from training.datasets.generic_spec import GenericSpec
-from training.datasets.records import (
+from crmrisk.training.datasets import row_events
+from crmrisk.training.datasets.errors import DataError
+from crmrisk.training.datasets.event_log_spec import utc_day
+from crmrisk.training.datasets.generic_rows import contract_values, prepare_rows, read_rows
+from crmrisk.training.datasets.generic_spec import GenericSpec
+from crmrisk.training.datasets.records import (
     CustomerRecord,
     DomainDataset,
     group_by_split,
     validate_events,
 )
-from training.datasets.source import FileKey, file_key
-from training.datasets.splits import ordered_splits, random_splits
-from training.datasets.tables import plain, text
+from crmrisk.training.datasets.source import FileKey, file_key
+from crmrisk.training.datasets.splits import ordered_splits, random_splits
+from crmrisk.training.datasets.tables import plain, text
 
 __all__ = ["build_records", "load"]
 

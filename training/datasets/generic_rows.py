@@ -15,9 +15,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from training.datasets.errors import DataError
-from training.datasets.generic_spec import GenericSpec, MonthWeekdayTime
-from training.datasets.tables import (
+from crmrisk.training.datasets.errors import DataError
+from crmrisk.training.datasets.generic_spec import GenericSpec, MonthWeekdayTime
+from crmrisk.training.datasets.tables import (
     cast,
     derive_columns,
     month_weekday_dates,
@@ -26,7 +26,7 @@ from training.datasets.tables import (
     text,
     utc_times,
 )
-from training.datasets.tables import recode as recode_column
+from crmrisk.training.datasets.tables import recode as recode_column
 
 __all__ = ["SNAPSHOT", "contract_values", "prepare_rows", "read_rows"]
 

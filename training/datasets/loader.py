@@ -6,11 +6,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from training.datasets import bank, credit, cutoff_records, generic, retail, telco
-from training.datasets.errors import DataError
-from training.datasets.event_log_spec import EventLogSpec
-from training.datasets.records import DomainDataset
-from training.datasets.spec_file import parse_spec, read_spec
+from crmrisk.training.datasets import bank, credit, cutoff_records, generic, retail, telco
+from crmrisk.training.datasets.errors import DataError
+from crmrisk.training.datasets.event_log_spec import EventLogSpec
+from crmrisk.training.datasets.records import DomainDataset
+from crmrisk.training.datasets.spec_file import parse_spec, read_spec
 
 __all__ = ["DOMAINS", "load_domain"]
 

@@ -15,8 +15,8 @@ from typing import Any, Literal
 
 from pydantic import TypeAdapter
 
-from model.features import FeatureSpec
-from stream.events import CustomerEvent, FieldValue
+from crmrisk.model.features import FeatureSpec
+from crmrisk.stream.events import CustomerEvent, FieldValue
 
 __all__ = [
     "PROFILE_KIND",

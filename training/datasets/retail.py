@@ -36,10 +36,10 @@ from typing import Any
 
 import pandas as pd
 
-from training.datasets import cutoff_records, event_log
-from training.datasets.event_log import EventLog
-from training.datasets.event_log_spec import EventLogSpec
-from training.datasets.records import CustomerRecord, DomainDataset
+from crmrisk.training.datasets import cutoff_records, event_log
+from crmrisk.training.datasets.event_log import EventLog
+from crmrisk.training.datasets.event_log_spec import EventLogSpec
+from crmrisk.training.datasets.records import CustomerRecord, DomainDataset
 
 __all__ = [
     "DOCUMENT",

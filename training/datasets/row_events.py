@@ -12,12 +12,12 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from training.datasets.errors import DataError
-from training.datasets.event_log_spec import utc_day
-from training.datasets.generic_rows import contract_values
-from training.datasets.generic_spec import GenericSpec, RowEventSpec
-from training.datasets.records import CustomerRecord, validate_events
-from training.datasets.tables import plain, text
+from crmrisk.training.datasets.errors import DataError
+from crmrisk.training.datasets.event_log_spec import utc_day
+from crmrisk.training.datasets.generic_rows import contract_values
+from crmrisk.training.datasets.generic_spec import GenericSpec, RowEventSpec
+from crmrisk.training.datasets.records import CustomerRecord, validate_events
+from crmrisk.training.datasets.tables import plain, text
 
 __all__ = ["build_records"]
 

@@ -12,9 +12,9 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from training.datasets.errors import SpecError
-from training.datasets.event_log_spec import EventLogSpec
-from training.datasets.generic_spec import GenericSpec
+from crmrisk.training.datasets.errors import SpecError
+from crmrisk.training.datasets.event_log_spec import EventLogSpec
+from crmrisk.training.datasets.generic_spec import GenericSpec
 
 __all__ = ["AnySpec", "parse_spec", "read_spec", "validation_message"]
 

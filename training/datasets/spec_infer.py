@@ -17,7 +17,7 @@ from typing import Any
 import pandas as pd
 import yaml
 
-from training.datasets.tables import read_table, utc_times
+from crmrisk.training.datasets.tables import read_table, utc_times
 
 __all__ = ["infer_spec"]
 

@@ -12,11 +12,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from training.datasets import cutoff_records, event_log, generic, generic_rows
-from training.datasets.errors import DataError
-from training.datasets.event_log_spec import EventLogSpec
-from training.datasets.records import CustomerRecord
-from training.datasets.spec_file import parse_spec
+from crmrisk.training.datasets import cutoff_records, event_log, generic, generic_rows
+from crmrisk.training.datasets.errors import DataError
+from crmrisk.training.datasets.event_log_spec import EventLogSpec
+from crmrisk.training.datasets.records import CustomerRecord
+from crmrisk.training.datasets.spec_file import parse_spec
 
 __all__ = ["SpecReport", "spec_report"]
 

@@ -23,8 +23,8 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
-from stream.events import FieldValue
-from training.datasets.errors import DataError
+from crmrisk.stream.events import FieldValue
+from crmrisk.training.datasets.errors import DataError
 
 __all__ = [
     "Format",

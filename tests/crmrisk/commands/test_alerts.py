@@ -7,7 +7,7 @@ from kafka import KafkaProducer
 from typer.testing import CliRunner
 
 from crmrisk.cli import app
-from stream.events import ReasonCode, RiskAlert
+from crmrisk.stream.events import ReasonCode, RiskAlert
 
 pytestmark = pytest.mark.integration
 

@@ -4,8 +4,8 @@ import pytest
 from typer.testing import CliRunner
 
 from crmrisk.cli import app
-from lifecycle import ModelPointer, save_checkpoint
-from lifecycle.registry import ModelRegistry
+from crmrisk.lifecycle import ModelPointer, save_checkpoint
+from crmrisk.lifecycle.registry import ModelRegistry
 from tests.lifecycle.conftest import tiny_model as _model
 
 pytestmark = pytest.mark.integration

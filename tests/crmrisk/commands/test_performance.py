@@ -8,7 +8,7 @@ from kafka import KafkaProducer
 from typer.testing import CliRunner
 
 from crmrisk.cli import app
-from stream.events import Outcome, RiskScore
+from crmrisk.stream.events import Outcome, RiskScore
 
 pytestmark = pytest.mark.integration
 

@@ -3,9 +3,9 @@
 import pytest
 
 from crmrisk.commands.services import kafka_login, redis_login
+from crmrisk.deploy import Login
 from crmrisk.errors import UserError
 from crmrisk.settings import KafkaSettings, RedisSettings
-from deploy import Login
 
 
 def test_kafka_login__plain_broker_by_default():

@@ -6,8 +6,8 @@ import yaml
 from typer.testing import CliRunner
 
 from crmrisk.cli import app
-from training.datasets import EventLogSpec, GenericSpec, read_spec
-from training.datasets.synthetic_log import SPEC, order_log
+from crmrisk.training.datasets import EventLogSpec, GenericSpec, read_spec
+from crmrisk.training.datasets.synthetic_log import SPEC, order_log
 
 
 def test_infer__guesses_the_roles_of_an_order_log_and_check_accepts_it(tmp_path):

@@ -9,7 +9,7 @@ import torch
 from typer.testing import CliRunner
 
 from crmrisk.cli import app
-from lifecycle import load_checkpoint
+from crmrisk.lifecycle import load_checkpoint
 
 DATA = Path(__file__).resolve().parents[3] / "data"
 
@@ -113,7 +113,7 @@ def test_train__promote_makes_the_new_version_live_and_announces_it(
 ):
     from kafka import KafkaConsumer, TopicPartition
 
-    from lifecycle import ModelPointer
+    from crmrisk.lifecycle import ModelPointer
 
     updates = new_topic(partitions=1, prefix="it-model-updates")
     monkeypatch.setenv("RISK_TRAINING__DATA_DIR", str(DATA))

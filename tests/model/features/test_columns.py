@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from model.features.columns import CategoricalColumn, NumericColumn
+from crmrisk.model.features.columns import CategoricalColumn, NumericColumn
 
 VALUES = [None, 2.0, "3", 10.0, -1.0, float("nan"), True, "n/a", 10**400]
 

@@ -9,7 +9,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from model.features import FeatureEncoder, FeatureSpec, FieldRole
+from crmrisk.model.features import FeatureEncoder, FeatureSpec, FieldRole
 
 SPEC = FeatureSpec(
     domain="shop",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from model.features import FeatureSpec, FieldRole
+from crmrisk.model.features import FeatureSpec, FieldRole
 
 
 def test_spec__rejects_duplicate_roles_and_bad_encodings():

@@ -7,11 +7,11 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 import pytest
 
-from model.features import FeatureSpec, FieldRole
-from stream.events import CustomerEvent
-from stream.transform import window as serving_window
-from training.datasets.arrays import fit_encoder, ordered_window, to_arrays
-from training.datasets.records import CustomerRecord
+from crmrisk.model.features import FeatureSpec, FieldRole
+from crmrisk.stream.events import CustomerEvent
+from crmrisk.stream.transform import window as serving_window
+from crmrisk.training.datasets.arrays import fit_encoder, ordered_window, to_arrays
+from crmrisk.training.datasets.records import CustomerRecord
 
 SPEC = FeatureSpec("shop", (FieldRole("seq", "numeric", "none"),), (), min_count=1)
 T0 = datetime(2024, 1, 1, tzinfo=UTC)

@@ -10,8 +10,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from training.datasets import bank
-from training.datasets.arrays import fit_encoder, to_arrays
+from crmrisk.training.datasets import bank
+from crmrisk.training.datasets.arrays import fit_encoder, to_arrays
 
 DATA = Path(__file__).resolve().parents[3] / "data"
 

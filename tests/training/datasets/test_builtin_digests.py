@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from training.datasets import bank, credit, telco
+from crmrisk.training.datasets import bank, credit, telco
 
 DATA = Path(__file__).resolve().parents[3] / "data"
 

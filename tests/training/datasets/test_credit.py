@@ -9,8 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from training.datasets import credit
-from training.datasets.arrays import fit_encoder, to_arrays
+from crmrisk.training.datasets import credit
+from crmrisk.training.datasets.arrays import fit_encoder, to_arrays
 
 DATA = Path(__file__).resolve().parents[3] / "data"
 

@@ -7,10 +7,10 @@ import copy
 import pandas as pd
 import pytest
 
-from training.datasets import DataError, EventLogSpec, load_domain
-from training.datasets.cutoff_records import build_records
-from training.datasets.event_log import event_log
-from training.datasets.synthetic_log import SPEC, order_log
+from crmrisk.training.datasets import DataError, EventLogSpec, load_domain
+from crmrisk.training.datasets.cutoff_records import build_records
+from crmrisk.training.datasets.event_log import event_log
+from crmrisk.training.datasets.synthetic_log import SPEC, order_log
 
 CUTOFF = "2023-07-01"
 

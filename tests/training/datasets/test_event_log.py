@@ -6,9 +6,9 @@ import copy
 
 import pandas as pd
 
-from training.datasets import EventLogSpec
-from training.datasets.event_log import event_log
-from training.datasets.synthetic_log import SPEC, order_log
+from crmrisk.training.datasets import EventLogSpec
+from crmrisk.training.datasets.event_log import event_log
+from crmrisk.training.datasets.synthetic_log import SPEC, order_log
 
 
 def test_event_log__unusable_rows_are_counted_by_reason():

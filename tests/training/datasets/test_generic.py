@@ -11,8 +11,8 @@ import yaml
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
 
-from training.datasets import GenericSpec, fit_encoder, load_domain, to_arrays
-from training.datasets.generic import build_records
+from crmrisk.training.datasets import GenericSpec, fit_encoder, load_domain, to_arrays
+from crmrisk.training.datasets.generic import build_records
 
 SPEC = {
     "domain": "subscriptions",

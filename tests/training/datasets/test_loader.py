@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from training.datasets import DOMAINS, DataError, fit_encoder, load_domain, to_arrays
+from crmrisk.training.datasets import DOMAINS, DataError, fit_encoder, load_domain, to_arrays
 
 DATA = Path(__file__).resolve().parents[3] / "data"
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from model.features import FeatureSpec
-from stream.events import parse_event
-from training.datasets.records import CustomerRecord, DomainDataset, group_by_split
+from crmrisk.model.features import FeatureSpec
+from crmrisk.stream.events import parse_event
+from crmrisk.training.datasets.records import CustomerRecord, DomainDataset, group_by_split
 
 AS_OF = datetime(2024, 3, 1, tzinfo=UTC)
 

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from training.datasets import retail
+from crmrisk.training.datasets import retail
 
 CUTOFF = "2011-06-10"
 DATA = Path(__file__).resolve().parents[3] / "data"
@@ -127,7 +127,7 @@ def test_invoices__rows_without_customer_id_are_counted_not_used(tmp_path, caplo
     assert data.rows == len(lines)
     assert not data.table["key"].str.startswith("599").any()
     lines.to_csv(tmp_path / retail.FILENAME, index=False)
-    with caplog.at_level(logging.INFO, logger="training.datasets.retail"):
+    with caplog.at_level(logging.INFO, logger="crmrisk.training.datasets.retail"):
         loaded = retail.load(tmp_path, train_cutoffs=("2011-04-01",), test_cutoff="2011-07-01")
     assert loaded.info["rows_without_customer_id"] == 13
     assert "13 of" in caplog.text

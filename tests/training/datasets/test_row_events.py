@@ -10,9 +10,9 @@ import pandas as pd
 import pytest
 import yaml
 
-from training.datasets import DataError, SpecError, load_domain, parse_spec, telco
-from training.datasets.generic import build_records
-from training.datasets.generic_spec import GenericSpec
+from crmrisk.training.datasets import DataError, SpecError, load_domain, parse_spec, telco
+from crmrisk.training.datasets.generic import build_records
+from crmrisk.training.datasets.generic_spec import GenericSpec
 
 DOCUMENT = {
     "domain": "loans",

@@ -6,7 +6,7 @@ import doctest
 
 import numpy as np
 
-from training.datasets import splits
+from crmrisk.training.datasets import splits
 
 
 def test_doctests():

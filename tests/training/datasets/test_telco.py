@@ -7,9 +7,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from stream.transform import window as serving_window
-from training.datasets import telco
-from training.datasets.arrays import fit_encoder, to_arrays
+from crmrisk.stream.transform import window as serving_window
+from crmrisk.training.datasets import telco
+from crmrisk.training.datasets.arrays import fit_encoder, to_arrays
 
 DATA = Path(__file__).resolve().parents[3] / "data"
 
