@@ -10,6 +10,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
+from crmrisk.commands.context import current_settings
 from crmrisk.errors import require_services
 from crmrisk.settings import Settings
 from crmrisk.stream.events import RiskAlert
@@ -63,7 +64,7 @@ def command(
     limit: Annotated[int, typer.Option(help="Stop after N alerts (0 = follow forever).")] = 0,
 ) -> None:
     """Follow risk.alerts and print each alert on one line (Ctrl-C stops)."""
-    settings = Settings()
+    settings = current_settings()
     # The consumer would retry an absent or refusing broker for ever: a clear error instead.
     require_services(settings, redis=False)
     with contextlib.suppress(KeyboardInterrupt):

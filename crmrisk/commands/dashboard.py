@@ -15,6 +15,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from crmrisk.commands.context import current_settings
 from crmrisk.settings import Settings
 
 __all__ = ["DashboardServer", "dashboard_config", "register", "serve_in_thread"]
@@ -136,7 +137,7 @@ def command(
     from crmrisk.wiring.clients import quiet_kafka_clients
 
     quiet_kafka_clients()
-    settings = Settings()
+    settings = current_settings()
     s = settings.scoring
     metrics_url = metrics_url or f"http://127.0.0.1:{s.metrics_port}/metrics"
     read_metrics = from_url(

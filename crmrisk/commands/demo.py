@@ -24,6 +24,7 @@ from rich.console import Console
 from rich.table import Table
 
 from crmrisk.commands.alerts import format_alert
+from crmrisk.commands.context import current_settings
 from crmrisk.commands.services import launcher_for
 from crmrisk.commands.topics import create_topics
 from crmrisk.deploy import kafka_broker_count, redis_answers
@@ -132,7 +133,7 @@ def command(
 ) -> None:
     """Run the pipeline live on one domain: services, model, worker, replay, alerts, summary."""
     quiet_kafka_clients()
-    settings = Settings()
+    settings = current_settings()
     launcher = launcher_for(settings)
     k, r = settings.kafka, settings.redis
     security = {key: v for key, v in k.client_config().items() if key != "bootstrap_servers"}

@@ -20,6 +20,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from crmrisk.commands.context import current_settings
 from crmrisk.lifecycle import ModelPointer, PointerError
 from crmrisk.lifecycle.promoter import ModelPromoter, announcement_producer
 from crmrisk.lifecycle.registry import ModelRegistry, ModelVersion, RegistryError
@@ -105,13 +106,13 @@ def list_versions(settings: Settings, domain: str) -> None:
 def _default(ctx: typer.Context, domain: _Domain = "credit") -> None:
     """List DOMAIN's versions when no subcommand is given."""
     if ctx.invoked_subcommand is None:
-        list_versions(Settings(), domain)
+        list_versions(current_settings(), domain)
 
 
 @app.command("list")
 def list_command(domain: _Domain = "credit") -> None:
     """List DOMAIN's versions with held-out metrics and promotion decisions."""
-    list_versions(Settings(), domain)
+    list_versions(current_settings(), domain)
 
 
 @app.command("promote")
@@ -121,7 +122,7 @@ def promote(
     reason: Annotated[str, typer.Option(help="Recorded in the pointer history.")] = "operator",
 ) -> None:
     """Make VERSION live (its hash is verified first) and announce it to the workers."""
-    promote_version(Settings(), domain, version, reason)
+    promote_version(current_settings(), domain, version, reason)
 
 
 def promote_version(settings: Settings, domain: str, version: str, reason: str) -> None:
@@ -153,7 +154,7 @@ def performance(
     """Estimated (from calibrated scores) vs realized (from outcomes) performance per chunk."""
     from crmrisk.commands.performance import show_performance
 
-    show_performance(Settings(), domain, since, chunk_hours, threshold)
+    show_performance(current_settings(), domain, since, chunk_hours, threshold)
 
 
 def _rules(
@@ -195,7 +196,7 @@ def shadow(
     """
     from crmrisk.commands.trials import start_trial
 
-    start_trial(Settings(), domain, version, "shadow", 0.0, reason)
+    start_trial(current_settings(), domain, version, "shadow", 0.0, reason)
 
 
 @app.command("canary")
@@ -214,7 +215,7 @@ def canary(
     """
     from crmrisk.commands.trials import start_trial
 
-    start_trial(Settings(), domain, version, "canary", percent, reason)
+    start_trial(current_settings(), domain, version, "canary", percent, reason)
 
 
 @app.command("end-trial")
@@ -225,7 +226,7 @@ def end_trial_command(
     """Stop DOMAIN's shadow or canary trial (the live model serves everything again)."""
     from crmrisk.commands.trials import end_trial
 
-    end_trial(Settings(), domain, reason)
+    end_trial(current_settings(), domain, reason)
 
 
 @app.command("compare")
@@ -245,7 +246,7 @@ def compare(
     from crmrisk.commands.trials import compare_trial
 
     rules = _rules(margin, min_labelled, min_scores, max_error_rate)
-    compare_trial(Settings(), domain, rules, threshold)
+    compare_trial(current_settings(), domain, rules, threshold)
 
 
 @app.command("guard")
@@ -278,7 +279,7 @@ def guard(
     from crmrisk.commands.trials import guard_trial
 
     rules = _rules(margin, min_labelled, min_scores, max_error_rate, min_hours)
-    guard_trial(Settings(), domain, rules, threshold, every, promote_on_pass, metrics_port)
+    guard_trial(current_settings(), domain, rules, threshold, every, promote_on_pass, metrics_port)
 
 
 @app.command("rollback")
@@ -289,7 +290,7 @@ def rollback(
     domain: _Domain = "credit",
 ) -> None:
     """Go back to VERSION, or to the version that was live before the current one."""
-    settings = Settings()
+    settings = current_settings()
     pointer = _pointer(settings)
     promoter, producer = _promoter(settings, pointer)
     try:
@@ -308,7 +309,7 @@ def import_command(
     live: Annotated[bool, typer.Option("--promote", help="Also make it live.")] = False,
 ) -> None:
     """Register a checkpoint as the next version (verified and re-saved by the registry)."""
-    settings = Settings()
+    settings = current_settings()
     registry = ModelRegistry(settings.model.dir)
     try:
         entry = registry.import_checkpoint(domain, path)
@@ -322,7 +323,7 @@ def import_command(
 @app.command("history")
 def history(domain: _Domain = "credit", limit: int = 20) -> None:
     """The live pointer's recent moves, newest first."""
-    for change in _pointer(Settings()).history(domain, limit):
+    for change in _pointer(current_settings()).history(domain, limit):
         _console.print(
             f"{change.changed_at:%Y-%m-%d %H:%M:%S} {change.previous or '-':>6} -> "
             f"{change.version}  {change.reason}"
@@ -332,7 +333,7 @@ def history(domain: _Domain = "credit", limit: int = 20) -> None:
 @app.command("show")
 def show(version: str, domain: _Domain = "credit") -> None:
     """Print VERSION's manifest without the encoder (JSON)."""
-    entry = ModelRegistry(Settings().model.dir).get(domain, version)
+    entry = ModelRegistry(current_settings().model.dir).get(domain, version)
     shown = {k: v for k, v in entry.manifest.items() if k != "encoder"}
     _console.print_json(json.dumps(shown))
 

@@ -11,7 +11,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from crmrisk.settings import Settings
+from crmrisk.commands.context import current_settings
 from crmrisk.wiring.replay import replay
 
 __all__ = ["register"]
@@ -45,7 +45,7 @@ def command(
     from crmrisk.wiring.clients import quiet_kafka_clients
 
     quiet_kafka_clients()
-    settings = Settings()
+    settings = current_settings()
     # The producer would retry an absent broker for ever: ask it once, briefly, first.
     require_services(settings, redis=False)
     options = {}

@@ -14,6 +14,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from crmrisk.commands.context import current_settings
 from crmrisk.lifecycle.registry import ModelRegistry, RegistryError
 from crmrisk.settings import Settings
 from crmrisk.state import CustomerSequence, CustomerSequenceStore, LatestScoreStore
@@ -98,7 +99,7 @@ def command(
     ] = False,
 ) -> None:
     """Print a customer's latest score and the events that explain it."""
-    settings = Settings()
+    settings = current_settings()
     r = settings.redis
     client = redis.Redis.from_url(r.url, **r.client_kwargs())
     try:

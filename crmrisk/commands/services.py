@@ -16,6 +16,7 @@ from redis.connection import parse_url
 from rich.console import Console
 from rich.table import Table
 
+from crmrisk.commands.context import current_settings
 from crmrisk.deploy import (
     CertificateError,
     KafkaJarsError,
@@ -149,7 +150,7 @@ def up(
     first run fetches the Kafka jars from Maven Central into RISK_SERVICES__CACHE_DIR. Logs,
     data and pid files go to RISK_SERVICES__HOME (default ./var).
     """
-    settings = Settings()
+    settings = current_settings()
     launcher = launcher_for(settings)
     try:
         states = launcher.up(
@@ -200,7 +201,7 @@ def down(
     Each process gets SIGTERM and up to 30 s to shut down cleanly, then SIGKILL. Data stays in
     RISK_SERVICES__HOME, so the next `crmrisk up` continues where this one left off.
     """
-    launcher = launcher_for(Settings())
+    launcher = launcher_for(current_settings())
     stopped = launcher.down(
         kafka=not cluster_only, redis=not cluster_only, cluster=True, redis_cluster=True
     )
@@ -213,7 +214,7 @@ def status() -> None:
     "Answering" means a real request succeeded (a Kafka metadata request, a Redis PING). Exits
     with status 1 when a listed service does not answer.
     """
-    if not _print_status(launcher_for(Settings())):
+    if not _print_status(launcher_for(current_settings())):
         raise typer.Exit(1)
 
 

@@ -65,11 +65,11 @@ def check(
     spec: Annotated[Path, typer.Argument(help="A spec file (YAML or JSON).")],
 ) -> None:
     """Validate SPEC against its data and report what training would get (no training)."""
-    from crmrisk.settings import Settings
+    from crmrisk.commands.context import current_settings
     from crmrisk.training.datasets.spec_report import spec_report
 
     _, document = spec_for_command(spec)
-    report = spec_report(document, Settings().training.data_dir)
+    report = spec_report(document, current_settings().training.data_dir)
     _console.print(f"[bold]{report.domain}[/bold] ({report.kind}): {report.source}")
     _console.print(f"rows: {report.rows:,}; events: {report.events:,}; dropped: {report.dropped}")
     table = Table("records at", "customers", "positive", "rate", "mean events", "mean target")

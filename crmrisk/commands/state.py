@@ -20,6 +20,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+from crmrisk.commands.context import current_settings
 from crmrisk.settings import Settings
 
 __all__ = ["register"]
@@ -139,7 +140,7 @@ def rebuild(
     from crmrisk.wiring.clients import quiet_kafka_clients
 
     quiet_kafka_clients()
-    settings = Settings()
+    settings = current_settings()
     started = time.perf_counter()
     try:
         partitions, replayed = asyncio.run(_rebuild(settings, domain or ["credit"], to_end, force))

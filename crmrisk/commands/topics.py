@@ -8,8 +8,9 @@ from kafka.admin import NewTopic
 from kafka.errors import TopicAlreadyExistsError
 from rich.console import Console
 
+from crmrisk.commands.context import current_settings
 from crmrisk.errors import require_services
-from crmrisk.settings import KafkaSettings, Settings
+from crmrisk.settings import KafkaSettings
 from crmrisk.wiring.clients import quiet_kafka_clients
 
 __all__ = ["create_topics", "partition_counts", "project_topics", "register"]
@@ -66,7 +67,7 @@ def create(
     risk.scores.shadow, risk.model-updates and risk.score-requests where missing (existing
     ones are left alone)."""
     quiet_kafka_clients()
-    settings = Settings()
+    settings = current_settings()
     require_services(settings, redis=False)
     for name, created in create_topics(settings.kafka, partitions, replication).items():
         _console.print(f"{'[green]created[/green]' if created else 'exists '}  {name}")
@@ -91,7 +92,7 @@ def partition_counts(kafka: KafkaSettings) -> dict[str, int]:
 def list_() -> None:
     """List the project's topics and their partition counts ("-": missing)."""
     quiet_kafka_clients()
-    settings = Settings()
+    settings = current_settings()
     # kafka-python's admin would wait out a refused login as "no broker": name it instead.
     require_services(settings, redis=False)
     for name, partitions in partition_counts(settings.kafka).items():

@@ -11,7 +11,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from crmrisk.settings import Settings
+from crmrisk.commands.context import current_settings
 
 __all__ = ["register", "train"]
 
@@ -111,7 +111,7 @@ def train(
         raise typer.BadParameter("give either --domain or --spec")
     if monitor not in ("auc", "loss"):
         raise typer.BadParameter("--monitor must be auc or loss")
-    settings = Settings()
+    settings = current_settings()
     try:
         resolved = resolve_device(device or settings.training.device)
     except (DeviceUnavailable, RuntimeError) as exc:  # RuntimeError: a malformed name

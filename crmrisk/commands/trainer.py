@@ -20,6 +20,7 @@ import typer
 from kafka import KafkaProducer
 from prometheus_client import REGISTRY
 
+from crmrisk.commands.context import current_settings
 from crmrisk.errors import UserError, require_services
 from crmrisk.lifecycle import ModelPointer
 from crmrisk.lifecycle.promoter import ModelPromoter
@@ -138,7 +139,7 @@ def train_worker(
     ] = None,
 ) -> None:
     """Refresh DOMAIN's live model from new labels; promote only what holds up."""
-    settings = Settings()
+    settings = current_settings()
     if device is not None:
         training = settings.training.model_copy(update={"device": device})
         settings = settings.model_copy(update={"training": training})

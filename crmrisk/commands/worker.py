@@ -15,6 +15,7 @@ from typing import Annotated
 import typer
 from pydantic import SecretStr
 
+from crmrisk.commands.context import current_settings
 from crmrisk.commands.trainer import train_worker
 from crmrisk.errors import require_services
 from crmrisk.settings import Settings
@@ -122,7 +123,7 @@ def ingest(
     live: _Live = False,
 ) -> None:
     """Consume crm.events: validate, encode, append to Redis, score (inline) or hand off."""
-    settings = Settings()
+    settings = current_settings()
     domain = domain or ["credit"]
     dirs = _model_dirs(domain, model)
     _serve_until_signal(settings, "ingest", domain, dirs, handoff or settings.scoring.handoff, live)
@@ -135,7 +136,7 @@ def infer(
     live: _Live = False,
 ) -> None:
     """Consume risk.score-requests (from ingest --handoff topic): batch, score, publish."""
-    settings = Settings()
+    settings = current_settings()
     domain = domain or ["credit"]
     _serve_until_signal(settings, "infer", domain, _model_dirs(domain, model), "topic", live)
 

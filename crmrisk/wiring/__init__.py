@@ -1,7 +1,7 @@
 """The composition root: library objects built from ``Settings``, for the entry points only.
 
 ``stream/``, ``state/`` and ``model/`` take plain values; these modules read the settings and
-pass them on, so a default lives in ``crmrisk/settings.py`` alone. Import the module you need
+pass them on, so a default lives in ``crmrisk/settings/`` alone. Import the module you need
 (``crmrisk.wiring.clients``, ``.models``, ``.worker``, ``.replay``): each pulls in only its own
 clients.
 """
