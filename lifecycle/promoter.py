@@ -18,7 +18,7 @@ from crmrisk.lifecycle.announcements import ModelUpdate
 from crmrisk.lifecycle.journal import ANY, PointerChange
 from crmrisk.lifecycle.pointer import ModelPointer
 from crmrisk.lifecycle.registry import ModelRegistry, ModelVersion
-from crmrisk.lifecycle.trials import Trial, TrialEnd
+from crmrisk.lifecycle.trials import Trial, TrialEnd, TrialOutcome
 
 __all__ = ["ModelPromoter", "announcement_producer"]
 
@@ -105,7 +105,7 @@ class ModelPromoter:
     def end_trial(
         self,
         domain: str,
-        outcome: Literal["promoted", "rolled_back", "stopped"],
+        outcome: TrialOutcome,
         reason: str,
         *,
         version: str | None = None,

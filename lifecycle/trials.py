@@ -15,7 +15,10 @@ from typing import Literal
 
 from crmrisk.lifecycle.journal import PointerError, PointerJournal
 
-__all__ = ["Trial", "TrialEnd", "TrialJournal"]
+__all__ = ["Trial", "TrialEnd", "TrialJournal", "TrialOutcome"]
+
+# How a trial ends: its challenger promoted, rolled back (a guard failed), or stopped by hand.
+TrialOutcome = Literal["promoted", "rolled_back", "stopped"]
 
 
 @dataclass(frozen=True)
@@ -56,7 +59,7 @@ class TrialEnd:
     """How a trial ended: ``promoted``, ``rolled_back`` (by a rule) or ``stopped``."""
 
     trial: Trial
-    outcome: Literal["promoted", "rolled_back", "stopped"]
+    outcome: TrialOutcome
     ended_at: datetime
     reason: str
 
@@ -114,7 +117,7 @@ class TrialJournal:
     def end_trial(
         self,
         domain: str,
-        outcome: Literal["promoted", "rolled_back", "stopped"],
+        outcome: TrialOutcome,
         reason: str,
         *,
         version: str | None = None,

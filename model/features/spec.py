@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 __all__ = ["Encoding", "FeatureSpec", "FieldRole", "FieldValue", "NumericEncoding", "Transform"]
 
@@ -28,9 +28,9 @@ class FieldRole:
     transform: Transform = "auto"  # numeric only
 
     def __post_init__(self) -> None:
-        if self.encoding not in ("numeric", "categorical"):
+        if self.encoding not in get_args(Encoding):
             raise ValueError(f"field {self.name!r}: unknown encoding {self.encoding!r}")
-        if self.transform not in ("auto", "none", "signed_log1p"):
+        if self.transform not in get_args(Transform):
             raise ValueError(f"field {self.name!r}: unknown transform {self.transform!r}")
 
     def to_dict(self) -> dict[str, str]:

@@ -40,6 +40,7 @@ hand-written adapter's, byte for byte (``tests/training/datasets/test_builtin_di
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
@@ -167,13 +168,9 @@ def load(
     rules = GenericSpec.model_validate(document(include_duration, split, val))
     data = generic.load(rules, Path(data_dir), seed)
     groups = data.splits()
-    return DomainDataset(
-        domain=DOMAIN,
-        spec=data.spec,
-        train=data.train,
-        val=data.val,
-        test=data.test,
-        has_target=False,
+    # The generic loader's records and split, with this dataset's own account of them.
+    return replace(
+        data,
         info={
             "source": FILENAME,
             "split": _RULES[(split, val)],

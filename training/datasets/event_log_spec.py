@@ -41,6 +41,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 from crmrisk.model.features import FeatureSpec, FieldRole
+from crmrisk.model.features.spec import Encoding, Transform
 
 __all__ = [
     "ColumnLabel",
@@ -57,8 +58,6 @@ __all__ = [
 ]
 
 _FROZEN = ConfigDict(extra="forbid", frozen=True)
-Transform = Literal["auto", "none", "signed_log1p"]
-Encoding = Literal["numeric", "categorical"]
 SIGNED_AMOUNT = "signed_amount"
 _TEXTUAL = ("first", "last", "mode")
 

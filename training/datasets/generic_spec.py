@@ -80,6 +80,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 from crmrisk.model.features import FeatureSpec, FieldRole
+from crmrisk.model.features.spec import Encoding, Transform
 
 __all__ = [
     "ColumnRole",
@@ -97,11 +98,11 @@ _FROZEN = ConfigDict(extra="forbid", frozen=True)
 class ColumnRole(BaseModel):
     model_config = _FROZEN
 
-    type: Literal["numeric", "categorical"]
-    transform: Literal["auto", "none", "signed_log1p"] = "auto"
+    type: Encoding
+    transform: Transform = "auto"
 
 
-RoleLike = ColumnRole | Literal["numeric", "categorical"]
+RoleLike = ColumnRole | Encoding
 
 
 class SplitSpec(BaseModel):

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -181,12 +182,9 @@ def load(
         "lines": info["rows"],
         "invoices": info["events"],
     }
-    return DomainDataset(
-        domain=DOMAIN,
-        spec=data.spec,
-        train=data.train,
-        val=data.val,
-        test=data.test,
+    # The generic loader's records and split, with this dataset's own account of them.
+    return replace(
+        data,
         has_target=True,
         info=info,
     )

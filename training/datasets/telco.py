@@ -26,17 +26,16 @@ byte for byte (``tests/training/datasets/test_builtin_digests.py``).
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
-
 from crmrisk.training.datasets import generic
 from crmrisk.training.datasets.generic_spec import GenericSpec
-from crmrisk.training.datasets.records import CustomerRecord, DomainDataset
+from crmrisk.training.datasets.records import DomainDataset
 
-__all__ = ["DOCUMENT", "DOMAIN", "FILENAME", "GROUPS", "SNAPSHOT", "SPEC", "build_records", "load"]
+__all__ = ["DOCUMENT", "DOMAIN", "FILENAME", "GENERIC_SPEC", "GROUPS", "SNAPSHOT", "SPEC", "load"]
 
 DOMAIN = "telco"
 FILENAME = "telco_churn.csv.gz"
@@ -83,24 +82,15 @@ GENERIC_SPEC = GenericSpec.model_validate(DOCUMENT)
 SPEC = GENERIC_SPEC.feature_spec()
 
 
-def build_records(frame: pd.DataFrame) -> list[CustomerRecord]:
-    """One record per row (split "train" as a placeholder; ``load`` assigns splits)."""
-    return generic.build_records(GENERIC_SPEC, frame)[0]
-
-
 def load(data_dir: Path, seed: int = 0) -> DomainDataset:
     """Telco records split stratified 80/20 (test) then 80/20 (train/val) with ``seed``."""
     data = generic.load(GENERIC_SPEC, Path(data_dir), seed)
     blank = sum(
         r.events[5].fields["TotalCharges"] is None for r in (*data.train, *data.val, *data.test)
     )
-    return DomainDataset(
-        domain=DOMAIN,
-        spec=data.spec,
-        train=data.train,
-        val=data.val,
-        test=data.test,
-        has_target=False,
+    # The generic loader's records and split, with this dataset's own account of them.
+    return replace(
+        data,
         info={
             "source": FILENAME,
             "split": "random stratified: 20% test, then 20% of the rest validation",

@@ -9,10 +9,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from crmrisk.training.datasets import credit
+from crmrisk.training.datasets import credit, generic
 from crmrisk.training.datasets.arrays import fit_encoder, to_arrays
 
 DATA = Path(__file__).resolve().parents[3] / "data"
+
+
+def _records(frame):
+    """One record per row (split "train" until ``load`` assigns splits)."""
+    return generic.build_records(credit.GENERIC_SPEC, frame)[0]
 
 
 def _frame(rows: int = 300) -> pd.DataFrame:
@@ -21,7 +26,7 @@ def _frame(rows: int = 300) -> pd.DataFrame:
 
 def test_build_records__months_oldest_first_april_is_pay_6():
     frame = _frame(50)
-    records = credit.build_records(frame)
+    records = _records(frame)
     row = frame.iloc[0]
     events = records[0].events
     assert [e.event_time.strftime("%Y-%m") for e in events] == [
@@ -46,7 +51,7 @@ def test_build_records__undocumented_codes_are_explicit_categories():
     frame.loc[0, ["EDUCATION", "MARRIAGE"]] = [0, 0]
     frame.loc[1, ["EDUCATION", "MARRIAGE"]] = [5, 3]
     frame.loc[2, ["EDUCATION", "PAY_0"]] = [4, -2]
-    records = credit.build_records(frame)
+    records = _records(frame)
     assert [r.profile["EDUCATION"] for r in records[:3]] == [
         "other_unknown",
         "other_unknown",
@@ -57,14 +62,14 @@ def test_build_records__undocumented_codes_are_explicit_categories():
 
 
 def test_encoder__pay_status_is_categorical_and_numeric():
-    records = credit.build_records(_frame(300))
+    records = _records(_frame(300))
     encoder = fit_encoder(credit.SPEC, records)
     names = encoder.event_feature_names()
     assert {"pay_status=-2", "pay_status=-1", "pay_status=0", "pay_status"} <= set(names)
 
 
 def test_encoder__value_seen_only_in_test_maps_to_unknown():
-    records = credit.build_records(_frame(300))
+    records = _records(_frame(300))
     train, test = records[:250], records[250:]
     # a SEX code nobody in train has, present only in a test customer
     odd = test[0]

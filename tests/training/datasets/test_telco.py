@@ -8,10 +8,15 @@ import numpy as np
 import pandas as pd
 
 from crmrisk.stream.transform import window as serving_window
-from crmrisk.training.datasets import telco
+from crmrisk.training.datasets import generic, telco
 from crmrisk.training.datasets.arrays import fit_encoder, to_arrays
 
 DATA = Path(__file__).resolve().parents[3] / "data"
+
+
+def _records(frame):
+    """One record per row (split "train" until ``load`` assigns splits)."""
+    return generic.build_records(telco.GENERIC_SPEC, frame)[0]
 
 
 def _frame() -> pd.DataFrame:
@@ -22,7 +27,7 @@ def _frame() -> pd.DataFrame:
 
 def test_build_records__blank_total_charges_are_kept_as_missing():
     frame = _frame()
-    records = telco.build_records(frame)
+    records = _records(frame)
     assert len(records) == len(frame)
     blank = [r for r in records if r.events[-1].fields["TotalCharges"] is None]
     assert len(blank) == 11
@@ -37,7 +42,7 @@ def test_build_records__blank_total_charges_are_kept_as_missing():
 
 
 def test_build_records__groups_in_fixed_order_that_the_serving_store_keeps():
-    records = telco.build_records(_frame().head(20))
+    records = _records(_frame().head(20))
     expected = [kind for kind, _ in telco.GROUPS]
     for record in records:
         assert [e.kind for e in record.events] == expected
@@ -48,7 +53,7 @@ def test_build_records__groups_in_fixed_order_that_the_serving_store_keeps():
 
 def test_build_records__fields_and_label():
     frame = _frame().head(5)
-    record = telco.build_records(frame)[0]
+    record = _records(frame)[0]
     row = frame.iloc[0]
     fields = {k: v for e in record.events for k, v in e.fields.items()}
     assert fields["Contract"] == row["Contract"]
