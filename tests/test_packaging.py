@@ -85,9 +85,10 @@ def test_the_unpacked_wheel_imports_on_its_own(wheel, tmp_path):
         "        continue\n"
         "    raise SystemExit(f'a bare {bare!r} is importable')\n"
     )
-    # From an empty folder, so the checkout's own folders are not on the path.
+    # Isolated (-I: no PYTHONPATH, no current folder) and from an empty folder, so the
+    # checkout's own folders are not on the path.
     done = subprocess.run(
-        [sys.executable, "-c", probe, str(site)], cwd=tmp_path, capture_output=True, text=True
+        [sys.executable, "-I", "-c", probe, str(site)], cwd=tmp_path, capture_output=True, text=True
     )
     assert done.returncode == 0, done.stderr[-2000:]
 
