@@ -9,6 +9,7 @@ import logging
 
 import typer
 from rich.console import Console
+from rich.markup import escape  # a message is text: [brackets] in it are not markup
 from typer.core import TyperGroup
 
 from crmrisk.commands import (
@@ -44,7 +45,7 @@ class _Group(TyperGroup):
             if message is None or ctx.params.get("verbose"):
                 raise  # a bug, or asked for: the traceback
             Console(stderr=True, soft_wrap=True).print(
-                f"[red]Error:[/red] {message}", highlight=False, markup=True
+                f"[red]Error:[/red] {escape(message)}", highlight=False, markup=True
             )
             raise typer.Exit(EXIT_USER_ERROR) from None
 

@@ -35,10 +35,10 @@ import sklearn
 import torch
 from sklearn.metrics import roc_curve
 
-from benchmarks.tables.baselines import TUNING_TRIALS, fit_baseline, fit_lightgbm_quantiles, flatten
 from benchmarks.tables.efficiency import measure_efficiency
 from crmrisk.model import RiskModel
 from crmrisk.model.fused import fuse
+from crmrisk.training.baselines import TUNING_TRIALS, fit_baseline, fit_lightgbm_quantiles, flatten
 from crmrisk.training.crossfit import fit_model
 from crmrisk.training.data import Arrays, DomainData, subsample
 from crmrisk.training.evaluate import binary_metrics, quantile_metrics, score_split

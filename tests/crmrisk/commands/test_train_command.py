@@ -164,3 +164,41 @@ def test_train__device_cuda_trains_on_the_gpu(tmp_path, monkeypatch):
     result = CliRunner().invoke(app, [*args, "--out", str(tmp_path), "--device", "cuda"])
     assert result.exit_code == 0, result.output
     assert "training on cuda" in result.output
+
+
+def test_train_compare__prints_ours_beside_the_baselines_on_the_same_split(tmp_path, monkeypatch):
+    monkeypatch.setenv("RISK_TRAINING__DATA_DIR", str(DATA))
+    result = CliRunner().invoke(
+        app,
+        ["train", "--domain", "telco", "--epochs", "1", "--max-rows", "200", "--out",
+         str(tmp_path), "--threads", "1", "--compare", "--compare-trials", "2"],
+        terminal_width=120,
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    names = ("ours (qrcnn-lstm-cross)", "logistic_regression", "lightgbm_tuned")
+    rows = {name: next(line for line in lines if name in line and "│" in line) for name in names}
+    (saved,) = list((tmp_path / "versions" / "telco").glob("v*"))
+    _, manifest = load_checkpoint(saved)
+    ours_auc = float(rows["ours (qrcnn-lstm-cross)"].split("│")[2])
+    assert ours_auc == pytest.approx(manifest["metrics"]["test"]["auc"], abs=5e-5)
+    for name, line in rows.items():
+        auc, pr_auc, ece = (float(cell) for cell in line.split("│")[2:5])
+        assert 0.0 <= ece <= 1.0 and 0.0 <= pr_auc <= 1.0 and 0.0 <= auc <= 1.0, name
+    assert sum("*" in line for line in rows.values()) >= 1  # the best AUC is marked
+
+
+def test_train_compare__without_the_bench_extra_is_one_clear_line(tmp_path, monkeypatch):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "lightgbm" else real(name, *a)
+    )
+    result = CliRunner().invoke(
+        app, ["train", "--domain", "telco", "--out", str(tmp_path), "--compare"]
+    )
+    assert result.exit_code == 2
+    assert "pip install 'crmrisk[bench]'" in result.output
+    assert "nothing was trained" in result.output
+    assert not (tmp_path / "versions").exists()

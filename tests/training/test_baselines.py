@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from benchmarks.tables.baselines import BASELINES, fit_baseline, fit_lightgbm_quantiles, flatten
+from crmrisk.training.baselines import BASELINES, fit_baseline, fit_lightgbm_quantiles, flatten
 
 
 def _data(n, seed):

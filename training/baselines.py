@@ -1,4 +1,6 @@
-"""Classical baselines on the same splits as the neural models, fed flattened arrays.
+"""Classical baselines on the same splits as the neural models, fed flattened arrays: the
+paper's tables and ``crmrisk train --compare`` (LightGBM and Optuna come with the ``bench``
+extra and are imported when a LightGBM baseline is fitted).
 
 Each customer's padded event sequence ``[T, event_dim]`` is flattened (padding stays zero) and
 joined with the mask (so a tree can tell "no event" from "an event of zeros") and the profile.
@@ -26,7 +28,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import lightgbm as lgb
 import numpy as np
 from sklearn.ensemble import RandomForestClassifier
 from sklearn.linear_model import LogisticRegression
@@ -97,7 +98,14 @@ BASELINES: dict[str, Callable[[int, int], object] | None] = {
 }
 
 
-def _early_stopped(params: dict[str, Any], x_tr, y_tr, x_val, y_val) -> lgb.LGBMClassifier:
+def _lgb() -> Any:
+    import lightgbm
+
+    return lightgbm
+
+
+def _early_stopped(params: dict[str, Any], x_tr, y_tr, x_val, y_val) -> Any:
+    lgb = _lgb()
     model = lgb.LGBMClassifier(n_estimators=_MAX_TREES, verbose=-1, **params)
     model.fit(
         x_tr,
@@ -110,8 +118,8 @@ def _early_stopped(params: dict[str, Any], x_tr, y_tr, x_val, y_val) -> lgb.LGBM
     return model
 
 
-def _refit(params: dict[str, Any], trees: int, x, y) -> lgb.LGBMClassifier:
-    return lgb.LGBMClassifier(n_estimators=max(trees, 1), verbose=-1, **params).fit(x, y)
+def _refit(params: dict[str, Any], trees: int, x, y) -> Any:
+    return _lgb().LGBMClassifier(n_estimators=max(trees, 1), verbose=-1, **params).fit(x, y)
 
 
 def _suggest(trial: Any) -> dict[str, Any]:
@@ -205,6 +213,7 @@ def fit_lightgbm_quantiles(
     Each level's tree count is early-stopped on validation, then refitted on train + validation.
     The levels are fitted independently, so they can cross; they are reported as is.
     """
+    lgb = _lgb()
     x_all, t_all = np.concatenate([x_train, x_val]), np.concatenate([t_train, t_val])
     columns = []
     for tau in quantiles:

@@ -1,0 +1,93 @@
+"""Ours beside what a CRM team would otherwise run, on their data: ``crmrisk train --compare``.
+
+The same customers and the same split as the network just trained (same domain or spec, seed,
+options and subsample), fed to a logistic regression and a tuned LightGBM the way the paper's
+tables feed them (``training/baselines.py``: flattened arrays of the plain linear encoding;
+every choice made on validation, the final fit on train + validation). One row per model with
+test AUC, PR-AUC, ECE and training seconds, so the table answers "is the deep model worth
+running here?" with figures from the user's own rows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from crmrisk.training.baselines import TUNING_TRIALS, fit_baseline, flatten
+from crmrisk.training.data import load_data, subsample
+from crmrisk.training.evaluate import score_split
+from crmrisk.training.train_job import SavedModel, TrainJob
+
+__all__ = ["COMPARED", "ComparisonRow", "compare_with_baselines"]
+
+COMPARED = ("logistic_regression", "lightgbm_tuned")
+
+
+@dataclass(frozen=True)
+class ComparisonRow:
+    model: str
+    auc: float
+    pr_auc: float
+    ece: float
+    train_seconds: float
+    chosen: dict[str, Any] | None = None  # what the baseline decided on validation
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "model": self.model,
+            "auc": self.auc,
+            "pr_auc": self.pr_auc,
+            "ece": self.ece,
+            "train_seconds": self.train_seconds,
+            "chosen": self.chosen,
+        }
+
+
+def compare_with_baselines(
+    job: TrainJob,
+    ours: SavedModel,
+    trials: int = TUNING_TRIALS,
+    on_baseline: Callable[[str], None] | None = None,
+) -> list[ComparisonRow]:
+    """Rows for ``ours`` (its published test metrics) and each of ``COMPARED`` on ``job``'s split.
+
+    ``trials`` is the tuned LightGBM's Optuna budget (the tables use ``TUNING_TRIALS``);
+    ``on_baseline`` hears each baseline's name before it trains (a progress line).
+    """
+    test = ours.metrics["test"]
+    rows = [
+        ComparisonRow(
+            f"ours ({job.variant})", test["auc"], test["pr_auc"], test["ece"], ours.fit_seconds
+        )
+    ]
+    data = load_data(
+        job.domain, job.data_dir, job.seed, job.window, numeric="linear", **job.options
+    )
+    data = subsample(data, job.max_rows, job.seed)
+    flat = {
+        name: flatten(split.events, split.mask, split.profile)
+        for name, split in (("train", data.train), ("val", data.val), ("test", data.test))
+    }
+    for name in COMPARED:
+        if on_baseline is not None:
+            on_baseline(name)
+        result = fit_baseline(
+            name,
+            flat["train"],
+            data.train.label,
+            flat["val"],
+            data.val.label,
+            flat["test"],
+            seed=job.seed,
+            threads=job.threads,
+            trials=trials,
+        )
+        metrics = score_split(data.val.label, result.p_val, data.test.label, result.p_test)
+        test = metrics["test"]
+        rows.append(
+            ComparisonRow(
+                name, test["auc"], test["pr_auc"], test["ece"], result.train_seconds, result.params
+            )
+        )
+    return rows
