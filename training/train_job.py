@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -24,6 +24,7 @@ from crmrisk.training.crossfit import Fitted, fit_model
 from crmrisk.training.data import DomainData, TargetTransform, load_data, subsample
 from crmrisk.training.evaluate import quantile_metrics, score_split
 from crmrisk.training.fit import FitConfig, Prediction, predict, quantile_levels, seed_everything
+from crmrisk.training.tune import tune
 
 __all__ = ["SavedModel", "TrainJob", "evaluate", "train_domain"]
 
@@ -50,6 +51,7 @@ class TrainJob:
     max_rows: int | None = None
     options: Mapping[str, Any] = field(default_factory=dict)
     quantiles: tuple[float, ...] = (0.1, 0.5, 0.9)
+    tune_trials: int = 0  # > 0: tune on validation first (``training.tune``), that many trials
 
 
 @dataclass(frozen=True)
@@ -58,6 +60,7 @@ class SavedModel:
     version: str
     metrics: dict[str, Any]
     fit_seconds: float
+    tuning: dict[str, Any] | None = None  # ``Tuned.to_dict()`` when the job tuned first
 
 
 def evaluate(
@@ -101,23 +104,22 @@ def _json_safe(value: Any) -> Any:
     return value
 
 
-def train_domain(job: TrainJob, show_progress: bool = False) -> SavedModel:
+def train_domain(
+    job: TrainJob,
+    show_progress: bool = False,
+    on_trial: Callable[[int, float], None] | None = None,
+) -> SavedModel:
     """Load ``job.domain``, train ``job.variant``, evaluate, and publish it to the registry.
 
     The model becomes the next version (``v0001``, ``v0002`` ...) of the domain in the registry
     under ``job.models_dir``, the one store the workers and ``crmrisk models`` read; making it
     live is a separate step (``crmrisk train --promote`` or ``crmrisk models promote``).
+    With ``job.tune_trials`` the network and optimiser settings are tuned on validation first;
+    ``on_trial(number, val_auc)`` hears each trial.
     """
     data = load_data(job.domain, job.data_dir, job.seed, job.window, **job.options)
     data = subsample(data, job.max_rows, job.seed)
     with_quantiles = data.train.target is not None and bool(job.quantiles)
-    seed_everything(job.seed)
-    network = models.build(
-        job.variant,
-        event_dim=data.train.event_dim,
-        profile_dim=data.train.profile_dim,
-        quantiles=job.quantiles if with_quantiles else (),
-    )
     config = FitConfig(
         epochs=job.epochs,
         batch_size=job.batch_size,
@@ -127,6 +129,18 @@ def train_domain(job: TrainJob, show_progress: bool = False) -> SavedModel:
         monitor=job.monitor,
         target_transform=data.target_kind if with_quantiles else "none",
         device=job.device,
+    )
+    tuned = None
+    if job.tune_trials:
+        tuned = tune(data, job.variant, config, job.tune_trials, on_trial)
+        config = replace(config, learning_rate=tuned.learning_rate, weight_decay=tuned.weight_decay)
+    seed_everything(job.seed)
+    network = models.build(
+        job.variant,
+        event_dim=data.train.event_dim,
+        profile_dim=data.train.profile_dim,
+        quantiles=job.quantiles if with_quantiles else (),
+        **(tuned.overrides if tuned else {}),
     )
     log.info(
         "%s: %d train / %d val / %d test customers, event_dim %d, profile_dim %d",
@@ -164,10 +178,18 @@ def train_domain(job: TrainJob, show_progress: bool = False) -> SavedModel:
             "seed": job.seed,
             "max_rows": job.max_rows,
             "options": dict(job.options),
+            "weight_decay": config.weight_decay,
         },
     }
+    if tuned is not None:
+        manifest["tuning"] = tuned.to_dict()
+        manifest["training"]["learning_rate"] = config.learning_rate
     manifest["training"]["device"] = job.device
     entry = ModelRegistry(job.models_dir).publish(job.domain, network.cpu(), _json_safe(manifest))
     return SavedModel(
-        path=entry.path, version=entry.version, metrics=metrics, fit_seconds=fitted.seconds
+        path=entry.path,
+        version=entry.version,
+        metrics=metrics,
+        fit_seconds=fitted.seconds,
+        tuning=tuned.to_dict() if tuned else None,
     )

@@ -95,6 +95,16 @@ def train(
             "RISK_TRAINING__DEVICE, auto = CUDA when present).",
         ),
     ] = None,
+    tune: Annotated[
+        int | None,
+        typer.Option(
+            "--tune",
+            min=1,
+            help="Tune the network first: N Optuna trials on the validation split (widths, "
+            "dropout, learning rate, weight decay), each one member early-stopped on validation "
+            "AUC; the best goes into the final model and its manifest. Needs the bench extra.",
+        ),
+    ] = None,
     compare: Annotated[
         bool,
         typer.Option(
@@ -123,7 +133,7 @@ def train(
 
     from crmrisk.errors import UserError
     from crmrisk.model.devices import DeviceUnavailable, resolve_device
-    from crmrisk.training.train_job import TrainJob, train_domain
+    from crmrisk.training.train_job import TrainJob
 
     if (domain is None) == (spec is None):
         raise typer.BadParameter("give either --domain or --spec")
@@ -145,7 +155,9 @@ def train(
                 raise
             raise UserError(f"{message}. --promote needs both; nothing was trained") from exc
     if compare:  # asked before, not after, minutes of training
-        _require_bench_extra()
+        _require_bench_extra("--compare", ("lightgbm", "optuna"))
+    if tune:
+        _require_bench_extra("--tune", ("optuna",))
     torch.set_num_threads(threads)
     options: dict[str, object] = {}
     if include_duration:
@@ -172,9 +184,10 @@ def train(
         max_rows=max_rows,
         options=options,
         device=str(resolved),
+        tune_trials=tune or 0,
     )
     started = time.perf_counter()
-    saved = train_domain(job, show_progress=True)
+    saved = _train(job)
     wall = time.perf_counter() - started
     test = saved.metrics["test"]
     _console.print(
@@ -205,15 +218,45 @@ def train(
             ) from None
 
 
-def _require_bench_extra() -> None:
+def _train(job: TrainJob) -> SavedModel:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+
+    from crmrisk.training.train_job import train_domain
+
+    if not job.tune_trials:
+        return train_domain(job, show_progress=True)
+    columns = ("{task.description}", BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=_console) as bar:
+        task = bar.add_task("tuning on validation (best AUC -)", total=job.tune_trials)
+        best = [float("-inf")]
+
+        def on_trial(number: int, auc: float) -> None:
+            best[0] = max(best[0], auc)
+            bar.update(
+                task, advance=1, description=f"tuning on validation (best AUC {best[0]:.4f})"
+            )
+
+        saved = train_domain(job, show_progress=True, on_trial=on_trial)
+    tuned = saved.tuning or {}
+    chosen = ", ".join(f"{k} {v:.3g}" if isinstance(v, float) else f"{k} {v}"
+                       for k, v in tuned.get("overrides", {}).items())  # fmt: skip
+    _console.print(
+        f"tuned ({job.tune_trials} trials, best validation AUC {tuned.get('val_auc', 0):.4f}): "
+        f"{chosen}, learning rate {tuned.get('learning_rate', 0):.3g}, weight decay "
+        f"{tuned.get('weight_decay', 0):.3g} (in the manifest under 'tuning')"
+    )
+    return saved
+
+
+def _require_bench_extra(option: str, packages: tuple[str, ...]) -> None:
     from importlib.util import find_spec
 
     from crmrisk.errors import UserError
 
-    missing = [name for name in ("lightgbm", "optuna") if find_spec(name) is None]
+    missing = [name for name in packages if find_spec(name) is None]
     if missing:
         raise UserError(
-            f"--compare needs {' and '.join(missing)}: pip install 'crmrisk[bench]'; "
+            f"{option} needs {' and '.join(missing)}: pip install 'crmrisk[bench]'; "
             "nothing was trained"
         )
 

@@ -202,3 +202,25 @@ def test_train_compare__without_the_bench_extra_is_one_clear_line(tmp_path, monk
     assert "pip install 'crmrisk[bench]'" in result.output
     assert "nothing was trained" in result.output
     assert not (tmp_path / "versions").exists()
+
+
+def test_train_tune__tunes_on_validation_and_keeps_the_choice_in_the_manifest(
+    tmp_path, monkeypatch
+):
+    monkeypatch.setenv("RISK_TRAINING__DATA_DIR", str(DATA))
+    result = CliRunner().invoke(
+        app,
+        ["train", "--domain", "telco", "--epochs", "1", "--max-rows", "150", "--out",
+         str(tmp_path), "--threads", "1", "--tune", "2"],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "tuned (2 trials, best validation AUC" in result.output
+    (saved,) = list((tmp_path / "versions" / "telco").glob("v*"))
+    _, manifest = load_checkpoint(saved)
+    tuning = manifest["tuning"]
+    assert len(tuning["trials"]) == 2
+    assert tuning["val_auc"] == max(t["val_auc"] for t in tuning["trials"])
+    assert manifest["training"]["learning_rate"] == tuning["learning_rate"]
+    for name, value in tuning["overrides"].items():  # the final model is the chosen one
+        assert manifest["hyperparameters"][name] == value
+    assert manifest["hyperparameters"]["members"] == 3  # still cross-fitted
