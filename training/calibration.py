@@ -11,7 +11,11 @@ evaluation and the stream apply the very same numbers.
 - ``conformal_margin(low, high, y, coverage)``: conformalised quantile regression (Romano,
   Patterson & Candès 2019). With conformity scores ``E = max(low - y, y - high)`` the margin is
   their ``ceil((n + 1) * coverage) / n`` empirical quantile; ``[low - m, high + m]`` then covers a
-  new exchangeable row with probability >= ``coverage`` whatever the network learned.
+  new exchangeable row with probability >= ``coverage`` whatever the network learned. The margin
+  only widens (``m >= 0``): held-out rows come from the training period, and a fold that
+  over-covers there is no evidence that narrower intervals will cover the later rows served.
+  Measured on retail (the one dataset with quantiles): every seed's margin came out negative,
+  and narrowing cut test coverage from 77.9% to 72.8% (nominal 80%) and raised pinball loss.
 """
 
 from __future__ import annotations
@@ -64,4 +68,4 @@ def conformal_margin(low: np.ndarray, high: np.ndarray, y: np.ndarray, coverage:
     if n == 0:
         return 0.0
     level = min(1.0, math.ceil((n + 1) * coverage) / n)
-    return float(np.quantile(scores, level, method="higher"))
+    return max(0.0, float(np.quantile(scores, level, method="higher")))
