@@ -51,6 +51,7 @@ from crmrisk.model.features import FeatureSpec
 from crmrisk.training.datasets import generic
 from crmrisk.training.datasets.generic_spec import GenericSpec
 from crmrisk.training.datasets.records import CustomerRecord, DomainDataset
+from crmrisk.training.datasets.splits import RANDOM_STRATIFIED
 from crmrisk.training.datasets.tables import month_weekday_dates
 
 __all__ = ["DOMAIN", "FILENAME", "build_records", "contact_dates", "document", "load", "spec"]
@@ -69,8 +70,8 @@ _RULES = {
     ("time", "random"): (
         "time-ordered: first 80% of rows train (stratified 20% validation), last 20% test"
     ),
-    ("random", "tail"): "random stratified: 20% test, then 20% of the rest validation",
-    ("random", "random"): "random stratified: 20% test, then 20% of the rest validation",
+    ("random", "tail"): RANDOM_STRATIFIED,
+    ("random", "random"): RANDOM_STRATIFIED,
 }
 
 

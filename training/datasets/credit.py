@@ -36,6 +36,7 @@ from typing import Any
 from crmrisk.training.datasets import generic
 from crmrisk.training.datasets.generic_spec import GenericSpec
 from crmrisk.training.datasets.records import DomainDataset
+from crmrisk.training.datasets.splits import RANDOM_STRATIFIED
 
 __all__ = ["DOCUMENT", "DOMAIN", "FILENAME", "GENERIC_SPEC", "MONTHS", "SPEC", "load"]
 
@@ -119,7 +120,7 @@ def load(data_dir: Path, seed: int = 0) -> DomainDataset:
         data,
         info={
             "source": FILENAME,
-            "split": "random stratified: 20% test, then 20% of the rest validation",
+            "split": RANDOM_STRATIFIED,
             "seed": seed,
             "event_window": ["2005-04", "2005-09"],
             "as_of": AS_OF.isoformat(),

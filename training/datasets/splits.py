@@ -16,7 +16,10 @@ from collections.abc import Sequence
 import numpy as np
 from sklearn.model_selection import train_test_split
 
-__all__ = ["group_splits", "ordered_splits", "random_splits"]
+__all__ = ["RANDOM_STRATIFIED", "group_splits", "ordered_splits", "random_splits"]
+
+# How the built-in datasets with a random split describe it (``random_splits`` at 0.2, 0.2).
+RANDOM_STRATIFIED = "random stratified: 20% test, then 20% of the rest validation"
 
 
 def _stratify(labels: np.ndarray) -> np.ndarray | None:

@@ -34,6 +34,7 @@ from typing import Any
 from crmrisk.training.datasets import generic
 from crmrisk.training.datasets.generic_spec import GenericSpec
 from crmrisk.training.datasets.records import DomainDataset
+from crmrisk.training.datasets.splits import RANDOM_STRATIFIED
 
 __all__ = ["DOCUMENT", "DOMAIN", "FILENAME", "GENERIC_SPEC", "GROUPS", "SNAPSHOT", "SPEC", "load"]
 
@@ -88,12 +89,11 @@ def load(data_dir: Path, seed: int = 0) -> DomainDataset:
     blank = sum(
         r.events[5].fields["TotalCharges"] is None for r in (*data.train, *data.val, *data.test)
     )
-    # The generic loader's records and split, with this dataset's own account of them.
     return replace(
         data,
         info={
             "source": FILENAME,
-            "split": "random stratified: 20% test, then 20% of the rest validation",
+            "split": RANDOM_STRATIFIED,
             "seed": seed,
             "snapshot": SNAPSHOT.isoformat(),
             "total_charges_blank": blank,
