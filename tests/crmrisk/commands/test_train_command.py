@@ -211,7 +211,8 @@ def test_train_tune__tunes_on_validation_and_keeps_the_choice_in_the_manifest(
     result = CliRunner().invoke(
         app,
         ["train", "--domain", "telco", "--epochs", "1", "--max-rows", "150", "--out",
-         str(tmp_path), "--threads", "1", "--tune", "2"],
+         str(tmp_path), "--threads", "1", "--tune", "2", "--compare", "--compare-trials", "1"],
+        terminal_width=120,
     )  # fmt: skip
     assert result.exit_code == 0, result.output
     assert "tuned (2 trials, best validation AUC" in result.output
@@ -224,3 +225,9 @@ def test_train_tune__tunes_on_validation_and_keeps_the_choice_in_the_manifest(
     for name, value in tuning["overrides"].items():  # the final model is the chosen one
         assert manifest["hyperparameters"][name] == value
     assert manifest["hyperparameters"]["members"] == 3  # still cross-fitted
+    # --compare counts the tuning in ours' training seconds, as LightGBM's trials count in its.
+    row = next(
+        line for line in result.output.splitlines() if "ours (qrcnn-lstm-cross, tuned)" in line
+    )
+    tuning_seconds = sum(t["seconds"] for t in tuning["trials"])
+    assert float(row.split("│")[5]) >= tuning_seconds + manifest["metrics"]["fit_seconds"] - 0.1
