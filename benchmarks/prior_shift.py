@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import platform
-import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
@@ -28,13 +27,11 @@ import torch
 import typer
 from rich.progress import track
 
+from benchmarks.ours import train_ours
 from benchmarks.tables.experiments import PROTOCOLS
-from crmrisk import model as models
 from crmrisk.settings import Settings
-from crmrisk.training.crossfit import fit_model
-from crmrisk.training.data import load_data
 from crmrisk.training.evaluate import binary_metrics
-from crmrisk.training.fit import FitConfig, predict, seed_everything
+from crmrisk.training.fit import predict
 from crmrisk.training.prior_shift import adjusted_count, estimate_prior
 
 DEFAULT_PROTOCOLS = ("bank_time", "retail", "credit", "bank_random")
@@ -46,26 +43,13 @@ def _scores(y: np.ndarray, p: np.ndarray) -> dict[str, float]:
 
 
 def _one(protocol: str, seed: int, epochs: int, settings: Settings) -> dict:
-    adapter, options = PROTOCOLS[protocol]
-    t = settings.training
-    data = load_data(adapter, t.data_dir, seed, settings.redis.window, **options)
-    seed_everything(seed)
-    network = models.build(
-        settings.model.variant,
-        event_dim=data.train.event_dim,
-        profile_dim=data.train.profile_dim,
-        quantiles=(),
+    trained = train_ours(protocol, seed, epochs, settings)
+    network, data, fitted, seconds = (
+        trained.network,
+        trained.data,
+        trained.fitted,
+        trained.seconds,
     )
-    config = FitConfig(
-        epochs=epochs,
-        batch_size=t.batch_size,
-        learning_rate=t.learning_rate,
-        patience=t.patience,
-        seed=seed,
-    )
-    started = time.perf_counter()
-    fitted = fit_model(network, data.train, data.val, config, True)
-    seconds = time.perf_counter() - started
     p = predict(network, data.test).probability.astype(np.float64)
     y = data.test.label.astype(int)
     # The rate the calibration saw: cross-fitted members calibrate on train + validation.

@@ -23,6 +23,7 @@ import numpy as np
 import torch
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from sklearn.metrics import roc_auc_score
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from crmrisk.model import pinball_loss
 from crmrisk.model.devices import module_device
@@ -59,6 +60,9 @@ class FitConfig:
     # The target's scale in training units; None computes it from the training rows. Members
     # of one ensemble share the scale of all labelled rows, so their quantiles average.
     target_scale: float | None = None
+    # > 0: validate and keep an exponential moving average of the weights (decay per step)
+    # instead of the last step's; 0 keeps the plain weights. ``benchmarks/weight_averaging.py``.
+    ema_decay: float = 0.0
 
 
 @dataclass
@@ -193,6 +197,14 @@ def _val_score(
     return float(roc_auc_score(y, prob)), loss
 
 
+def _averaged(model: torch.nn.Module, decay: float) -> AveragedModel | None:
+    if not decay:
+        return None
+    if not 0.0 < decay < 1.0:
+        raise ValueError(f"ema_decay must be in (0, 1), got {decay}")
+    return AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=True)
+
+
 def fit(
     model: torch.nn.Module,
     train: Arrays,
@@ -217,7 +229,10 @@ def fit(
     target = _prepared_target(train, config, scale) if use_quantiles else None
     labels = train.label.astype(np.float32)
 
-    best_score, best_epoch, best_state = -math.inf, 0, copy.deepcopy(model.state_dict())
+    # The weights validated and kept: the model itself, or a moving average of its steps.
+    averaged = _averaged(model, config.ema_decay)
+    kept = averaged.module if averaged is not None else model
+    best_score, best_epoch, best_state = -math.inf, 0, copy.deepcopy(kept.state_dict())
     history: list[dict[str, float]] = []
     started = time.perf_counter()
     steps = -(-len(train) // config.batch_size)
@@ -249,10 +264,12 @@ def fit(
                 if config.grad_clip > 0:
                     torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
                 optimizer.step()
+                if averaged is not None:
+                    averaged.update_parameters(model)
                 total += float(loss.detach()) * len(index)
                 count += len(index)
                 progress.advance(task)
-            score, val_loss = _val_score(model, val, config, scale)
+            score, val_loss = _val_score(kept, val, config, scale)
             history.append(
                 {"epoch": epoch, "train_loss": total / count, "val_loss": val_loss, "val": score}
             )
@@ -260,7 +277,7 @@ def fit(
             log.debug("epoch %d train_loss=%.4f val=%.4f", epoch, total / count, score)
             if score > best_score + 1e-5:
                 best_score, best_epoch = score, epoch
-                best_state = copy.deepcopy(model.state_dict())
+                best_state = copy.deepcopy(kept.state_dict())
             elif epoch - best_epoch >= config.patience:
                 break
     model.load_state_dict(best_state)

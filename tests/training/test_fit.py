@@ -1,5 +1,7 @@
 """The fit loop: early stopping, seeding, quantile heads, the target transform, predict."""
 
+import copy
+
 import numpy as np
 import pytest
 import torch
@@ -80,3 +82,28 @@ def test_target_transform__log1p_clips_negative_spend():
     np.testing.assert_allclose(
         target_transform(np.array([-5.0, 0.0, np.e - 1]), "log1p"), [0.0, 0.0, 1.0]
     )
+
+
+def test_fit__ema_keeps_a_moving_average_of_the_weights(make_arrays):
+    torch.set_num_threads(1)
+    train, val = make_arrays(300, 0), make_arrays(100, 1)
+    plain = _small()
+    nearly_plain, averaged = copy.deepcopy(plain), copy.deepcopy(plain)  # one initialisation
+    fit(plain, train, val, _config(epochs=3, patience=5))
+    # A decay of ~0 averages nothing: the very weights of the plain fit (no RNG is consumed).
+    fit(nearly_plain, train, val, _config(epochs=3, patience=5, ema_decay=1e-12))
+    result = fit(averaged, train, val, _config(epochs=3, patience=5, ema_decay=0.9))
+    for a, b in zip(plain.state_dict().values(), nearly_plain.state_dict().values(), strict=True):
+        assert torch.allclose(a.float(), b.float(), atol=1e-6)
+    assert any(
+        not torch.allclose(a.float(), b.float(), atol=1e-4)
+        for a, b in zip(plain.state_dict().values(), averaged.state_dict().values(), strict=True)
+    )
+    # What was validated is what is kept.
+    auc = roc_auc_score(val.label, predict(averaged, val).probability)
+    assert auc == pytest.approx(result.best_score, abs=1e-6)
+
+
+def test_fit__refuses_a_decay_outside_0_1(make_arrays):
+    with pytest.raises(ValueError, match="ema_decay"):
+        fit(_small(), make_arrays(20, 0), make_arrays(20, 1), _config(epochs=1, ema_decay=1.5))
