@@ -52,6 +52,7 @@ class TrainJob:
     options: Mapping[str, Any] = field(default_factory=dict)
     quantiles: tuple[float, ...] = (0.1, 0.5, 0.9)
     tune_trials: int = 0  # > 0: tune on validation first (``training.tune``), that many trials
+    ema_decay: float = 0.0  # > 0: keep a moving average of the weights (``FitConfig.ema_decay``)
 
 
 @dataclass(frozen=True)
@@ -129,6 +130,7 @@ def train_domain(
         monitor=job.monitor,
         target_transform=data.target_kind if with_quantiles else "none",
         device=job.device,
+        ema_decay=job.ema_decay,
     )
     tuned = None
     if job.tune_trials:
@@ -179,6 +181,7 @@ def train_domain(
             "max_rows": job.max_rows,
             "options": dict(job.options),
             "weight_decay": config.weight_decay,
+            "ema_decay": config.ema_decay,
         },
     }
     if tuned is not None:

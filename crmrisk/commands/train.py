@@ -185,6 +185,7 @@ def train(
         options=options,
         device=str(resolved),
         tune_trials=tune or 0,
+        ema_decay=settings.training.ema_decay,
     )
     started = time.perf_counter()
     saved = _train(job)

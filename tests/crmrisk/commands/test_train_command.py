@@ -231,3 +231,17 @@ def test_train_tune__tunes_on_validation_and_keeps_the_choice_in_the_manifest(
     )
     tuning_seconds = sum(t["seconds"] for t in tuning["trials"])
     assert float(row.split("│")[5]) >= tuning_seconds + manifest["metrics"]["fit_seconds"] - 0.1
+
+
+def test_train__ema_decay_from_the_environment_reaches_the_fit(tmp_path, monkeypatch):
+    monkeypatch.setenv("RISK_TRAINING__DATA_DIR", str(DATA))
+    monkeypatch.setenv("RISK_TRAINING__EMA_DECAY", "0.9")
+    result = CliRunner().invoke(
+        app,
+        ["train", "--domain", "telco", "--epochs", "1", "--max-rows", "150", "--out",
+         str(tmp_path), "--threads", "1"],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    (saved,) = list((tmp_path / "versions" / "telco").glob("v*"))
+    _, manifest = load_checkpoint(saved)
+    assert manifest["training"]["ema_decay"] == 0.9
