@@ -1,11 +1,20 @@
 """The paper's network trained on one protocol and seed as the tables train it, for the
-benchmarks that study one step after training (prior shift, weight averaging)."""
+benchmarks that study one step after training (prior shift, weight averaging), and how those
+benchmarks check their protocols, summarise their runs and write their results file."""
 
 from __future__ import annotations
 
+import json
+import platform
 import time
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
+
+import numpy as np
+import typer
 
 from benchmarks.tables.experiments import PROTOCOLS
 from crmrisk import model as models
@@ -14,7 +23,7 @@ from crmrisk.training.crossfit import Fitted, fit_model
 from crmrisk.training.data import DomainData, load_data
 from crmrisk.training.fit import FitConfig, seed_everything
 
-__all__ = ["Trained", "train_ours"]
+__all__ = ["Trained", "check_protocols", "mean_std", "train_ours", "write_results"]
 
 
 @dataclass(frozen=True)
@@ -53,3 +62,41 @@ def train_ours(
     started = time.perf_counter()
     fitted = fit_model(network, data.train, data.val, config, True)
     return Trained(network, data, fitted, time.perf_counter() - started)
+
+
+def check_protocols(chosen: Sequence[str] | None, default: Sequence[str]) -> tuple[str, ...]:
+    """``chosen`` (or ``default``), each a protocol of the tables; else one clear CLI error."""
+    names = tuple(chosen or default)
+    unknown = [p for p in names if p not in PROTOCOLS]
+    if unknown:
+        raise typer.BadParameter(f"unknown protocol(s) {unknown}; known: {', '.join(PROTOCOLS)}")
+    return names
+
+
+def mean_std(runs: Sequence[dict], keys: Iterable[str]) -> dict[str, dict[str, float]]:
+    """Mean and (population) standard deviation of each of ``keys`` over ``runs``."""
+    return {
+        key: {
+            "mean": float(np.mean([r[key] for r in runs])),
+            "std": float(np.std([r[key] for r in runs])),
+        }
+        for key in keys
+    }
+
+
+def write_results(
+    out: Path, doc: str, module: str, threads: int, epochs: int, summary: dict, runs: list
+) -> dict:
+    """The results file every such benchmark writes: what, how, when, where, then the figures."""
+    result = {
+        "what": doc.split("\n\n")[0],
+        "command": f"python -m {module}",
+        "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": {"python": platform.python_version(), "torch_threads": threads},
+        "epochs": epochs,
+        "summary": summary,
+        "runs": runs,
+    }
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=1))
+    return result

@@ -16,9 +16,6 @@ with a random split (no shift) are the control, where the correction must not hu
 
 from __future__ import annotations
 
-import json
-import platform
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
 
@@ -27,8 +24,7 @@ import torch
 import typer
 from rich.progress import track
 
-from benchmarks.ours import train_ours
-from benchmarks.tables.experiments import PROTOCOLS
+from benchmarks.ours import check_protocols, mean_std, train_ours, write_results
 from crmrisk.settings import Settings
 from crmrisk.training.evaluate import binary_metrics
 from crmrisk.training.fit import predict
@@ -94,26 +90,12 @@ def _one(protocol: str, seed: int, epochs: int, settings: Settings) -> dict:
 
 
 def _summary(runs: list[dict]) -> dict:
+    keys = ("ece_before", "ece_em", "ece_adjusted_count", "auc", "train_rate", "test_rate",
+            "rate_em", "rate_adjusted_count")  # fmt: skip
     out = {}
     for protocol in dict.fromkeys(r["protocol"] for r in runs):
         mine = [r for r in runs if r["protocol"] == protocol]
-        out[protocol] = {
-            key: {
-                "mean": float(np.mean([r[key] for r in mine])),
-                "std": float(np.std([r[key] for r in mine])),
-            }
-            for key in (
-                "ece_before",
-                "ece_em",
-                "ece_adjusted_count",
-                "auc",
-                "train_rate",
-                "test_rate",
-                "rate_em",
-                "rate_adjusted_count",
-            )
-        }
-        out[protocol]["seeds"] = len(mine)
+        out[protocol] = {**mean_std(mine, keys), "seeds": len(mine)}
     return out
 
 
@@ -129,23 +111,11 @@ def main(
     """ECE of the paper's network before and after the prior-shift correction."""
     torch.set_num_threads(threads)
     settings = Settings()
-    chosen = tuple(protocols or DEFAULT_PROTOCOLS)
-    unknown = [p for p in chosen if p not in PROTOCOLS]
-    if unknown:
-        raise typer.BadParameter(f"unknown protocol(s) {unknown}; known: {', '.join(PROTOCOLS)}")
+    chosen = check_protocols(protocols, DEFAULT_PROTOCOLS)
     jobs = [(p, s) for p in chosen for s in range(seeds)]
     runs = [_one(p, s, epochs, settings) for p, s in track(jobs, description="prior shift")]
-    result = {
-        "what": __doc__.split("\n\n")[0],
-        "command": "python -m benchmarks.prior_shift",
-        "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": {"python": platform.python_version(), "torch_threads": threads},
-        "epochs": epochs,
-        "summary": _summary(runs),
-        "runs": runs,
-    }
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=1))
+    summary = _summary(runs)
+    result = write_results(out, __doc__, __spec__.name, threads, epochs, summary, runs)
     for protocol, s in result["summary"].items():
         print(
             f"{protocol:12s} ECE {s['ece_before']['mean']:.3f} -> EM {s['ece_em']['mean']:.3f}, "

@@ -12,18 +12,14 @@ cross-fitted members); test AUC and ECE are reported beside it, not used to deci
 
 from __future__ import annotations
 
-import json
-import platform
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
 
-import numpy as np
 import torch
 import typer
 from rich.progress import track
 
-from benchmarks.ours import train_ours
+from benchmarks.ours import check_protocols, mean_std, train_ours, write_results
 from crmrisk.settings import Settings
 from crmrisk.training.evaluate import score_split
 from crmrisk.training.fit import predict
@@ -54,11 +50,8 @@ def _summary(runs: list[dict]) -> dict:
         out[protocol] = {}
         for decay in sorted({r["ema_decay"] for r in runs}):
             mine = [r for r in runs if r["protocol"] == protocol and r["ema_decay"] == decay]
-            out[protocol][str(decay)] = {
-                key: {"mean": float(np.mean([r[key] for r in mine])),
-                      "std": float(np.std([r[key] for r in mine]))}
-                for key in ("val_auc", "test_auc", "test_ece", "train_seconds")
-            }  # fmt: skip
+            keys = ("val_auc", "test_auc", "test_ece", "train_seconds")
+            out[protocol][str(decay)] = mean_std(mine, keys)
     return out
 
 
@@ -77,20 +70,11 @@ def main(
         raise typer.BadParameter(f"--decay must be in (0, 1), got {decay}")
     torch.set_num_threads(threads)
     settings = Settings()
-    jobs = [(p, s, d) for p in (protocols or DEFAULT_PROTOCOLS) for s in range(seeds)
-            for d in (0.0, decay)]  # fmt: skip
+    chosen = check_protocols(protocols, DEFAULT_PROTOCOLS)
+    jobs = [(p, s, d) for p in chosen for s in range(seeds) for d in (0.0, decay)]
     runs = [_one(p, s, epochs, d, settings) for p, s, d in track(jobs, description="EMA")]
-    result = {
-        "what": __doc__.split("\n\n")[0],
-        "command": "python -m benchmarks.weight_averaging",
-        "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": {"python": platform.python_version(), "torch_threads": threads},
-        "epochs": epochs,
-        "summary": _summary(runs),
-        "runs": runs,
-    }
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=1))
+    summary = _summary(runs)
+    result = write_results(out, __doc__, __spec__.name, threads, epochs, summary, runs)
     for protocol, by_decay in result["summary"].items():
         cells = [
             f"decay {d}: val {s['val_auc']['mean']:.4f} test {s['test_auc']['mean']:.4f} "

@@ -36,13 +36,18 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.tree import DecisionTreeClassifier
 
+from crmrisk.training.data import DomainData
+from crmrisk.training.evaluate import score_split
+
 __all__ = [
     "BASELINES",
     "TUNING_TRIALS",
     "BaselineResult",
     "fit_baseline",
     "fit_lightgbm_quantiles",
+    "fit_on_splits",
     "flatten",
+    "flatten_splits",
 ]
 
 log = logging.getLogger(__name__)
@@ -63,6 +68,14 @@ def flatten(events: np.ndarray, mask: np.ndarray, profile: np.ndarray) -> np.nda
         [zeroed.reshape(len(events), -1), mask.astype(np.float32), np.asarray(profile, np.float32)],
         axis=1,
     )
+
+
+def flatten_splits(data: DomainData) -> dict[str, np.ndarray]:
+    """``flatten`` of each of ``data``'s three splits, by split name."""
+    return {
+        name: flatten(split.events, split.mask, split.profile)
+        for name, split in (("train", data.train), ("val", data.val), ("test", data.test))
+    }
 
 
 @dataclass(frozen=True)
@@ -237,3 +250,27 @@ def fit_lightgbm_quantiles(
         final = lgb.LGBMRegressor(n_estimators=trees, **params).fit(x_all, t_all)
         columns.append(final.predict(x_test))
     return np.stack(columns, axis=1)
+
+
+def fit_on_splits(
+    name: str,
+    data: DomainData,
+    flat: dict[str, np.ndarray],
+    seed: int,
+    threads: int = 1,
+    trials: int = TUNING_TRIALS,
+) -> tuple[BaselineResult, dict[str, dict[str, float]]]:
+    """``fit_baseline`` on ``data``'s splits (``flat``: ``flatten_splits(data)``), and its
+    validation and test metrics at the threshold chosen on validation."""
+    result = fit_baseline(
+        name,
+        flat["train"],
+        data.train.label,
+        flat["val"],
+        data.val.label,
+        flat["test"],
+        seed=seed,
+        threads=threads,
+        trials=trials,
+    )
+    return result, score_split(data.val.label, result.p_val, data.test.label, result.p_test)

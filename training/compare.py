@@ -14,9 +14,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from crmrisk.training.baselines import TUNING_TRIALS, fit_baseline, flatten
+from crmrisk.training.baselines import TUNING_TRIALS, fit_on_splits, flatten_splits
 from crmrisk.training.data import load_data, subsample
-from crmrisk.training.evaluate import score_split
 from crmrisk.training.train_job import SavedModel, TrainJob
 
 __all__ = ["COMPARED", "ComparisonRow", "compare_with_baselines"]
@@ -65,25 +64,11 @@ def compare_with_baselines(
         job.domain, job.data_dir, job.seed, job.window, numeric="linear", **job.options
     )
     data = subsample(data, job.max_rows, job.seed)
-    flat = {
-        name: flatten(split.events, split.mask, split.profile)
-        for name, split in (("train", data.train), ("val", data.val), ("test", data.test))
-    }
+    flat = flatten_splits(data)
     for name in COMPARED:
         if on_baseline is not None:
             on_baseline(name)
-        result = fit_baseline(
-            name,
-            flat["train"],
-            data.train.label,
-            flat["val"],
-            data.val.label,
-            flat["test"],
-            seed=job.seed,
-            threads=job.threads,
-            trials=trials,
-        )
-        metrics = score_split(data.val.label, result.p_val, data.test.label, result.p_test)
+        result, metrics = fit_on_splits(name, data, flat, job.seed, job.threads, trials)
         test = metrics["test"]
         rows.append(
             ComparisonRow(

@@ -38,7 +38,12 @@ from sklearn.metrics import roc_curve
 from benchmarks.tables.efficiency import measure_efficiency
 from crmrisk.model import RiskModel
 from crmrisk.model.fused import fuse
-from crmrisk.training.baselines import TUNING_TRIALS, fit_baseline, fit_lightgbm_quantiles, flatten
+from crmrisk.training.baselines import (
+    TUNING_TRIALS,
+    fit_lightgbm_quantiles,
+    fit_on_splits,
+    flatten_splits,
+)
 from crmrisk.training.crossfit import fit_model
 from crmrisk.training.data import Arrays, DomainData, subsample
 from crmrisk.training.evaluate import binary_metrics, quantile_metrics, score_split
@@ -368,10 +373,7 @@ def run_tables(
                     if not spec.calibrate:  # (trained without calibration: the same numbers)
                         rec = _uncalibrated(rec)
                 else:
-                    if not flat:
-                        for split in ("train", "val", "test"):
-                            a = getattr(data, split)
-                            flat[split] = flatten(a.events, a.mask, a.profile)
+                    flat = flat or flatten_splits(data)
                     rec, p_test = _classical(name, data, flat, seed, table, config, quantiles)
                 rec.update(
                     key=key,
@@ -399,18 +401,7 @@ def _classical(
     config: BenchConfig,
     quantiles: Sequence[float],
 ) -> tuple[dict[str, Any], np.ndarray]:
-    result = fit_baseline(
-        name,
-        flat["train"],
-        data.train.label,
-        flat["val"],
-        data.val.label,
-        flat["test"],
-        seed=seed,
-        threads=config.threads,
-        trials=config.tuning_trials,
-    )
-    rec = score_split(data.val.label, result.p_val, data.test.label, result.p_test)
+    result, rec = fit_on_splits(name, data, dict(flat), seed, config.threads, config.tuning_trials)
     rec["train_seconds"] = result.train_seconds
     if result.params:
         rec["chosen_on_validation"] = result.params
