@@ -23,7 +23,14 @@ from crmrisk.training.crossfit import Fitted, fit_model
 from crmrisk.training.data import DomainData, load_data
 from crmrisk.training.fit import FitConfig, seed_everything
 
-__all__ = ["Trained", "check_protocols", "mean_std", "train_ours", "write_results"]
+__all__ = [
+    "Trained",
+    "check_protocols",
+    "mean_std",
+    "summarise",
+    "train_ours",
+    "write_results",
+]
 
 
 @dataclass(frozen=True)
@@ -35,10 +42,16 @@ class Trained:
 
 
 def train_ours(
-    protocol: str, seed: int, epochs: int, settings: Settings, **fit_options: Any
+    protocol: str,
+    seed: int,
+    epochs: int,
+    settings: Settings,
+    network_options: dict[str, Any] | None = None,
+    **fit_options: Any,
 ) -> Trained:
     """Cross-fitted members, Platt-calibrated out-of-fold (``fit_model``), no quantile heads;
-    ``fit_options`` override ``FitConfig`` fields (e.g. ``ema_decay``)."""
+    ``network_options`` override ``RiskModelConfig`` fields (e.g. ``head_members``),
+    ``fit_options`` ``FitConfig`` fields (e.g. ``ema_decay``)."""
     if protocol not in PROTOCOLS:
         raise ValueError(f"unknown protocol {protocol!r}; known: {', '.join(PROTOCOLS)}")
     adapter, options = PROTOCOLS[protocol]
@@ -50,6 +63,7 @@ def train_ours(
         event_dim=data.train.event_dim,
         profile_dim=data.train.profile_dim,
         quantiles=(),
+        **(network_options or {}),
     )
     config = FitConfig(
         epochs=epochs,
@@ -82,6 +96,17 @@ def mean_std(runs: Sequence[dict], keys: Iterable[str]) -> dict[str, dict[str, f
         }
         for key in keys
     }
+
+
+def summarise(runs: Sequence[dict], arm: str, keys: Iterable[str]) -> dict:
+    """``{protocol: {str(arm value): mean_std(...)}}``: each protocol's runs per arm."""
+    out: dict = {}
+    for protocol in dict.fromkeys(r["protocol"] for r in runs):
+        out[protocol] = {}
+        for value in sorted({r[arm] for r in runs}):
+            mine = [r for r in runs if r["protocol"] == protocol and r[arm] == value]
+            out[protocol][str(value)] = mean_std(mine, keys)
+    return out
 
 
 def write_results(

@@ -19,7 +19,7 @@ import torch
 import typer
 from rich.progress import track
 
-from benchmarks.ours import check_protocols, mean_std, train_ours, write_results
+from benchmarks.ours import check_protocols, summarise, train_ours, write_results
 from crmrisk.settings import Settings
 from crmrisk.training.evaluate import score_split
 from crmrisk.training.fit import predict
@@ -44,17 +44,6 @@ def _one(protocol: str, seed: int, epochs: int, decay: float, settings: Settings
     }
 
 
-def _summary(runs: list[dict]) -> dict:
-    out: dict = {}
-    for protocol in dict.fromkeys(r["protocol"] for r in runs):
-        out[protocol] = {}
-        for decay in sorted({r["ema_decay"] for r in runs}):
-            mine = [r for r in runs if r["protocol"] == protocol and r["ema_decay"] == decay]
-            keys = ("val_auc", "test_auc", "test_ece", "train_seconds")
-            out[protocol][str(decay)] = mean_std(mine, keys)
-    return out
-
-
 def main(
     protocols: Annotated[
         list[str] | None, typer.Option("--protocols", help="Protocols (default: 4); repeat.")
@@ -73,7 +62,8 @@ def main(
     chosen = check_protocols(protocols, DEFAULT_PROTOCOLS)
     jobs = [(p, s, d) for p in chosen for s in range(seeds) for d in (0.0, decay)]
     runs = [_one(p, s, epochs, d, settings) for p, s, d in track(jobs, description="EMA")]
-    summary = _summary(runs)
+    keys = ("val_auc", "test_auc", "test_ece", "train_seconds")
+    summary = summarise(runs, "ema_decay", keys)
     result = write_results(out, __doc__, __spec__.name, threads, epochs, summary, runs)
     for protocol, by_decay in result["summary"].items():
         cells = [

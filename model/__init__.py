@@ -12,7 +12,7 @@ the parts the ablations swap in in ``model/ablations.py``, named variants in ``m
 
 from crmrisk.model.config import RiskModelConfig
 from crmrisk.model.features import FeatureEncoder, FeatureSpec, FieldRole
-from crmrisk.model.losses import pinball_loss, risk_loss
+from crmrisk.model.losses import head_loss, pinball_loss, risk_loss
 from crmrisk.model.network import RiskModel, RiskOutput
 from crmrisk.model.variants import DEFAULT_VARIANT, VARIANTS, Variant, build, variants_in
 
@@ -27,6 +27,7 @@ __all__ = [
     "RiskOutput",
     "Variant",
     "build",
+    "head_loss",
     "pinball_loss",
     "risk_loss",
     "variants_in",

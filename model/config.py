@@ -48,10 +48,12 @@ class RiskModelConfig:
     head_hidden: int = 32
     dropout: float = 0.1
     members: int = 3  # networks averaged in logit space (one per cross-fitting fold)
+    # Heads per network trained as an ensemble in one pass (``RiskHeads``); 1 = a plain head.
+    head_members: int = 1
 
     def __post_init__(self) -> None:
         names = ("event_dim", "channels", "hidden", "d_k", "heads", "regions", "head_hidden")
-        for name in (*names, "members"):
+        for name in (*names, "members", "head_members"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name}={getattr(self, name)} must be >= 1")
         if self.profile_dim < 0:
@@ -78,6 +80,8 @@ class RiskModelConfig:
         unknown = sorted(set(d) - known)
         if unknown:
             raise ValueError(f"unknown RiskModelConfig fields: {unknown}")
+        # A config saved before in-network heads existed had one head, whatever today's default.
+        d = {"head_members": 1, **d}
         return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items()})
 
 

@@ -92,27 +92,26 @@ class FusedMembers(nn.Module):
         register("k_bias", torch.cat([m.attention.w_kv.bias[:d] for m in members]))
         register("v_weight", torch.block_diag(*[m.attention.w_kv.weight[d:] for m in members]))
         register("v_bias", torch.cat([m.attention.w_kv.bias[d:] for m in members]))
-        # Heads: each member's hidden layer reads its own [last state, context, summary, query].
+        # Heads: each member's hidden layer (its in-network heads side by side, ``stacked``)
+        # reads its own [last state, context, summary, query].
         parts = (c.hidden, d, s, c.profile_hidden)
-        width, hidden = sum(parts), c.head_hidden
+        width, hidden = sum(parts), c.head_members * c.head_hidden
+        stacked = [m.heads.stacked() for m in members]
         head = torch.zeros(k * hidden, k * width, **like)
-        for j, m in enumerate(members):
-            w = m.heads.hidden[0].weight  # (hidden, width)
+        for j, w in enumerate(stacked):
             src, dst = 0, 0
             for size in parts:
                 head[j * hidden : (j + 1) * hidden, dst + j * size : dst + (j + 1) * size] = w[
-                    :, src : src + size
-                ]
+                    "hidden_weight"
+                ][:, src : src + size]
                 src, dst = src + size, dst + k * size
         register("hidden_weight", head)
-        register("hidden_bias", torch.cat([m.heads.hidden[0].bias for m in members]))
-        register("logit_weight", torch.block_diag(*[m.heads.logit.weight for m in members]))
-        register("logit_bias", torch.cat([m.heads.logit.bias for m in members]))
+        register("hidden_bias", torch.cat([w["hidden_bias"] for w in stacked]))
+        register("logit_weight", torch.block_diag(*[w["logit_weight"] for w in stacked]))
+        register("logit_bias", torch.cat([w["logit_bias"] for w in stacked]))
         if self.quantile_count:
-            register(
-                "quantile_weight", torch.block_diag(*[m.heads.quantiles.weight for m in members])
-            )
-            register("quantile_bias", torch.cat([m.heads.quantiles.bias for m in members]))
+            register("quantile_weight", torch.block_diag(*[w["quantile_weight"] for w in stacked]))
+            register("quantile_bias", torch.cat([w["quantile_bias"] for w in stacked]))
         register("calibration", model.calibration)
         register("interval_margin", model.interval_margin)
 
@@ -172,14 +171,18 @@ class FusedMembers(nn.Module):
         context = torch.einsum("bht,bthd->bhd", attended, values).flatten(1)  # (B, K d)
         representation = torch.cat([last_state(states, lengths), context, summary, query], -1)
         hidden = F.gelu(F.linear(representation, self.hidden_weight, self.hidden_bias))
-        logit = F.linear(hidden, self.logit_weight, self.logit_bias).mean(dim=1)  # (B,)
+        # Every member has the same number of heads, so the mean over all K k heads is the
+        # members' mean of their heads' means, as ``RiskModel`` computes it.
+        head_logits = F.linear(hidden, self.logit_weight, self.logit_bias)  # (B, K k)
+        logit = head_logits.mean(dim=1)  # (B,)
         quantiles = None
         if self.quantile_count:
             raw = F.linear(hidden, self.quantile_weight, self.quantile_bias)
-            raw = raw.unflatten(-1, (k, self.quantile_count))  # (B, K, Q)
+            raw = raw.unflatten(-1, (-1, self.quantile_count))  # (B, K k, Q)
             quantiles = non_crossing(raw).mean(dim=1)
         attention = attended.mean(dim=1)
-        return calibrate(logit, quantiles, attention, self.calibration, self.interval_margin)
+        margin = self.interval_margin
+        return calibrate(logit, quantiles, attention, self.calibration, margin, head_logits)
 
 
 def fuse(model: RiskModel) -> FusedMembers | None:

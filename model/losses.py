@@ -9,7 +9,7 @@ import torch.nn.functional as F
 
 from crmrisk.model.network import RiskOutput
 
-__all__ = ["pinball_loss", "risk_loss"]
+__all__ = ["head_loss", "pinball_loss", "risk_loss"]
 
 
 def pinball_loss(
@@ -37,6 +37,17 @@ def pinball_loss(
     return (loss * weight).sum() / (weight.sum() * len(quantiles)).clamp(min=1)
 
 
+def head_loss(
+    output: RiskOutput, label: torch.Tensor, pos_weight: torch.Tensor | None = None
+) -> torch.Tensor:
+    """Binary cross-entropy of each in-network head's own logit, averaged over the heads, so
+    each head of an ensemble (``RiskHeads`` with ``k > 1``) learns on its own; with one head
+    (or only the averaged logit) it is plain BCE on the risk logit."""
+    logits = output.head_logits if output.head_logits is not None else output.logit[:, None]
+    label = label.to(logits.dtype)[:, None].expand_as(logits)
+    return F.binary_cross_entropy_with_logits(logits, label, pos_weight=pos_weight)
+
+
 def risk_loss(
     output: RiskOutput,
     label: torch.Tensor,
@@ -53,9 +64,7 @@ def risk_loss(
     weight = None
     if pos_weight is not None:
         weight = torch.as_tensor(pos_weight, dtype=output.logit.dtype, device=output.logit.device)
-    loss = F.binary_cross_entropy_with_logits(
-        output.logit, label.to(output.logit.dtype), pos_weight=weight
-    )
+    loss = head_loss(output, label, weight)
     if target is not None and output.quantiles is not None:
         loss = loss + quantile_weight * pinball_loss(output.quantiles, target, quantiles)
     return loss

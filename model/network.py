@@ -68,6 +68,9 @@ class RiskOutput(NamedTuple):
     probability: torch.Tensor  # (B,) sigmoid(logit)
     quantiles: torch.Tensor | None  # (B, Q) non-decreasing along Q; None without quantile heads
     attention: torch.Tensor  # (B, T) weights over events: 0 on padding, sum 1 over real events
+    # (B, K k) every in-network head's own logit, member-major (training averages their losses;
+    # ``logit`` is their mean); None where a caller built an output without them.
+    head_logits: torch.Tensor | None = None
 
 
 # -- 1. QRCNN -----------------------------------------------------------------------------------
@@ -273,25 +276,81 @@ def non_crossing(raw: torch.Tensor) -> torch.Tensor:
 
 
 class RiskHeads(nn.Module):
-    """Representation ``(B, D)`` -> risk logit ``(B,)`` and quantiles ``(B, Q)`` or ``None``.
+    """Representation ``(B, D)`` -> risk logit ``(B,)``, quantiles ``(B, Q)`` or ``None``, and
+    the ``k`` heads' own logits ``(B, k)``.
 
-    Both read one hidden layer. The quantile head is linear in it, as Eq. (1) has it, but
+    Both outputs read one hidden layer. The quantile head is linear in it, as Eq. (1) has it, but
     predicts the lowest quantile and then non-negative increments (``non_crossing``), so
     ``q_0.1 <= q_0.5 <= q_0.9`` holds for every input by construction.
+
+    ``k > 1`` heads are an ensemble inside the network, TabM-mini style (Gorishniy et al. 2025):
+    head ``i`` reads ``r_i * x`` (its own multiplicative adapter ``r_i``, initialised to random
+    signs so the heads start apart) through the shared hidden layer, with its own bias and output
+    rows; the hidden weights and bias are shared. Training averages the heads' losses (each head
+    learns on its own), serving averages their logits and quantiles; the extra cost is one wider
+    hidden layer. With ``k = 1`` there is no adapter and the weights are those of a plain head
+    (old checkpoints load unchanged).
     """
 
-    def __init__(self, in_dim: int, hidden: int, dropout: float, quantiles: Sequence[float]):
+    def __init__(
+        self,
+        in_dim: int,
+        hidden: int,
+        dropout: float,
+        quantiles: Sequence[float],
+        k: int = 1,
+    ):
         super().__init__()
+        if k < 1:
+            raise ValueError(f"k={k} heads must be >= 1")
+        self.k, self.width, self.levels = k, hidden, len(quantiles)
         self.hidden = nn.Sequential(nn.Linear(in_dim, hidden), nn.GELU(), nn.Dropout(dropout))
-        self.logit = nn.Linear(hidden, 1)
-        self.quantiles = nn.Linear(hidden, len(quantiles)) if quantiles else None
+        # Rows are head-major: head i's logit row, then head i's Q quantile rows.
+        self.logit = nn.Linear(hidden, k)
+        self.quantiles = nn.Linear(hidden, k * len(quantiles)) if quantiles else None
+        self.adapter = None
+        if k > 1:
+            self.adapter = nn.Parameter(torch.randint(0, 2, (k, in_dim)).float() * 2 - 1)
 
-    def forward(self, representation: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
-        h = self.hidden(representation)  # (B, hidden)
-        logit = self.logit(h)[:, 0]  # (B,)
+    def stacked(self) -> dict[str, torch.Tensor | None]:
+        """The ``k`` heads as plain linear maps over the shared representation ``(B, D)``:
+        ``hidden`` ``(k H, D)`` and its bias, ``logit`` ``(k, k H)`` and ``quantile``
+        ``(k Q, k H)`` block-diagonal (head ``i`` reads only its own hidden units), biases."""
+        layer = self.hidden[0]
+        if self.adapter is None:
+            weight, bias = layer.weight, layer.bias
+        else:
+            weight = (layer.weight[None] * self.adapter[:, None, :]).flatten(0, 1)  # (k H, D)
+            bias = layer.bias.repeat(self.k)
+        return {
+            "hidden_weight": weight,
+            "hidden_bias": bias,
+            "logit_weight": _block_rows(self.logit.weight, self.k),
+            "logit_bias": self.logit.bias,
+            "quantile_weight": None
+            if self.quantiles is None
+            else _block_rows(self.quantiles.weight, self.k),
+            "quantile_bias": None if self.quantiles is None else self.quantiles.bias,
+        }
+
+    def forward(
+        self, representation: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
+        w = self.stacked()
+        h = self.hidden[1](F.linear(representation, w["hidden_weight"], w["hidden_bias"]))
+        h = self.hidden[2](h)  # (B, k H): dropout per head unit
+        logits = F.linear(h, w["logit_weight"], w["logit_bias"])  # (B, k)
         if self.quantiles is None:
-            return logit, None
-        return logit, non_crossing(self.quantiles(h))  # (B, Q)
+            return logits.mean(dim=1), None, logits
+        raw = F.linear(h, w["quantile_weight"], w["quantile_bias"])  # (B, k Q)
+        quantiles = non_crossing(raw.unflatten(-1, (self.k, self.levels))).mean(dim=1)
+        return logits.mean(dim=1), quantiles, logits
+
+
+def _block_rows(weight: torch.Tensor, k: int) -> torch.Tensor:
+    """``(k R, H)`` rows, ``R`` per head, -> ``(k R, k H)``: head ``i``'s rows read only its
+    own ``H`` hidden units."""
+    return torch.block_diag(*weight.unflatten(0, (k, -1)))
 
 
 # -- one member, and the calibrated ensemble ------------------------------------------------------
@@ -315,7 +374,9 @@ class RiskNetwork(nn.Module):
         )
         parts = (self.recurrent.out_dim, self.attention.out_dim, self.frontend.summary_dim)
         width = sum(parts) + config.profile_hidden
-        self.heads = RiskHeads(width, config.head_hidden, config.dropout, config.quantiles)
+        self.heads = RiskHeads(
+            width, config.head_hidden, config.dropout, config.quantiles, config.head_members
+        )
 
     def forward(
         self, events: torch.Tensor, mask: torch.Tensor, profile: torch.Tensor
@@ -332,8 +393,9 @@ class RiskNetwork(nn.Module):
         query = self.profile(profile.to(dtype))  # (B, P')
         context, attention = self.attention(states, mask, lengths, query)  # (B, D) | None, (B, T)
         parts = [last_state(states, lengths), context, summary, query]
-        logit, quantiles = self.heads(torch.cat([p for p in parts if p is not None], dim=-1))
-        return RiskOutput(logit, torch.sigmoid(logit), quantiles, attention)
+        heads = self.heads(torch.cat([p for p in parts if p is not None], dim=-1))
+        logit, quantiles, head_logits = heads
+        return RiskOutput(logit, torch.sigmoid(logit), quantiles, attention, head_logits)
 
 
 class RiskModel(nn.Module):
@@ -351,6 +413,7 @@ class RiskModel(nn.Module):
     ) -> RiskOutput:
         """Score ``B`` customers: events ``(B, T, E)``, mask ``(B, T)`` bool, profile ``(B, P)``."""
         outs = [member(events, mask, profile) for member in self.members]
+        heads = torch.cat([o.head_logits for o in outs], dim=1)  # (B, K k)
         if len(outs) == 1:
             logit, quantiles, attention = outs[0].logit, outs[0].quantiles, outs[0].attention
         else:
@@ -359,7 +422,8 @@ class RiskModel(nn.Module):
             quantiles = None
             if outs[0].quantiles is not None:
                 quantiles = torch.stack([o.quantiles for o in outs]).mean(0)
-        return calibrate(logit, quantiles, attention, self.calibration, self.interval_margin)
+        margin = self.interval_margin
+        return calibrate(logit, quantiles, attention, self.calibration, margin, heads)
 
     @torch.no_grad()
     def set_calibration(self, scale: float, bias: float) -> None:
@@ -378,13 +442,19 @@ def calibrate(
     attention: torch.Tensor,
     calibration: torch.Tensor,
     interval_margin: torch.Tensor,
+    head_logits: torch.Tensor | None = None,
 ) -> RiskOutput:
-    """The member-averaged outputs with the Platt scaling and the conformal margin applied."""
+    """The member-averaged outputs with the Platt scaling and the conformal margin applied.
+
+    The heads' logits get the same affine scaling, so their mean stays the risk logit.
+    """
     scale, bias = calibration.to(logit.dtype)
     logit = logit * scale + bias
+    if head_logits is not None:
+        head_logits = head_logits * scale + bias
     if quantiles is not None and quantiles.shape[1] > 1:
         quantiles = _widen(quantiles, interval_margin.to(quantiles.dtype))
-    return RiskOutput(logit, torch.sigmoid(logit), quantiles, attention)
+    return RiskOutput(logit, torch.sigmoid(logit), quantiles, attention, head_logits)
 
 
 def _widen(quantiles: torch.Tensor, margin: torch.Tensor) -> torch.Tensor:

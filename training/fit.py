@@ -25,7 +25,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from sklearn.metrics import roc_auc_score
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
-from crmrisk.model import pinball_loss
+from crmrisk.model import head_loss, pinball_loss
 from crmrisk.model.devices import module_device
 from crmrisk.training.data import Arrays, TargetTransform
 
@@ -255,7 +255,7 @@ def fit(
             for index in _batches(len(train), config.batch_size, rng):
                 out = model(*_tensors(train, index, device))
                 y = torch.as_tensor(labels[index], device=device)
-                loss = torch.nn.functional.binary_cross_entropy_with_logits(out.logit, y)
+                loss = head_loss(out, y)
                 if use_quantiles and out.quantiles is not None:
                     t = torch.as_tensor(target[index], dtype=torch.float32, device=device)
                     loss = loss + config.quantile_weight * pinball_loss(out.quantiles, t, quantiles)

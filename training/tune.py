@@ -2,9 +2,10 @@
 
 Optuna's TPE sampler (seeded) draws ``N`` settings from ``suggest``'s space; each trial trains
 one member on the training split, early-stopped on validation AUC, and is scored by that
-validation AUC. Test rows are never read. The best trial's network widths, dropout, learning
-rate and weight decay are what the final model (cross-fitted members, as without tuning) trains
-with, and the manifest keeps them with every trial under ``tuning``. The tables give the tuned
+validation AUC. Test rows are never read. The best trial's network widths, dropout, number of
+in-network heads, learning rate and weight decay are what the final model (cross-fitted
+members, as without tuning) trains with, and the manifest keeps them with every trial under
+``tuning``. The tables give the tuned
 LightGBM the same kind of budget (``training/baselines.py``, 40 trials).
 """
 
@@ -61,6 +62,8 @@ def suggest(trial: Any) -> tuple[dict[str, Any], dict[str, float]]:
     """One draw: (network overrides, optimiser settings)."""
     overrides = dict(_WIDTHS[trial.suggest_categorical("width", list(_WIDTHS))])
     overrides["dropout"] = trial.suggest_float("dropout", 0.0, 0.4)
+    # The in-network ensemble's size (``RiskHeads``): one head, or eight sharing the network.
+    overrides["head_members"] = trial.suggest_categorical("head_members", [1, 8])
     optimiser = {
         "learning_rate": trial.suggest_float("learning_rate", 3e-4, 1e-2, log=True),
         "weight_decay": trial.suggest_float("weight_decay", 1e-5, 1e-1, log=True),

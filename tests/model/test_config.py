@@ -29,3 +29,15 @@ def test_config__rejects_bad_values_with_the_field_name(bad):
     field = next(iter(bad))
     with pytest.raises(ValueError, match=field if field != "channels" else "channels"):
         build("qrcnn-lstm-cross", EVENT_DIM, PROFILE_DIM, **bad)
+
+
+def test_from_dict__a_config_saved_before_head_ensembles_has_one_head():
+    saved = RiskModelConfig(event_dim=4, profile_dim=2, head_members=8).to_dict()
+    assert RiskModelConfig.from_dict(saved).head_members == 8
+    del saved["head_members"]
+    assert RiskModelConfig.from_dict(saved).head_members == 1
+
+
+def test_config__rejects_no_heads():
+    with pytest.raises(ValueError, match="head_members=0"):
+        RiskModelConfig(event_dim=4, profile_dim=2, head_members=0)

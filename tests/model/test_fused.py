@@ -18,6 +18,8 @@ from tests.model.conftest import EVENT_DIM, PROFILE_DIM, fake_cuda, random_batch
         (1, (), {}),
         (2, (0.2, 0.8), {"heads": 2, "region_pool": "max", "kernel_sizes": (1, 3)}),
         (3, (), {"region_pool": "avg", "regions": 3}),
+        (3, (0.1, 0.5, 0.9), {"head_members": 4}),
+        (1, (0.1, 0.9), {"head_members": 8, "heads": 2}),
     ],
 )
 def test_fuse__outputs_equal_the_members(members, quantiles, options):
@@ -33,6 +35,7 @@ def test_fuse__outputs_equal_the_members(members, quantiles, options):
         torch.testing.assert_close(got.logit, want.logit, atol=1e-5, rtol=1e-5)
         torch.testing.assert_close(got.probability, want.probability, atol=1e-6, rtol=1e-5)
         torch.testing.assert_close(got.attention, want.attention, atol=1e-6, rtol=1e-5)
+        torch.testing.assert_close(got.head_logits, want.head_logits, atol=1e-5, rtol=1e-5)
         if quantiles:
             torch.testing.assert_close(got.quantiles, want.quantiles, atol=1e-5, rtol=1e-5)
         else:
@@ -52,11 +55,11 @@ def test_fuse__other_families_are_left_alone():
     assert fuse(build("qrcnn-lstm-self", EVENT_DIM, PROFILE_DIM, ())) is None
 
 
-@pytest.mark.parametrize("members", [1, 3])
-def test_fuse__differentiable_form_has_the_members_input_gradients(members):
+@pytest.mark.parametrize(("members", "head_members"), [(1, 1), (3, 1), (2, 4)])
+def test_fuse__differentiable_form_has_the_members_input_gradients(members, head_members):
     # What the reason codes integrate: the gradient of the served probability w.r.t. the inputs.
     model = build("qrcnn-lstm-cross", EVENT_DIM, PROFILE_DIM, (0.1, 0.9), seed=members,
-                  members=members).eval()  # fmt: skip
+                  members=members, head_members=head_members).eval()  # fmt: skip
     model.set_calibration(1.4, -0.2)
     fused = fuse(model)
     events, mask, profile = random_batch([6, 1, 3, 6, 2], 6, seed=3)

@@ -7,7 +7,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from crmrisk.model import RiskOutput, pinball_loss, risk_loss
+from crmrisk.model import RiskOutput, head_loss, pinball_loss, risk_loss
 
 TAUS = (0.1, 0.5, 0.9)
 
@@ -73,3 +73,19 @@ def test_risk_loss__is_bce_without_target_and_adds_weighted_pinball_with_one():
         logit, label.float(), pos_weight=torch.tensor(3.0)
     )
     assert weighted.item() == pytest.approx(reference.item())
+
+
+def test_head_loss__averages_each_heads_own_cross_entropy():
+    heads = torch.tensor([[2.0, -1.0, 0.5], [-0.3, 0.2, 1.0]])
+    label = torch.tensor([1.0, 0.0])
+    out = RiskOutput(heads.mean(1), torch.sigmoid(heads.mean(1)), None, torch.ones(2, 1), heads)
+    want = torch.stack(
+        [F.binary_cross_entropy_with_logits(heads[:, i], label) for i in range(3)]
+    ).mean()
+    torch.testing.assert_close(head_loss(out, label), want)
+    # Not the loss of the averaged logit: each head is trained on its own.
+    assert abs(head_loss(out, label) - F.binary_cross_entropy_with_logits(out.logit, label)) > 0.01
+    alone = out._replace(head_logits=None)
+    torch.testing.assert_close(
+        head_loss(alone, label), F.binary_cross_entropy_with_logits(out.logit, label)
+    )

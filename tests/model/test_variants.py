@@ -10,10 +10,14 @@ from crmrisk.model import DEFAULT_VARIANT, VARIANTS, build, variants_in
 from tests.model.conftest import EVENT_DIM, PROFILE_DIM, random_batch
 
 TOL = 1e-6
-ALL = sorted(VARIANTS)
+# Every variant, and the paper's network with an in-network ensemble of heads (``RiskHeads``).
+HEADS = f"{DEFAULT_VARIANT}+8heads"
+ALL = [*sorted(VARIANTS), HEADS]
 
 
 def _build(variant: str, seed: int = 0):
+    if variant == HEADS:
+        return build(DEFAULT_VARIANT, EVENT_DIM, PROFILE_DIM, seed=seed, head_members=8)
     return build(variant, EVENT_DIM, PROFILE_DIM, seed=seed)
 
 
@@ -80,7 +84,8 @@ def test_variant__identical_scores_after_save_and_load(variant, tmp_path):
     batch = random_batch([2, 5], slots=5)
     save_checkpoint(tmp_path / "ckpt", model, {"version": "test"})
     loaded, manifest = load_checkpoint(tmp_path / "ckpt")
-    assert manifest["variant"] == variant
+    assert manifest["variant"] == variant.removesuffix("+8heads")
+    assert loaded.config == model.config
     before, after = model(*batch), loaded(*batch)
     assert torch.equal(before.logit, after.logit)
     assert torch.equal(before.quantiles, after.quantiles)

@@ -35,6 +35,7 @@ def test_tune__runs_the_budget_on_validation_and_returns_the_best_trial(make_arr
     assert tuned.learning_rate == best["learning_rate"]
     assert tuned.weight_decay == best["weight_decay"]
     assert tuned.overrides["dropout"] == best["dropout"]
+    assert tuned.overrides["head_members"] == best["head_members"] in (1, 8)
     assert 3e-4 <= tuned.learning_rate <= 1e-2 and 0.0 <= tuned.overrides["dropout"] <= 0.4
     assert tuned.to_dict()["trials"] == tuned.trials
 
@@ -52,7 +53,8 @@ def test_suggest__every_width_keeps_the_qrcnn_channels_a_multiple_of_its_kernels
     import optuna
 
     for width in ("narrow", "default", "wide"):
-        fixed = {"width": width, "dropout": 0.1, "learning_rate": 1e-3, "weight_decay": 1e-2}
+        fixed = {"width": width, "dropout": 0.1, "head_members": 8, "learning_rate": 1e-3,
+                 "weight_decay": 1e-2}  # fmt: skip
         overrides, optimiser = suggest(optuna.trial.FixedTrial(fixed))
         assert overrides["channels"] % 4 == 0 and optimiser["learning_rate"] == 1e-3
 
