@@ -8,7 +8,7 @@ the bars are quoted constants from ``PAPER.md`` and ``ANCHORS.md``, labelled as 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -120,24 +120,27 @@ def _table(header: Iterable[str], rows: Iterable[Iterable[str]]) -> list[str]:
     return lines
 
 
-def bar_verdicts(results: Mapping[str, Any], model: str) -> list[dict[str, Any]]:
-    """Each bar of ANCHORS.md with our measured value, met or missed, and by how much."""
+def _quality_verdicts(
+    protocol: str,
+    bar: Mapping[str, float],
+    block: Mapping[str, Any],
+    model: str,
+    ours: Sequence[str],
+) -> list[dict[str, Any]]:
+    """One protocol's bars for one of our rows; the other models are those not in ``ours``."""
     verdicts: list[dict[str, Any]] = []
-    summary = results.get("summary", {})
-    for protocol, bar in QUALITY_BARS.items():
-        stat = _stat(summary.get("1", {}).get(protocol, {}).get(model, {}), "auc")
-        if stat is None:
-            continue
+    suffix = " (tuned)" if model.endswith("_tuned") else ""
+    stat = _stat(block.get(model, {}), "auc")
+    if stat is not None:
         gap = stat[0] - bar["auc"]
-        block = summary["1"][protocol]
         best = max(
-            (m for m in block if m != model and _stat(block[m], "auc")),
+            (m for m in block if m not in ours and _stat(block[m], "auc")),
             key=lambda m: block[m]["auc"]["mean"],
             default=None,
         )
         verdicts.append(
             {
-                "bar": f"{protocol} test AUC >= {bar['auc']:.2f}",
+                "bar": f"{protocol} test AUC >= {bar['auc']:.2f}{suffix}",
                 "value": f"{stat[0]:.3f} ± {stat[1]:.3f} (n={stat[2]})",
                 "met": gap >= 0,
                 "gap": gap,
@@ -148,7 +151,7 @@ def bar_verdicts(results: Mapping[str, Any], model: str) -> list[dict[str, Any]]
             lead = stat[0] - block[best]["auc"]["mean"]
             verdicts.append(
                 {
-                    "bar": f"{protocol} AUC >= every other model in this run",
+                    "bar": f"{protocol} AUC >= every other model in this run{suffix}",
                     "value": f"{lead:+.3f} vs {best}",
                     "met": lead >= 0,
                     "gap": lead,
@@ -159,7 +162,7 @@ def bar_verdicts(results: Mapping[str, Any], model: str) -> list[dict[str, Any]]
         if floor is not None and worst is not None:
             verdicts.append(
                 {
-                    "bar": f"{protocol} every seed's AUC >= {floor:.2f}",
+                    "bar": f"{protocol} every seed's AUC >= {floor:.2f}{suffix}",
                     "value": f"lowest {worst:.3f}",
                     "met": worst >= floor,
                     "gap": worst - floor,
@@ -169,12 +172,24 @@ def bar_verdicts(results: Mapping[str, Any], model: str) -> list[dict[str, Any]]
         if ece is not None:
             verdicts.append(
                 {
-                    "bar": f"{protocol} test ECE <= {ECE_BAR}",
+                    "bar": f"{protocol} test ECE <= {ECE_BAR}{suffix}",
                     "value": f"{ece[0]:.3f} ± {ece[1]:.3f}",
                     "met": ece[0] <= ECE_BAR,
                     "gap": ECE_BAR - ece[0],
                 }
             )
+    return verdicts
+
+
+def bar_verdicts(results: Mapping[str, Any], model: str) -> list[dict[str, Any]]:
+    """Each bar of ANCHORS.md with our measured value, met or missed, and by how much."""
+    verdicts: list[dict[str, Any]] = []
+    summary = results.get("summary", {})
+    for protocol, bar in QUALITY_BARS.items():
+        block = summary.get("1", {}).get(protocol, {})
+        ours = [m for m in (model, f"{model}_tuned") if m in block]  # the tuned row is ours too
+        for name in ours:
+            verdicts += _quality_verdicts(protocol, bar, block, name, ours)
     quant = summary.get("quantiles", {}).get("retail", {}).get(model, {})
     if quant:
         cov = _stat(quant, "coverage")
@@ -258,6 +273,52 @@ def _quality_rows(
             continue
         rows.append([labels.get(model, model)] + [_fmt(_stat(stats, m)) for m in QUALITY_METRICS])
     return rows
+
+
+def _training_time_lines(table1: Mapping[str, Any], labels: Mapping[str, str]) -> list[str]:
+    """Training seconds per dataset (mean over seeds) of every Table 1 model."""
+    protocols = [p for p in PROTOCOL_TITLES if p in table1]
+    models = list(dict.fromkeys(m for p in protocols for m in table1[p]))
+    rows = []
+    for m in models:
+        cells = []
+        for p in protocols:
+            stat = table1[p].get(m, {}).get("train_seconds")
+            cells.append(f"{stat['mean']:.1f}" if stat and math.isfinite(stat["mean"]) else "")
+        rows.append([labels.get(m, m), *cells])
+    if not rows:
+        return []
+    return [
+        "### Training seconds per dataset (mean over seeds, to the end of early stopping)",
+        "",
+        *_table(["model", *protocols], rows),
+        "",
+    ]
+
+
+def _tuned_lines(tuned: Sequence[Mapping[str, Any]]) -> list[str]:
+    """The setting the tuning chose for each protocol and seed (its best trial's draw)."""
+    if not tuned:
+        return []
+    rows = []
+    for t in tuned:
+        params = t["params"]
+        rows.append(
+            [
+                t["protocol"],
+                str(t["seed"]),
+                str(params.get("width", "")),
+                f"{params.get('dropout', float('nan')):.2f}",
+                str(params.get("head_members", "")),
+                f"{params.get('learning_rate', float('nan')):.2g}",
+                f"{params.get('weight_decay', float('nan')):.2g}",
+                f"{t['val_auc']:.4f}",
+                f"{t['seconds']:.0f}",
+            ]
+        )
+    header = ["protocol", "seed", "widths", "dropout", "heads", "lr", "weight decay",
+              "best trial val AUC", "tuning s"]  # fmt: skip
+    return ["### Tuned configurations (ours, tuned)", "", *_table(header, rows), ""]
 
 
 def _side_study_lines(studies: SideStudies | None) -> list[str]:
@@ -400,6 +461,9 @@ def render_markdown(
                 )
         out += _table(["protocol", "model", "q10-q90 coverage", "mean pinball", "crossing"], rows)
         out += ["", "Bar: coverage 0.80 ± 0.03, pinball < 200, no crossing.", ""]
+
+    out += _training_time_lines(summary.get("1", {}), labels)
+    out += _tuned_lines(results.get("tuned_configurations", []))
 
     # Table A: what each change bought.
     steps = results.get("tableA_models", [])

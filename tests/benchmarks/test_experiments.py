@@ -67,11 +67,22 @@ def test_run_benchmark__quick_end_to_end(tmp_path, monkeypatch):
     ours = next(e for e in results["efficiency"] if e["table"] == "2")
     assert ours["parameters"] > 0 and ours["flops_per_customer"] > 0
     assert ours["throughput_per_s"] > 0
+    # Ours tuned with the tuned LightGBM's budget: its own run (not ours reused), the trials'
+    # seconds counted, the chosen setting kept; no efficiency row (its widths vary by seed).
+    tuned = next(r for r in results["records"] if r["model"] == "qrcnn-lstm-cross_tuned")
+    assert tuned["tuning"]["trials"] == config.tuning_trials
+    assert tuned["train_seconds"] >= tuned["tuning"]["seconds"] > 0
+    assert {"width", "dropout", "head_members"} <= set(tuned["tuning"]["params"])
+    assert tuned["hyperparameters"]["head_members"] == tuned["tuning"]["params"]["head_members"]
+    assert [t["protocol"] for t in results["tuned_configurations"]] == ["telco"]
+    assert all("tuned" not in e["model"] for e in results["efficiency"])
 
     text = report.read_text()
     assert report.name == "report_quick.md"
-    for heading in ("Table 1", "Table 2", "Table 3", "Table 4", "Bars from ANCHORS.md"):
+    for heading in ("Table 1", "Table 2", "Table 3", "Table 4", "Bars from ANCHORS.md",
+                    "Tuned configurations", "Training seconds per dataset"):  # fmt: skip
         assert heading in text
+    assert "telco test AUC >= 0.85 (tuned)" in text
     assert (tmp_path / "report_quick_telco_roc.png").stat().st_size > 1000
     assert (tmp_path / "report_quick_telco_calibration.png").stat().st_size > 1000
 
