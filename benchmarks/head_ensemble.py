@@ -18,33 +18,12 @@ from typing import Annotated
 
 import torch
 import typer
-from rich.progress import track
 
-from benchmarks.ours import check_protocols, summarise, train_ours, write_results
+from benchmarks.ours import ab_runs, check_protocols, print_ab, summarise, write_results
 from crmrisk.settings import Settings
-from crmrisk.training.evaluate import score_split
-from crmrisk.training.fit import predict
 
 DEFAULT_PROTOCOLS = ("credit", "telco", "bank_random", "bank_time")
 KEYS = ("val_auc", "test_auc", "test_ece", "train_seconds", "parameters")
-
-
-def _one(protocol: str, seed: int, epochs: int, heads: int, settings: Settings) -> dict:
-    trained = train_ours(protocol, seed, epochs, settings, {"head_members": heads})
-    data = trained.data
-    test = predict(trained.network, data.test).probability
-    split = score_split(data.val.label, trained.fitted.val_probability, data.test.label, test)
-    return {
-        "protocol": protocol,
-        "seed": seed,
-        "head_members": heads,
-        "val_auc": split["val"]["auc"],
-        "test_auc": split["test"]["auc"],
-        "test_ece": split["test"]["ece"],
-        "train_seconds": trained.seconds,
-        "parameters": sum(p.numel() for p in trained.network.parameters()),
-        "best_epoch": trained.fitted.best_epochs,
-    }
 
 
 def main(
@@ -63,17 +42,17 @@ def main(
     torch.set_num_threads(threads)
     settings = Settings()
     chosen = check_protocols(protocols, DEFAULT_PROTOCOLS)
-    jobs = [(p, s, k) for p in chosen for s in range(seeds) for k in (1, heads)]
-    runs = [_one(p, s, epochs, k, settings) for p, s, k in track(jobs, description="heads")]
+    runs = ab_runs(
+        chosen,
+        seeds,
+        epochs,
+        settings,
+        "head_members",
+        {1: ({}, {}), heads: ({"head_members": heads}, {})},
+    )
     summary = summarise(runs, "head_members", KEYS)
     result = write_results(out, __doc__, __spec__.name, threads, epochs, summary, runs)
-    for protocol, by_k in result["summary"].items():
-        cells = [
-            f"k={k}: val {s['val_auc']['mean']:.4f} test {s['test_auc']['mean']:.4f} "
-            f"ECE {s['test_ece']['mean']:.3f} {s['train_seconds']['mean']:.0f} s"
-            for k, s in by_k.items()
-        ]
-        print(f"{protocol:12s} " + " | ".join(cells))
+    print_ab(result["summary"], "k")
 
 
 if __name__ == "__main__":

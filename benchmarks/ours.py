@@ -25,8 +25,10 @@ from crmrisk.training.fit import FitConfig, seed_everything
 
 __all__ = [
     "Trained",
+    "ab_runs",
     "check_protocols",
     "mean_std",
+    "print_ab",
     "summarise",
     "train_ours",
     "write_results",
@@ -96,6 +98,57 @@ def mean_std(runs: Sequence[dict], keys: Iterable[str]) -> dict[str, dict[str, f
         }
         for key in keys
     }
+
+
+def ab_runs(
+    protocols: Sequence[str],
+    seeds: int,
+    epochs: int,
+    settings: Settings,
+    arm: str,
+    arms: dict[Any, tuple[dict[str, Any], dict[str, Any]]],
+) -> list[dict]:
+    """Train ours once per (protocol, seed, arm): ``arms`` maps the value recorded under
+    ``arm`` to its (network options, fit options); each run scores validation (out-of-fold)
+    and test. The A/B benchmarks (weight averaging, head ensembles) are this plus a summary."""
+    from rich.progress import track
+
+    from crmrisk.training.evaluate import score_split
+    from crmrisk.training.fit import predict
+
+    jobs = [(p, s, a) for p in protocols for s in range(seeds) for a in arms]
+    runs = []
+    for protocol, seed, value in track(jobs, description=arm):
+        network_options, fit_options = arms[value]
+        trained = train_ours(protocol, seed, epochs, settings, network_options, **fit_options)
+        data = trained.data
+        test = predict(trained.network, data.test).probability
+        split = score_split(data.val.label, trained.fitted.val_probability, data.test.label, test)
+        runs.append(
+            {
+                "protocol": protocol,
+                "seed": seed,
+                arm: value,
+                "val_auc": split["val"]["auc"],
+                "test_auc": split["test"]["auc"],
+                "test_ece": split["test"]["ece"],
+                "train_seconds": trained.seconds,
+                "parameters": sum(p.numel() for p in trained.network.parameters()),
+                "best_epoch": trained.fitted.best_epochs,
+            }
+        )
+    return runs
+
+
+def print_ab(summary: dict, label: str) -> None:
+    """One line per protocol: each arm's mean validation and test AUC, ECE and seconds."""
+    for protocol, by_arm in summary.items():
+        cells = [
+            f"{label} {a}: val {s['val_auc']['mean']:.4f} test {s['test_auc']['mean']:.4f} "
+            f"ECE {s['test_ece']['mean']:.3f} {s['train_seconds']['mean']:.0f} s"
+            for a, s in by_arm.items()
+        ]
+        print(f"{protocol:12s} " + " | ".join(cells))
 
 
 def summarise(runs: Sequence[dict], arm: str, keys: Iterable[str]) -> dict:

@@ -17,31 +17,12 @@ from typing import Annotated
 
 import torch
 import typer
-from rich.progress import track
 
-from benchmarks.ours import check_protocols, summarise, train_ours, write_results
+from benchmarks.ours import ab_runs, check_protocols, print_ab, summarise, write_results
 from crmrisk.settings import Settings
-from crmrisk.training.evaluate import score_split
-from crmrisk.training.fit import predict
 
 DEFAULT_PROTOCOLS = ("credit", "telco", "bank_random", "bank_time")
-
-
-def _one(protocol: str, seed: int, epochs: int, decay: float, settings: Settings) -> dict:
-    trained = train_ours(protocol, seed, epochs, settings, ema_decay=decay)
-    data = trained.data
-    test = predict(trained.network, data.test).probability
-    split = score_split(data.val.label, trained.fitted.val_probability, data.test.label, test)
-    return {
-        "protocol": protocol,
-        "seed": seed,
-        "ema_decay": decay,
-        "val_auc": split["val"]["auc"],
-        "test_auc": split["test"]["auc"],
-        "test_ece": split["test"]["ece"],
-        "train_seconds": trained.seconds,
-        "best_epoch": trained.fitted.best_epochs,
-    }
+KEYS = ("val_auc", "test_auc", "test_ece", "train_seconds")
 
 
 def main(
@@ -60,18 +41,17 @@ def main(
     torch.set_num_threads(threads)
     settings = Settings()
     chosen = check_protocols(protocols, DEFAULT_PROTOCOLS)
-    jobs = [(p, s, d) for p in chosen for s in range(seeds) for d in (0.0, decay)]
-    runs = [_one(p, s, epochs, d, settings) for p, s, d in track(jobs, description="EMA")]
-    keys = ("val_auc", "test_auc", "test_ece", "train_seconds")
-    summary = summarise(runs, "ema_decay", keys)
+    runs = ab_runs(
+        chosen,
+        seeds,
+        epochs,
+        settings,
+        "ema_decay",
+        {0.0: ({}, {}), decay: ({}, {"ema_decay": decay})},
+    )
+    summary = summarise(runs, "ema_decay", KEYS)
     result = write_results(out, __doc__, __spec__.name, threads, epochs, summary, runs)
-    for protocol, by_decay in result["summary"].items():
-        cells = [
-            f"decay {d}: val {s['val_auc']['mean']:.4f} test {s['test_auc']['mean']:.4f} "
-            f"ECE {s['test_ece']['mean']:.3f}"
-            for d, s in by_decay.items()
-        ]
-        print(f"{protocol:12s} " + " | ".join(cells))
+    print_ab(result["summary"], "decay")
 
 
 if __name__ == "__main__":
