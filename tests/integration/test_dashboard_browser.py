@@ -84,6 +84,7 @@ def _get(url: str) -> bytes:
 def test_dashboard__shows_live_alerts_with_reasons_and_a_customer_drill_down(
     stream_settings, credit_dataset, credit_checkpoint, models_for, browser, tmp_path, new_topic
 ):
+    from selenium.common.exceptions import StaleElementReferenceException
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 
@@ -121,7 +122,10 @@ def test_dashboard__shows_live_alerts_with_reasons_and_a_customer_drill_down(
             )
             browser.get(page.url)
             assert browser.title.startswith("crmrisk")
-            wait = WebDriverWait(browser, 20, poll_frequency=0.2)
+            # The panels re-render every second: an element found just before a re-render is
+            # stale by the time it is read; the wait polls again instead of failing.
+            stale = (StaleElementReferenceException,)
+            wait = WebDriverWait(browser, 20, poll_frequency=0.2, ignored_exceptions=stale)
             wait.until(lambda b: b.find_element(By.ID, "conn").text == "live")
             assert not browser.find_elements(By.CSS_SELECTOR, "#alerts li")
 
